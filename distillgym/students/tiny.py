@@ -1,0 +1,351 @@
+"""The built-in student: a small causal transformer built from a transformers config.
+
+No weights are downloaded: the model is built from a ``LlamaConfig`` and, optionally,
+pre-trained once on a little data so that an episode fine-tunes a weak student (as in
+distillation). That base is cached on disk, keyed by a hash of the config and the suite.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from distillgym.errors import ConfigError, TrainingDivergedError
+from distillgym.students.tokenizer import BOS, EOS, PAD, CharTokenizer
+from distillgym.types import Example
+
+__all__ = ["StudentConfig", "TrainStats", "TinyStudent", "resolve_device"]
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` picks ``cuda`` when present, else ``cpu``; ``"cpu"``/``"cuda"`` force it."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} was asked for but CUDA is not available; use 'cpu' or 'auto'")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+    return torch.device(device)
+
+
+@dataclass
+class StudentConfig:
+    """Student architecture and optimiser. Every field is validated by :meth:`validate`."""
+
+    hidden_size: int = 64
+    """Model width."""
+    num_layers: int = 2
+    """Transformer blocks."""
+    num_heads: int = 4
+    """Attention heads (hidden_size must divide by it)."""
+    intermediate_size: int = 128
+    """MLP width."""
+    max_positions: int = 32
+    """Longest sequence (bos + prompt + answer + eos)."""
+    lr: float = 6e-3
+    """AdamW peak learning rate."""
+    weight_decay: float = 0.01
+    """AdamW weight decay."""
+    warmup_steps: int = 50
+    """Linear warm-up, in optimiser steps, counted from reset."""
+    batch_size: int = 128
+    """Examples per optimiser step."""
+    grad_clip: float = 1.0
+    """Max global gradient norm (0 disables clipping)."""
+    reverse_answers: bool = True
+    """Write numeric answers least-significant digit first."""
+    replay_fraction: float = 0.5
+    """Share of each mini-batch drawn from earlier examples of this episode (experience
+    replay of data the teacher already chose); 0 trains on the new examples only."""
+    replay_capacity: int = 65536
+    """Most recent examples kept for replay."""
+    init_seed: int = 0
+    """Seed of the initial weights (the same student starts every episode)."""
+    pretrain_examples: int = 0
+    """Examples of base pre-training (uniform over skills, difficulties <= pretrain_max_difficulty)."""
+    pretrain_max_difficulty: int = 0
+    """Highest difficulty level seen in base pre-training."""
+    device: str = "auto"
+    """'auto' (cuda if available), 'cpu' or 'cuda'."""
+    eval_batch_size: int = 1024
+    """Examples per forward pass when scoring."""
+
+    def validate(self) -> None:
+        for name in ("hidden_size", "num_layers", "num_heads", "intermediate_size", "max_positions",
+                     "batch_size", "eval_batch_size"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ConfigError(f"StudentConfig.{name} must be a positive integer, got {v!r}")
+        if self.hidden_size % self.num_heads:
+            raise ConfigError(
+                f"StudentConfig.hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})"
+            )
+        for name in ("lr", "weight_decay", "grad_clip"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise ConfigError(f"StudentConfig.{name} must be a finite number >= 0, got {v!r}")
+        if not isinstance(self.replay_fraction, (int, float)) or not 0 <= self.replay_fraction < 1:
+            raise ConfigError(f"StudentConfig.replay_fraction must be in [0, 1), got {self.replay_fraction!r}")
+        if not isinstance(self.replay_capacity, int) or self.replay_capacity < 0:
+            raise ConfigError(f"StudentConfig.replay_capacity must be an integer >= 0, got {self.replay_capacity!r}")
+        if self.lr == 0:
+            raise ConfigError("StudentConfig.lr must be > 0")
+        for name in ("warmup_steps", "pretrain_examples", "pretrain_max_difficulty"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 0:
+                raise ConfigError(f"StudentConfig.{name} must be an integer >= 0, got {v!r}")
+        resolve_device(self.device)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> StudentConfig:
+        d = dict(d or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown StudentConfig field(s) {unknown}; valid fields are {sorted(known)}")
+        cfg = cls(**d)
+        cfg.validate()
+        return cfg
+
+    def key(self, extra: str = "") -> str:
+        d = dataclasses.asdict(self)
+        d.pop("device")
+        d.pop("eval_batch_size")
+        blob = json.dumps(d, sort_keys=True) + extra
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass
+class TrainStats:
+    examples: int = 0
+    tokens: int = 0
+    optimizer_steps: int = 0
+    loss: float = float("nan")
+    seconds: float = 0.0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+class TinyStudent:
+    """A Llama-architecture causal LM over characters, trained with AdamW."""
+
+    def __init__(self, config: StudentConfig, alphabet: str) -> None:
+        from transformers import LlamaConfig, LlamaForCausalLM
+        from transformers.utils import logging as hf_logging
+
+        config.validate()
+        hf_logging.set_verbosity_error()
+        self.config = config
+        self.tokenizer = CharTokenizer(alphabet, reverse_answers=config.reverse_answers)
+        self.device = resolve_device(config.device)
+        hf_config = LlamaConfig(
+            vocab_size=self.tokenizer.vocab_size,
+            hidden_size=config.hidden_size,
+            intermediate_size=config.intermediate_size,
+            num_hidden_layers=config.num_layers,
+            num_attention_heads=config.num_heads,
+            num_key_value_heads=config.num_heads,
+            max_position_embeddings=config.max_positions,
+            pad_token_id=PAD,
+            bos_token_id=BOS,
+            eos_token_id=EOS,
+            tie_word_embeddings=True,
+            attn_implementation="sdpa",
+        )
+        with torch.random.fork_rng(devices=[]):  # initial weights from init_seed only
+            torch.manual_seed(config.init_seed)
+            self.model = LlamaForCausalLM(hf_config)
+        self.model.to(self.device)
+        self.n_params = sum(p.numel() for p in self.model.parameters())
+        self.step = 0
+        self.optimizer = self._new_optimizer()
+        self.replay: list[Example] = []
+
+    # ------------------------------------------------------------------ state
+    def _new_optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(
+            self.model.parameters(), lr=self.config.lr, betas=(0.9, 0.98), weight_decay=self.config.weight_decay
+        )
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """A copy of the weights, kept in memory (reset restores it)."""
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def load_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore weights; start a fresh optimiser, warm-up and replay buffer."""
+        self.model.load_state_dict(state)
+        self.optimizer = self._new_optimizer()
+        self.step = 0
+        self.replay = []
+
+    # ------------------------------------------------------------------ batching
+    def _collate(self, examples: Sequence[Example]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Right-padded ``input_ids`` (B, T), ``mask`` (B, T) of real tokens and ``targets``
+        (B, T): targets[b, t] is the token to predict after position t, or -100 where not
+        scored (prompt and padding).
+
+        No attention mask is passed to the model: padding is on the right and attention is
+        causal, so no real token ever attends to a pad, and the logits at real positions
+        are those of the unpadded sequence."""
+        tok = self.tokenizer
+        seqs, starts = [], []
+        for ex in examples:
+            p = tok.encode_prompt(ex.prompt)
+            a = tok.encode_answer(ex.answer)
+            seqs.append(p + a)
+            starts.append(len(p))
+        T = max(len(s) for s in seqs)
+        if T > self.config.max_positions:
+            raise ConfigError(
+                f"an example needs {T} positions but StudentConfig.max_positions is {self.config.max_positions}"
+            )
+        B = len(seqs)
+        ids = torch.full((B, T), PAD, dtype=torch.long)
+        mask = torch.zeros((B, T), dtype=torch.long)
+        targets = torch.full((B, T), -100, dtype=torch.long)
+        for b, (s, st) in enumerate(zip(seqs, starts)):
+            ids[b, : len(s)] = torch.tensor(s)
+            mask[b, : len(s)] = 1
+            # position t predicts token t+1; score the answer and EOS tokens only
+            targets[b, st - 1 : len(s) - 1] = torch.tensor(s[st:])
+        return ids.to(self.device), mask.to(self.device), targets.to(self.device)
+
+    # ------------------------------------------------------------------ training
+    def _lr_at(self, step: int) -> float:
+        if self.config.warmup_steps and step < self.config.warmup_steps:
+            return self.config.lr * (step + 1) / self.config.warmup_steps
+        return self.config.lr
+
+    def train(self, examples: Sequence[Example], rng: np.random.Generator | None = None) -> TrainStats:
+        """One pass over ``examples`` (shuffled with ``rng`` if given) in mini-batches.
+
+        With ``replay_fraction`` r > 0 and earlier examples in the buffer, each mini-batch
+        holds ``round(batch_size * (1 - r))`` new examples and fills the rest with examples
+        drawn uniformly (with ``rng``) from the replay buffer of this episode's earlier
+        training data; the new examples join the buffer afterwards.
+
+        Raises :class:`TrainingDivergedError` before the optimiser step if the loss or the
+        gradient norm is not finite, so the weights are never corrupted."""
+        t0 = time.perf_counter()
+        stats = TrainStats()
+        if not examples:
+            return stats
+        if rng is None:
+            rng = np.random.default_rng(self.step)
+        order = rng.permutation(len(examples))
+        self.model.train()
+        bs = self.config.batch_size
+        n_replay = int(round(bs * self.config.replay_fraction)) if self.replay else 0
+        n_new = bs - n_replay
+        losses = []
+        for i in range(0, len(examples), n_new):
+            batch = [examples[j] for j in order[i : i + n_new]]
+            if n_replay:
+                batch += [self.replay[j] for j in rng.integers(0, len(self.replay), n_replay)]
+            ids, mask, targets = self._collate(batch)
+            logits = self.model(input_ids=ids).logits
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
+            if not torch.isfinite(loss):
+                self.optimizer.zero_grad(set_to_none=True)
+                raise TrainingDivergedError(
+                    f"training loss became {loss.item()} at optimiser step {self.step}; the student was "
+                    "not updated. Lower StudentConfig.lr or check the examples for malformed text."
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.config.grad_clip > 0:
+                norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+            else:
+                norm = torch.linalg.vector_norm(
+                    torch.stack([p.grad.norm() for p in self.model.parameters() if p.grad is not None])
+                )
+            if not torch.isfinite(norm):
+                self.optimizer.zero_grad(set_to_none=True)
+                raise TrainingDivergedError(
+                    f"gradient norm became {norm.item()} at optimiser step {self.step}; the student was not "
+                    "updated. Lower StudentConfig.lr or enable grad_clip."
+                )
+            for g in self.optimizer.param_groups:
+                g["lr"] = self._lr_at(self.step)
+            self.optimizer.step()
+            self.step += 1
+            losses.append(loss.item())
+            stats.tokens += int(mask.sum().item())
+            stats.optimizer_steps += 1
+        if self.config.replay_fraction > 0 and self.config.replay_capacity > 0:
+            self.replay.extend(examples)
+            del self.replay[: max(0, len(self.replay) - self.config.replay_capacity)]
+        stats.examples = len(examples)
+        stats.loss = float(np.mean(losses))
+        stats.seconds = time.perf_counter() - t0
+        return stats
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def score(self, examples: Sequence[Example]) -> np.ndarray:
+        """Exact match of each example, from one teacher-forced forward pass per chunk.
+
+        An example counts as correct iff the argmax at every answer position (and at the
+        EOS position) is the gold token, which is exactly when greedy decoding would
+        produce the gold answer and stop."""
+        self.model.eval()
+        out = np.zeros(len(examples), dtype=bool)
+        for i in range(0, len(examples), self.config.eval_batch_size):
+            batch = examples[i : i + self.config.eval_batch_size]
+            ids, mask, targets = self._collate(batch)
+            pred = self.model(input_ids=ids).logits.argmax(-1)
+            scored = targets != -100
+            ok = ((pred == targets) | ~scored).all(dim=1)
+            out[i : i + len(batch)] = ok.cpu().numpy()
+        return out
+
+    @torch.no_grad()
+    def predict(self, prompts: Sequence[str], max_new_tokens: int) -> list[str]:
+        """Greedy decoding. Prompts of equal length are decoded together (no padding), and
+        each step runs the whole sequence again, so no cache or padding can change a logit."""
+        self.model.eval()
+        results: list[str] = [""] * len(prompts)
+        by_len: dict[int, list[int]] = {}
+        for i, p in enumerate(prompts):
+            by_len.setdefault(len(p), []).append(i)
+        for idx in by_len.values():
+            ids = torch.tensor([self.tokenizer.encode_prompt(prompts[i]) for i in idx], device=self.device)
+            start = ids.shape[1]
+            done = torch.zeros(len(idx), dtype=torch.bool, device=self.device)
+            for _ in range(max_new_tokens):
+                if ids.shape[1] >= self.config.max_positions:
+                    break
+                nxt = self.model(input_ids=ids).logits[:, -1].argmax(-1)
+                nxt = torch.where(done, torch.full_like(nxt, EOS), nxt)
+                ids = torch.cat([ids, nxt[:, None]], dim=1)
+                done |= nxt == EOS
+                if bool(done.all()):
+                    break
+            for row, i in enumerate(idx):
+                results[i] = self.tokenizer.decode_answer(ids[row, start:].tolist())
+        return results
+
+    # ------------------------------------------------------------------ accounting
+    def flops_per_token(self, seq_len: int) -> float:
+        """Training FLOPs per token (forward + backward), as in nanoGPT's estimate_mfu:
+        6 * N + 12 * L * H * T."""
+        c = self.config
+        return 6 * self.n_params + 12 * c.num_layers * c.hidden_size * seq_len
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("DISTILLGYM_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "distillgym"
+    )
+    return Path(root)
