@@ -1,0 +1,73 @@
+"""The ``Teacher`` protocol, a small base class, and the teacher registry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from distillgym.errors import UnknownNameError, did_you_mean
+
+__all__ = ["Teacher", "BaseTeacher", "TEACHERS", "register_teacher", "make_teacher"]
+
+
+@runtime_checkable
+class Teacher(Protocol):
+    """A policy that picks the student's next training data.
+
+    ``reset`` is called after ``env.reset`` with the env's action space and reset ``info``
+    (which names the skills, their prerequisites and the number of difficulty levels);
+    ``act`` returns an action of that space; ``update`` sees each transition's outcome.
+    """
+
+    name: str
+
+    def reset(self, action_space: Any, info: dict[str, Any], seed: int | None = None) -> None: ...
+
+    def act(self, observation: Any, info: dict[str, Any]) -> np.ndarray: ...
+
+    def update(self, observation: Any, reward: float, terminated: bool, truncated: bool, info: dict[str, Any]) -> None: ...
+
+
+class BaseTeacher:
+    """Stores the skill list and grid shape at reset; ``update`` does nothing."""
+
+    name = "base"
+
+    def reset(self, action_space: Any, info: dict[str, Any], seed: int | None = None) -> None:
+        self.action_space = action_space
+        self.skills: list[str] = list(info["skills"])
+        self.prerequisites: dict[str, list[str]] = {k: list(v) for k, v in info.get("prerequisites", {}).items()}
+        self.n_difficulties = int(info["n_difficulties"])
+        self.rng = np.random.default_rng(seed)
+
+    def act(self, observation: Any, info: dict[str, Any]) -> np.ndarray:
+        raise NotImplementedError
+
+    def update(self, observation: Any, reward: float, terminated: bool, truncated: bool, info: dict[str, Any]) -> None:
+        return None
+
+    @property
+    def cells(self) -> list[tuple[int, int]]:
+        return [(s, d) for s in range(len(self.skills)) for d in range(self.n_difficulties)]
+
+
+TEACHERS: dict[str, Callable[..., Teacher]] = {}
+
+
+def register_teacher(name: str) -> Callable[[type], type]:
+    def deco(cls: type) -> type:
+        TEACHERS[name] = cls
+        return cls
+
+    return deco
+
+
+def make_teacher(name: str, **kwargs: Any) -> Teacher:
+    """Build a registered teacher by name, passing ``kwargs`` to its constructor."""
+    from distillgym import agents  # noqa: F401  (registers the built-in teachers)
+
+    if name not in TEACHERS:
+        raise UnknownNameError(f"unknown teacher {name!r}: {did_you_mean(name, sorted(TEACHERS))}")
+    return TEACHERS[name](**kwargs)
