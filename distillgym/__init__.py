@@ -6,6 +6,7 @@ light: torch and transformers are imported when an environment is made.
 
 from __future__ import annotations
 
+from distillgym.envs import ENV_IDS, register_envs
 from distillgym.errors import (
     ConfigError,
     DistillGymError,
@@ -13,7 +14,6 @@ from distillgym.errors import (
     TrainingDivergedError,
     UnknownNameError,
 )
-from distillgym.envs import ENV_IDS, register_envs
 
 __version__ = "0.1.0"
 

@@ -124,7 +124,7 @@ class Evaluator:
             answers = student.predict([e.prompt for e in chosen], max_new_tokens=self.suite.max_answer_len + 1)
             errors = [
                 {"skill": e.skill, "difficulty": e.difficulty, "prompt": e.prompt, "student": a, "gold": e.answer}
-                for e, a in zip(chosen, answers)
+                for e, a in zip(chosen, answers, strict=True)
             ]
         return SkillReport(
             skills=tuple(self.suite.skills),

@@ -214,7 +214,7 @@ class TinyStudent:
         ids = torch.full((B, T), PAD, dtype=torch.long)
         mask = torch.zeros((B, T), dtype=torch.long)
         targets = torch.full((B, T), -100, dtype=torch.long)
-        for b, (s, st) in enumerate(zip(seqs, starts)):
+        for b, (s, st) in enumerate(zip(seqs, starts, strict=True)):
             ids[b, : len(s)] = torch.tensor(s)
             mask[b, : len(s)] = 1
             # position t predicts token t+1; score the answer and EOS tokens only
