@@ -1,20 +1,35 @@
 """Teachers: policies that choose the student's next training data.
 
-``make_teacher(name, **kwargs)`` builds one by name; ``TEACHERS`` lists the names.
+``make_teacher(name, **kwargs)`` builds one by name; ``TEACHERS`` lists the names;
+``ppo:PATH`` loads a trained Stable-Baselines3 policy and ``package.module:Class`` a
+user's own teacher.
 """
 
-from distillgym.agents.base import TEACHERS, BaseTeacher, Teacher, make_teacher, register_teacher
+from distillgym.agents import ppo  # noqa: F401  (registers the ppo: prefix; SB3 is imported lazily)
+from distillgym.agents.base import PREFIXES, TEACHERS, BaseTeacher, Teacher, make_teacher, register_teacher
+from distillgym.agents.dump_ucb import DumpUCBTeacher
+from distillgym.agents.edge import EdgeTeacher
+from distillgym.agents.error_targeting import ErrorTargetingTeacher
 from distillgym.agents.ioa import IOATeacher
+from distillgym.agents.learning_progress import LearningProgressTeacher
 from distillgym.agents.simple import RandomTeacher, SingleSkillTeacher, UniformTeacher
+from distillgym.agents.tscl import TSCLSamplingTeacher, TSCLWindowTeacher
 
 __all__ = [
+    "PREFIXES",
     "TEACHERS",
     "BaseTeacher",
     "Teacher",
     "make_teacher",
     "register_teacher",
+    "DumpUCBTeacher",
+    "EdgeTeacher",
+    "ErrorTargetingTeacher",
     "IOATeacher",
+    "LearningProgressTeacher",
     "RandomTeacher",
     "SingleSkillTeacher",
     "UniformTeacher",
+    "TSCLSamplingTeacher",
+    "TSCLWindowTeacher",
 ]
