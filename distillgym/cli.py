@@ -6,10 +6,9 @@ import argparse
 import json
 import math
 import sys
-import time
 from typing import Any
 
-from distillgym.errors import DistillGymError
+from distillgym.errors import ConfigError, DistillGymError
 
 __all__ = ["main"]
 
@@ -71,37 +70,67 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from distillgym.runner import run_many, summarize
+    from distillgym.bench import TeacherEntry, load_suite, read_results, run_suite
+    from distillgym.leaderboard import leaderboard, render
 
-    teachers = args.teachers.split(",")
-    seeds = list(range(args.seed_start, args.seed_start + args.seeds))
-    out = open(args.out, "a") if args.out else None
-    t0 = time.perf_counter()
-
-    def done(r: dict[str, Any]) -> None:
-        print(f"  {r['teacher']:<14} seed {r['seed']:<3} test {r['final_test_accuracy']:.3f}  ({r['seconds']:.1f} s)",
-              file=sys.stderr, flush=True)
-        if out:
-            out.write(json.dumps(r) + "\n")
-            out.flush()
-
-    print(f"bench: {len(teachers)} teachers x {len(seeds)} seeds on {args.env}", file=sys.stderr, flush=True)
-    try:
-        results = run_many(teachers, seeds, args.env, args.env_kwargs, args.workers, on_episode=done)
-    finally:
-        if out:
-            out.close()
-    rows = summarize(results)
+    suite = load_suite(args.suite)
+    if args.teachers:
+        suite.teachers = [TeacherEntry(n) for n in args.teachers.split(",") if n]
+    if args.seeds is not None:
+        if args.seeds < 1:
+            raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
+        suite.seeds = list(range(args.seed_start, args.seed_start + args.seeds))
+    if args.env_kwargs:
+        suite.env_kwargs = {**suite.env_kwargs, **args.env_kwargs}
+    suite.validate()
+    out = args.out or f"results/{suite.name}"
+    print(
+        f"bench {suite.name}: {len(suite.teachers)} teachers x {len(suite.seeds)} seeds on {suite.env} "
+        f"-> {out} ({args.executor}, {args.workers} workers)",
+        file=sys.stderr,
+        flush=True,
+    )
+    counts = run_suite(
+        suite, out, workers=args.workers, executor=args.executor, ray_address=args.ray_address,
+        progress=not args.no_progress, wandb=args.wandb,
+    )
+    print(f"ran {counts['ran']} episodes, skipped {counts['skipped']} already in {out} ({counts['seconds']:.0f} s)",
+          file=sys.stderr)
+    episodes, _ = read_results(out)
+    keep = {t.label for t in suite.teachers}
+    episodes = [e for e in episodes if e["teacher"] in keep and e["seed"] in suite.seeds]
+    rows = leaderboard(episodes)
     if args.json:
-        print(json.dumps({"env": args.env, "seeds": seeds, "summary": rows, "seconds": time.perf_counter() - t0}))
+        print(json.dumps({"suite": suite.name, "out": out, "rows": rows}))
         return 0
-    print(f"\n{args.env}, {len(seeds)} seeds, final test accuracy (mean and 95% t-interval); Welch p vs uniform")
-    print(f"{'teacher':<14} {'n':>2} {'mean':>6} {'95% CI':>15} {'p vs uniform':>13}")
-    for r in rows:
-        ci = f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
-        p = r.get("p_vs_uniform")
-        print(f"{r['teacher']:<14} {r['n']:>2} {r['mean']:>6.3f} {ci:>15} {(_fmt(p) if p is not None else '-'):>13}")
-    print(f"({time.perf_counter() - t0:.0f} s)")
+    print(render(rows, "md"))
+    try:
+        from distillgym.plots import plot_results
+
+        paths = plot_results(out)
+        print("plots: " + ", ".join(str(p) for p in paths))
+    except DistillGymError as err:  # matplotlib missing: the table is still there
+        print(f"(no plots: {err})")
+    print(f"results: {out}/results.jsonl  (distillgym leaderboard {out} --format md|csv|json)")
+    return 0
+
+
+def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    from distillgym.bench import read_results
+    from distillgym.leaderboard import leaderboard, render
+
+    episodes, _ = read_results(args.results)
+    if not episodes:
+        raise ConfigError(f"no finished episodes in {args.results}")
+    print(render(leaderboard(episodes, args.baseline, args.threshold), args.format, args.baseline, args.threshold))
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from distillgym.plots import plot_results
+
+    for p in plot_results(args.results, args.out):
+        print(p)
     return 0
 
 
@@ -122,24 +151,41 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     r.set_defaults(fn=_cmd_run)
 
-    b = sub.add_parser("bench", help="run several teachers over several seeds; mean and 95%% CI per teacher")
-    b.add_argument("--env", default=DEFAULT_ENV)
-    b.add_argument("--teachers", default="random,uniform,single-skill,ioa", help="comma-separated teacher names")
-    b.add_argument("--seeds", type=int, default=5, help="number of seeds")
+    b = sub.add_parser("bench", help="run a benchmark suite (default: quick) and print its leaderboard")
+    b.add_argument("suite", nargs="?", default="quick", help="a name in benchmarks/suites/ or a path to a .toml suite")
+    b.add_argument("--out", default=None, help="results directory (default results/SUITE); a rerun resumes it")
+    b.add_argument("--workers", type=int, default=1, help="parallel episodes (one torch thread each)")
+    b.add_argument("--executor", default="local", help="local (process pool) or ray")
+    b.add_argument("--ray-address", default=None, help="address of a running Ray cluster (default: start a local one)")
+    b.add_argument("--teachers", default=None, help="comma-separated teacher names, overriding the suite's")
+    b.add_argument("--seeds", type=int, default=None, help="number of seeds, overriding the suite's")
     b.add_argument("--seed-start", type=int, default=0)
-    b.add_argument("--env-kwargs", type=_json_arg, default=None)
-    b.add_argument("--workers", type=int, default=1, help="parallel processes (one torch thread each)")
-    b.add_argument("--out", default=None, help="append one JSON line per episode to this file")
+    b.add_argument("--env-kwargs", type=_json_arg, default=None, help="JSON object merged into the suite's env_kwargs")
+    b.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (offline unless WANDB_MODE is set)")
+    b.add_argument("--no-progress", action="store_true")
     b.add_argument("--json", action="store_true")
     b.set_defaults(fn=_cmd_bench)
+
+    lb = sub.add_parser("leaderboard", help="leaderboard of a results directory or file")
+    lb.add_argument("results")
+    lb.add_argument("--format", default="md", help="md, csv or json")
+    lb.add_argument("--baseline", default="uniform")
+    lb.add_argument("--threshold", type=float, default=0.25, help="validation accuracy for the data-efficiency column")
+    lb.set_defaults(fn=_cmd_leaderboard)
+
+    pl = sub.add_parser("plot", help="learning curves and skill heatmaps of a results directory, as PNG")
+    pl.add_argument("results")
+    pl.add_argument("--out", default=None, help="folder for the PNGs (default RESULTS/plots)")
+    pl.set_defaults(fn=_cmd_plot)
+
+    from distillgym.learned import add_train_teacher_parser
+
+    add_train_teacher_parser(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "seeds", 1) < 1:
-        print("distillgym: error: --seeds must be >= 1", file=sys.stderr)
-        return 2
     try:
         return int(args.fn(args))
     except DistillGymError as err:

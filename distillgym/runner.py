@@ -38,6 +38,7 @@ def run_episode(
     env = gym.make(env_id, **(env_kwargs or {}))
     agent = make_teacher(teacher, **(teacher_kwargs or {})) if isinstance(teacher, str) else teacher
     obs, info = env.reset(seed=seed)
+    skills = list(info.get("skills", []))
     agent.reset(env.action_space, info, seed=seed)
     steps: list[dict[str, Any]] = []
     ret = 0.0
@@ -69,11 +70,15 @@ def run_episode(
         "env": env_id,
         "final_test_accuracy": final["test_accuracy"],
         "test_skill_accuracy": final["test_skill_accuracy"],
+        "test_accuracy_matrix": final["test_accuracy_matrix"],
+        "reference_test_accuracy": final.get("reference_test_accuracy", float("nan")),
+        "skills": skills,
         "val_accuracy_start": final["val_accuracy_start"],
         "val_accuracy_end": final["val_accuracy_end"],
         "return": ret,
         "examples": final["examples"],
         "seconds": time.perf_counter() - t0,
+        "teacher_stats": dict(getattr(agent, "stats", None) or {}),
         "steps": steps,
     }
 

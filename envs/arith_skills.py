@@ -320,6 +320,7 @@ class ArithSkillsEnv(gym.Env):
                 "test_accuracy": test.mean_accuracy,
                 "test_accuracy_matrix": test.accuracy.round(6).tolist(),
                 "test_skill_accuracy": test.skill_accuracy.round(6).tolist(),
+                "reference_test_accuracy": float(test.reference.mean()),
                 "val_accuracy_start": self._initial_report.mean_accuracy,
                 "val_accuracy_end": self._report.mean_accuracy,
                 "examples": self._spent,
