@@ -82,7 +82,7 @@ class ArithSkillsEnv(gym.Env):
 
     ## Arguments
     - ``suite``: task suite name (``"arith"``).
-    - ``budget``: training examples per episode (default 65536).
+    - ``budget``: training examples per episode (default 49152, i.e. 24 steps).
     - ``examples_per_step``: examples per action (default 2048).
     - ``n_val_per_cell`` / ``n_test_per_cell``: validation / test items per cell (32 / 64).
     - ``n_errors``: sampled errors in each report (8).
@@ -100,7 +100,7 @@ class ArithSkillsEnv(gym.Env):
     def __init__(
         self,
         suite: str = "arith",
-        budget: int = 65536,
+        budget: int = 49152,
         examples_per_step: int = 2048,
         n_val_per_cell: int = 32,
         n_test_per_cell: int = 64,

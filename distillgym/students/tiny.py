@@ -66,7 +66,7 @@ class StudentConfig:
     """Max global gradient norm (0 disables clipping)."""
     reverse_answers: bool = True
     """Write numeric answers least-significant digit first."""
-    replay_fraction: float = 0.5
+    replay_fraction: float = 0.75
     """Share of each mini-batch drawn from earlier examples of this episode (experience
     replay of data the teacher already chose); 0 trains on the new examples only."""
     replay_capacity: int = 65536
