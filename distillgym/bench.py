@@ -120,10 +120,11 @@ class Suite:
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     def jobs(self) -> list[Job]:
+        """Seed-major order, so a partial run has every teacher on the same seeds."""
         return [
             Job(self.name, self.env, dict(self.env_kwargs), t.name, dict(t.kwargs), t.label, s, self.config_hash(t))
-            for t in self.teachers
             for s in self.seeds
+            for t in self.teachers
         ]
 
     def to_dict(self) -> dict[str, Any]:
