@@ -12,6 +12,7 @@ from distillgym.agents.edge import EdgeTeacher
 from distillgym.agents.error_targeting import ErrorTargetingTeacher
 from distillgym.agents.ioa import IOATeacher
 from distillgym.agents.learning_progress import LearningProgressTeacher
+from distillgym.agents.llm_teacher import LLMTeacher
 from distillgym.agents.simple import RandomTeacher, SingleSkillTeacher, UniformTeacher
 from distillgym.agents.tscl import TSCLSamplingTeacher, TSCLWindowTeacher
 
@@ -27,6 +28,7 @@ __all__ = [
     "ErrorTargetingTeacher",
     "IOATeacher",
     "LearningProgressTeacher",
+    "LLMTeacher",
     "RandomTeacher",
     "SingleSkillTeacher",
     "UniformTeacher",
