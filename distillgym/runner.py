@@ -55,7 +55,7 @@ def run_episode(
             "val_accuracy": info["mean_accuracy"],
             "reward": float(reward),
             "loss": info["train_loss"],
-            "seconds": info["costs"]["seconds"],
+            "seconds": dict(info["costs"]["seconds"]),
         }
         steps.append(rec)
         if on_step is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,36 @@ from distillgym.seeding import STREAM_EPISODE, STREAM_TEST, STREAM_TRAIN, STREAM
 from distillgym.tasks import make_suite
 from distillgym.types import PlanItem
 
-__all__ = ["ArithSkillsEnv", "REWARDS"]
+__all__ = ["ArithSkillsEnv", "REWARDS", "PhaseSeconds"]
+
+
+class PhaseSeconds(Mapping[str, float]):
+    """Wall-clock seconds of one step, by phase (generate, train, evaluate, [test,] total).
+
+    A read-only mapping (``secs["train"]``, ``dict(secs)``). Any two ``PhaseSeconds``
+    compare equal: wall-clock time measures the machine, not the environment, so two
+    steps with the same seed and action return equal ``info`` dicts (which gymnasium's
+    determinism check asserts) while the timings are still reported."""
+
+    def __init__(self, **seconds: float) -> None:
+        self._seconds = {k: float(v) for k, v in seconds.items()}
+
+    def __getitem__(self, key: str) -> float:
+        return self._seconds[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._seconds)
+
+    def __len__(self) -> int:
+        return len(self._seconds)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PhaseSeconds)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"PhaseSeconds({', '.join(f'{k}={v:.3f}' for k, v in self._seconds.items())})"
 
 RewardFn = Callable[[SkillReport, SkillReport, SkillReport, bool], float]
 
@@ -74,6 +103,10 @@ class ArithSkillsEnv(gym.Env):
     ``A_T - A_0`` on the last step) and ``"delta_min_skill"`` (change of the weakest skill's
     accuracy); or pass a callable ``f(initial_report, previous_report, report, terminal)``.
 
+    ``info["costs"]`` reports the step's examples, rejected examples, training tokens and
+    optimiser steps, and ``info["costs"]["seconds"]`` the wall-clock seconds by phase (a
+    :class:`PhaseSeconds` mapping, equal to any other so that info stays deterministic).
+
     ## Episode End
     Terminates when ``budget`` examples have been spent (the last step may use fewer than
     ``examples_per_step``). Then ``info["final"]`` holds the accuracy on a hidden test set of
@@ -109,8 +142,16 @@ class ArithSkillsEnv(gym.Env):
         student: dict[str, Any] | Any | None = None,
         device: str | None = None,
         render_mode: str | None = None,
+        **unknown: Any,
     ) -> None:
         from distillgym.students.tiny import StudentConfig, TinyStudent
+
+        if unknown:
+            import inspect
+
+            valid = [p for p in inspect.signature(ArithSkillsEnv.__init__).parameters if p not in ("self", "unknown")]
+            bad = sorted(unknown)
+            raise ConfigError(f"unknown ArithSkillsEnv argument(s) {bad}: {did_you_mean(bad[0], valid)}")
 
         for name, v, low in (
             ("budget", budget, 1),
@@ -305,17 +346,12 @@ class ArithSkillsEnv(gym.Env):
             "rejected": cost.rejected,
             "tokens": train.tokens,
             "optimizer_steps": train.optimizer_steps,
-            "seconds": {
-                "generate": cost.seconds,
-                "train": train.seconds,
-                "evaluate": self._report.seconds,
-                "total": 0.0,
-            },
         }
+        seconds = {"generate": cost.seconds, "train": train.seconds, "evaluate": self._report.seconds}
         if terminated:
             t0 = time.perf_counter()
             test = self._test.evaluate(self.student)
-            info["costs"]["seconds"]["test"] = time.perf_counter() - t0
+            seconds["test"] = time.perf_counter() - t0
             info["final"] = {
                 "test_accuracy": test.mean_accuracy,
                 "test_accuracy_matrix": test.accuracy.round(6).tolist(),
@@ -326,7 +362,7 @@ class ArithSkillsEnv(gym.Env):
                 "examples": self._spent,
                 "steps": self._t,
             }
-        info["costs"]["seconds"]["total"] = time.perf_counter() - t_start
+        info["costs"]["seconds"] = PhaseSeconds(**seconds, total=time.perf_counter() - t_start)
         return self._obs(), reward, terminated, False, info
 
     def render(self) -> str | None:

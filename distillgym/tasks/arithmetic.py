@@ -70,8 +70,15 @@ class ArithmeticSuite(TaskSuite):
         elif skill == "successor":
             if rng.random() < 0.5:  # force a run of trailing 9s so carries are common
                 nines = int(rng.integers(1, d + 1))
-                head = _number(rng, d - nines) if d > nines else 0
-                a = int(f"{head if d > nines else ''}{'9' * nines}")
+                # the head keeps the number at exactly d digits: no leading zero, and it
+                # does not end in 9 (that would lengthen the run of 9s)
+                if d > nines:
+                    low = 10 ** (d - nines - 1) if d - nines > 1 else 1
+                    head = int(rng.integers(low, 10 ** (d - nines)))
+                    head -= head % 10 == 9
+                    a = int(f"{head}{'9' * nines}")
+                else:
+                    a = int("9" * nines)
             else:
                 a = _number(rng, d)
             prompt, answer = f"s{a}=", str(a + 1)

@@ -1,0 +1,88 @@
+"""Shared fixtures: offline Hugging Face, a throw-away distillgym cache, small env configs.
+
+Tests import the environment and the teachers only as ``distillgym.envs`` / ``distillgym.agents``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import pytest
+
+# Set before anything imports transformers / huggingface_hub (env construction imports them lazily).
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+# A small episode: 4 steps of 512 examples, 8 validation and 8 test items per cell.
+SMALL = dict(budget=2048, examples_per_step=512, n_val_per_cell=8, n_test_per_cell=8)
+# A tiny episode for runner/CLI/teacher tests: 2 steps, 4 items per cell.
+TINY = dict(budget=1024, examples_per_step=512, n_val_per_cell=4, n_test_per_cell=4)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _distillgym_cache():
+    """Point DISTILLGYM_CACHE at a temporary directory for the whole session."""
+    old = os.environ.get("DISTILLGYM_CACHE")
+    with tempfile.TemporaryDirectory(prefix="distillgym-cache-") as d:
+        os.environ["DISTILLGYM_CACHE"] = d
+        try:
+            yield d
+        finally:
+            if old is None:
+                os.environ.pop("DISTILLGYM_CACHE", None)
+            else:
+                os.environ["DISTILLGYM_CACHE"] = old
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """One intra-op thread: the test machine's cores are shared with other jobs, where a
+    second thread only adds contention. Results are deterministic either way."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture
+def small_kwargs() -> dict:
+    return dict(SMALL)
+
+
+@pytest.fixture
+def tiny_kwargs() -> dict:
+    return dict(TINY)
+
+
+@pytest.fixture(scope="session")
+def suite():
+    from distillgym.tasks import make_suite
+
+    return make_suite("arith")
+
+
+@pytest.fixture(scope="session")
+def arith_info(suite) -> dict:
+    """The static part of the env's reset info, built without an env (what teachers see)."""
+    return {
+        "suite": suite.name,
+        "skills": list(suite.skills),
+        "prerequisites": {s: list(p) for s, p in suite.prerequisites.items()},
+        "n_difficulties": suite.n_difficulties,
+    }
+
+
+@pytest.fixture(scope="session")
+def val_examples(suite):
+    """A fixed validation-like set: 8 items per skill x difficulty cell."""
+    from distillgym.seeding import STREAM_VAL, rng_for
+
+    return [
+        e
+        for i, s in enumerate(suite.skills)
+        for d in range(suite.n_difficulties)
+        for e in suite.generate(s, d, rng_for(1234, STREAM_VAL, i, d), 8)
+    ]

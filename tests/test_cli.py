@@ -1,0 +1,132 @@
+"""The ``distillgym`` command line (called in-process through ``main(argv)``)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from distillgym import ENV_IDS
+from distillgym.agents import TEACHERS
+from distillgym.cli import main
+from distillgym.runner import run_episode
+
+TINY_JSON = json.dumps({"budget": 1024, "examples_per_step": 512, "n_val_per_cell": 4, "n_test_per_cell": 4})
+# two steps of 1024: enough for the student to get a few test items right, so means differ from 0
+BENCH_JSON = json.dumps({"budget": 2048, "examples_per_step": 1024, "n_val_per_cell": 4, "n_test_per_cell": 4})
+ONE_STEP_JSON = json.dumps({"budget": 512, "examples_per_step": 512, "n_val_per_cell": 4, "n_test_per_cell": 4})
+
+
+def test_envs_lists_the_env_ids(capsys):
+    assert main(["envs"]) == 0
+    out = capsys.readouterr().out.split()
+    assert out == list(ENV_IDS)
+    assert "distillgym/ArithSkills-v0" in out
+
+
+def test_teachers_lists_every_teacher(capsys):
+    assert main(["teachers"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert sorted(line.split()[0] for line in lines) == sorted(TEACHERS)
+    assert all(len(line.split()) > 1 for line in lines)  # each with its one-line description
+
+
+@pytest.mark.slow
+def test_run_json_prints_one_object(capsys):
+    code = main(["run", "--teacher", "uniform", "--seed", "0", "--json", "--env-kwargs", TINY_JSON])
+    assert code == 0
+    out = capsys.readouterr().out.strip()
+    assert len(out.splitlines()) == 1
+    res = json.loads(out)
+    for key in ("teacher", "seed", "env", "final_test_accuracy", "val_accuracy_start", "val_accuracy_end", "seconds"):
+        assert key in res
+    assert res["teacher"] == "uniform" and res["seed"] == 0 and res["env"] == "distillgym/ArithSkills-v0"
+    assert 0.0 <= res["final_test_accuracy"] <= 1.0 and res["seconds"] > 0
+    assert res["examples"] == 1024 and len(res["steps"]) == 2
+
+
+@pytest.mark.slow
+def test_run_table(capsys):
+    code = main(
+        [
+            "run",
+            "--teacher",
+            "single-skill",
+            "--teacher-kwargs",
+            '{"skill": "add", "difficulty": 1}',
+            "--env-kwargs",
+            ONE_STEP_JSON,
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    lines = out.strip().splitlines()
+    assert lines[0].split()[:3] == ["step", "skill", "L"]
+    assert lines[1].split()[:3] == ["1", "add", "1"]
+    assert lines[-1].startswith("final test accuracy") and "512 examples" in lines[-1]
+
+
+def test_unknown_teacher_exits_2_with_the_valid_names(capsys):
+    code = main(["run", "--teacher", "unifrom", "--env-kwargs", ONE_STEP_JSON, "--json"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "unknown teacher 'unifrom'" in err and "Did you mean 'uniform'" in err
+    for name in TEACHERS:
+        assert name in err
+
+
+def test_bad_env_config_exits_2(capsys):
+    assert main(["run", "--teacher", "uniform", "--env-kwargs", '{"budget": 0}']) == 2
+    assert "budget must be an integer >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", ["{budget: 1}", "[1, 2]"])
+def test_malformed_env_kwargs_is_a_usage_error(capsys, text):
+    with pytest.raises(SystemExit) as err:
+        main(["run", "--env-kwargs", text])
+    assert err.value.code == 2
+    assert "JSON object" in capsys.readouterr().err
+
+
+def test_bench_rejects_zero_seeds(capsys):
+    assert main(["bench", "--seeds", "0"]) == 2
+    assert "--seeds must be >= 1" in capsys.readouterr().err
+
+
+def _intervals(line: str) -> list[tuple[float, float]]:
+    num = r"(-?\d+\.\d+|nan|-)"
+    return [
+        (float("nan") if lo in ("nan", "-") else float(lo), float("nan") if hi in ("nan", "-") else float(hi))
+        for lo, hi in re.findall(rf"\[{num}, {num}\]", line)
+    ]
+
+
+@pytest.mark.slow
+def test_bench_prints_mean_and_ci(capsys, tmp_path, monkeypatch):
+    """Two teachers x two tiny seeds: one summary line per teacher with the mean of its
+    episodes (recomputed here with run_episode, which is deterministic) and an interval around it."""
+    monkeypatch.chdir(tmp_path)  # whatever the command writes stays out of the repository
+    code = main(
+        ["bench", "--teachers", "uniform,single-skill", "--seeds", "2", "--env-kwargs", BENCH_JSON,
+         "--out", str(tmp_path / "bench-out")]
+    )  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "CI" in out
+    means = []
+    kwargs = json.loads(BENCH_JSON)
+    for teacher in ("uniform", "single-skill"):
+        accs = [
+            run_episode("distillgym/ArithSkills-v0", teacher, seed, kwargs)["final_test_accuracy"] for seed in (0, 1)
+        ]
+        mean = float(np.mean(accs))
+        means.append(mean)
+        lines = [ln for ln in out.splitlines() if re.split(r"[\s|]+", ln.strip(" |"))[0] == teacher]
+        assert len(lines) == 1, out
+        line = lines[0]
+        assert f"{mean:.3f}" in line, (accs, line)
+        (lo, hi), *_ = _intervals(line)
+        assert lo - 1e-3 <= mean <= hi + 1e-3, line
+    assert any(m > 0 for m in means)  # the numbers checked are not all trivially 0.000
