@@ -1,17 +1,12 @@
-"""Run teachers on environments: one episode, or every (teacher, seed) pair."""
+"""Run one teacher on one environment for one episode (suites are in :mod:`distillgym.bench`)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
-from distillgym.stats import mean_ci, welch
-
-__all__ = ["DEFAULT_ENV", "run_episode", "run_many", "summarize"]
+__all__ = ["DEFAULT_ENV", "run_episode"]
 
 DEFAULT_ENV = "distillgym/ArithSkills-v0"
 
@@ -81,57 +76,3 @@ def run_episode(
         "teacher_stats": dict(getattr(agent, "stats", None) or {}),
         "steps": steps,
     }
-
-
-def _worker(args: tuple[str, str, int, dict[str, Any] | None, int]) -> dict[str, Any]:
-    import torch
-
-    env_id, teacher, seed, env_kwargs, threads = args
-    torch.set_num_threads(threads)
-    return run_episode(env_id, teacher, seed, env_kwargs)
-
-
-def run_many(
-    teachers: Sequence[str],
-    seeds: Sequence[int],
-    env_id: str = DEFAULT_ENV,
-    env_kwargs: dict[str, Any] | None = None,
-    workers: int = 1,
-    on_episode: Callable[[dict[str, Any]], None] | None = None,
-) -> list[dict[str, Any]]:
-    """Every (teacher, seed) pair; with ``workers > 1`` in a spawned process pool, one
-    torch thread per worker. Results come back in (teacher, seed) order."""
-    jobs = [(env_id, t, s, env_kwargs, 1 if workers > 1 else 0) for t in teachers for s in seeds]
-    results: list[dict[str, Any]] = []
-    if workers <= 1:
-        for env_id_, t, s, kw, _ in jobs:
-            r = run_episode(env_id_, t, s, kw)
-            results.append(r)
-            if on_episode:
-                on_episode(r)
-        return results
-    import multiprocessing as mp
-
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-        for r in pool.map(_worker, jobs):
-            results.append(r)
-            if on_episode:
-                on_episode(r)
-    return results
-
-
-def summarize(results: Sequence[dict[str, Any]], baseline: str = "uniform") -> list[dict[str, Any]]:
-    """Per teacher: n, mean final test accuracy, 95% t-interval, and Welch's t-test
-    against ``baseline`` (when it was run)."""
-    by: dict[str, list[float]] = {}
-    for r in results:
-        by.setdefault(r["teacher"], []).append(r["final_test_accuracy"])
-    base = by.get(baseline)
-    rows = []
-    for name, xs in by.items():
-        m, lo, hi = mean_ci(xs)
-        row = {"teacher": name, "n": len(xs), "mean": m, "ci_low": lo, "ci_high": hi, "std": float(np.std(xs, ddof=1)) if len(xs) > 1 else float("nan")}
-        if base is not None and name != baseline:
-            row["t_vs_" + baseline], row["p_vs_" + baseline] = welch(xs, base)
-        rows.append(row)
-    return sorted(rows, key=lambda r: -r["mean"])

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from distillgym.runner import summarize
 from distillgym.stats import mean_ci, welch
 
 
@@ -65,27 +64,3 @@ def test_welch_p_small_for_different_and_large_for_equal_samples():
     _, p = welch(rng.normal(0.5, 0.05, 12), rng.normal(0.5, 0.05, 12))
     assert p > 0.05
     assert all(math.isnan(v) for v in welch([0.1], [0.2, 0.3]))
-
-
-def test_summarize_groups_sorts_and_tests_against_the_baseline():
-    results = [
-        {"teacher": t, "final_test_accuracy": v}
-        for t, vs in {"uniform": [0.40, 0.42, 0.41], "ioa": [0.60, 0.62, 0.61], "random": [0.39, 0.45, 0.41]}.items()
-        for v in vs
-    ]
-    rows = summarize(results)
-    assert [r["teacher"] for r in rows] == ["ioa", "random", "uniform"]  # by mean, best first
-    by = {r["teacher"]: r for r in rows}
-    assert by["ioa"]["n"] == 3
-    m, lo, hi = mean_ci([0.60, 0.62, 0.61])
-    assert (by["ioa"]["mean"], by["ioa"]["ci_low"], by["ioa"]["ci_high"]) == pytest.approx((m, lo, hi))
-    assert by["ioa"]["std"] == pytest.approx(np.std([0.60, 0.62, 0.61], ddof=1))
-    t, p = welch([0.60, 0.62, 0.61], [0.40, 0.42, 0.41])
-    assert by["ioa"]["t_vs_uniform"] == pytest.approx(t) and by["ioa"]["p_vs_uniform"] == pytest.approx(p)
-    assert by["ioa"]["p_vs_uniform"] < by["random"]["p_vs_uniform"]
-    assert "p_vs_uniform" not in by["uniform"]
-    # another baseline, or none present
-    assert "p_vs_random" in summarize(results, baseline="random")[0]
-    assert all("p_vs_nobody" not in r for r in summarize(results, baseline="nobody"))
-    single = summarize([{"teacher": "x", "final_test_accuracy": 0.5}])
-    assert single[0]["n"] == 1 and math.isnan(single[0]["std"]) and math.isnan(single[0]["ci_low"])
