@@ -142,7 +142,7 @@ def test_train_teacher_rejects_bad_arguments_before_starting_workers(tmp_path):
         train_teacher(DEFAULT_ENV, timesteps=0, out_dir=tmp_path)
     with pytest.raises(UnknownNameError, match="unknown env"):
         train_teacher("distillgym/Nope-v0", timesteps=8, out_dir=tmp_path)
-    with pytest.raises(ConfigError, match="env kwargs"):
+    with pytest.raises(ConfigError, match="budgett.*Did you mean .budget."):
         train_teacher(DEFAULT_ENV, timesteps=8, out_dir=tmp_path, env_kwargs={"budgett": 8})
     with pytest.raises(ConfigError, match="seed"):
         train_teacher(DEFAULT_ENV, timesteps=8, out_dir=tmp_path, ppo_kwargs={"seed": 1})
