@@ -34,17 +34,19 @@ def plot_results(results_dir: str | os.PathLike[str], out_dir: str | os.PathLike
         by_env.setdefault(e["env"], {}).setdefault(e["teacher"], []).append(e)
     for env, teachers in by_env.items():
         tag = env.replace("/", "_")
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        for name, eps in sorted(teachers.items()):
+        fig, ax = plt.subplots(figsize=(8, 5))
+        colours = plt.get_cmap("tab20").colors
+        for k, (name, eps) in enumerate(sorted(teachers.items())):
+            style = {"color": colours[(2 * k) % 20 + (k // 10) % 2], "linestyle": ("-", "--", ":")[k % 3]}
             curves = [np.asarray(e["curve"], dtype=float) for e in eps]
             n = min(len(c) for c in curves)
             x = curves[0][:n, 0]
             ys = np.stack([c[:n, 1] for c in curves])
             stats = [mean_ci(ys[:, i]) for i in range(n)]
             m = np.array([s[0] for s in stats])
-            ax.plot(x, m, label=f"{name} (n={len(eps)})")
+            ax.plot(x, m, label=f"{name} (n={len(eps)})", **style)
             if len(eps) > 1:
-                ax.fill_between(x, [s[1] for s in stats], [s[2] for s in stats], alpha=0.2)
+                ax.fill_between(x, [s[1] for s in stats], [s[2] for s in stats], alpha=0.12, color=style["color"])
         ax.set_xlabel("training examples")
         ax.set_ylabel("mean validation accuracy")
         ax.set_title(f"{env}: learning curves (mean and 95% CI over seeds)")
@@ -59,13 +61,13 @@ def plot_results(results_dir: str | os.PathLike[str], out_dir: str | os.PathLike
         names = sorted(teachers)
         cols = min(4, len(names))
         rows = (len(names) + cols - 1) // cols
-        fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False)
-        for ax, name in zip(axes.flat, names, strict=False):
+        fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols + 1.5, 3.0 * rows), squeeze=False)
+        for k, (ax, name) in enumerate(zip(axes.flat, names, strict=False)):
             eps = teachers[name]
             mat = np.mean([np.asarray(e["test_accuracy_matrix"], dtype=float) for e in eps], axis=0)
             im = ax.imshow(mat, vmin=0, vmax=1, cmap="viridis", aspect="auto")
             skills = eps[0].get("skills") or [str(i) for i in range(mat.shape[0])]
-            ax.set_yticks(range(mat.shape[0]), skills, fontsize=7)
+            ax.set_yticks(range(mat.shape[0]), skills if k % cols == 0 else [], fontsize=7)
             ax.set_xticks(range(mat.shape[1]), [f"L{j}" for j in range(mat.shape[1])], fontsize=7)
             ax.set_title(f"{name}", fontsize=9)
             for i in range(mat.shape[0]):

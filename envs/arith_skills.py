@@ -79,7 +79,7 @@ class ArithSkillsEnv(gym.Env):
     ## Description
     Each step the teacher picks one (skill, difficulty) cell. The procedural engine makes
     ``examples_per_step`` verified examples of it, the student (a small Llama
-    config transformer, ~70k parameters, see :class:`distillgym.students.tiny.StudentConfig`) takes AdamW
+    config transformer, ~84k parameters, see :class:`distillgym.students.tiny.StudentConfig`) takes AdamW
     steps on them, and is then evaluated on a validation set of ``n_val_per_cell`` items per
     cell. The student starts every episode from the same weights (kept in memory).
 
