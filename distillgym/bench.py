@@ -455,7 +455,13 @@ def run_suite(
 
 
 class _WandbLogger:
-    """Logs every step and episode to Weights & Biases, offline unless WANDB_MODE says otherwise."""
+    """Logs every finished episode to Weights & Biases: one run per (teacher, seed) episode.
+
+    Runs are grouped by ``SUITE/TEACHER`` so W&B's grouping shows the mean and spread over seeds, and each
+    step is logged against ``examples`` (the x-axis of the learning curves). Offline by default (no account
+    needed; ``wandb sync DIR/wandb/offline-run-*`` uploads later); ``WANDB_MODE=online`` and
+    ``WANDB_PROJECT`` change that. A run is opened only after its episode has been written to the results
+    file, so a resumed suite logs only the episodes it runs and no episode is logged twice."""
 
     def __init__(self, suite: Suite, out_dir: Path) -> None:
         try:
@@ -463,20 +469,56 @@ class _WandbLogger:
         except ImportError:
             raise DependencyMissingError('--wandb needs wandb: pip install "distillgym[wandb]"') from None
         self.wandb = wandb
-        self.run = wandb.init(
-            project=os.environ.get("WANDB_PROJECT", "distillgym"),
-            name=f"{suite.name}-{int(time.time())}",
-            mode=os.environ.get("WANDB_MODE", "offline"),
-            dir=str(out_dir),
-            config=suite.to_dict(),
-        )
+        self.dir = str(out_dir)
+        self.project = os.environ.get("WANDB_PROJECT", "distillgym")
+        self.mode = os.environ.get("WANDB_MODE", "offline")
 
     def log(self, job: Job, result: dict[str, Any]) -> None:
-        prefix = f"{job.label}/seed{job.seed}"
-        for s in result["steps"]:
-            self.run.log({f"{prefix}/val_accuracy": s["val_accuracy"], f"{prefix}/reward": s["reward"],
-                          f"{prefix}/step": s["t"]})
-        self.run.log({f"episode/{job.label}/final_test_accuracy": result["final_test_accuracy"], "episode/seed": job.seed})
+        run = self.wandb.init(
+            project=self.project,
+            mode=self.mode,
+            dir=self.dir,
+            group=f"{job.suite}/{job.label}",
+            job_type=job.suite,
+            name=f"{job.label}-seed{job.seed}",
+            tags=[job.suite, job.label],
+            config={
+                "suite": job.suite,
+                "env": job.env,
+                "env_kwargs": job.env_kwargs,
+                "teacher": job.teacher,
+                "teacher_kwargs": job.teacher_kwargs,
+                "seed": job.seed,
+                "config_hash": job.config_hash,
+            },
+            settings=self.wandb.Settings(silent=True),
+        )
+        try:
+            run.define_metric("examples")
+            for key in ("val_accuracy", "reward", "loss", "difficulty"):
+                run.define_metric(key, step_metric="examples")
+            run.log({"examples": 0, "val_accuracy": result["val_accuracy_start"]}, step=0)
+            spent = 0
+            for s in result["steps"]:
+                spent += s["examples"]
+                row = {"examples": spent, "val_accuracy": s["val_accuracy"], "reward": s["reward"]}
+                row.update({k: s[k] for k in ("loss", "difficulty") if isinstance(s.get(k), (int, float))})
+                run.log(row, step=s["t"])
+            run.summary.update(
+                {
+                    "final_test_accuracy": result["final_test_accuracy"],
+                    "val_accuracy_end": result["val_accuracy_end"],
+                    "return": result["return"],
+                    "examples_total": result["examples"],
+                    "seconds": result["seconds"],
+                    **{
+                        f"test_accuracy/{k}": v
+                        for k, v in zip(result["skills"], result["test_skill_accuracy"], strict=True)
+                    },
+                }
+            )
+        finally:
+            run.finish()
 
     def finish(self) -> None:
-        self.run.finish()
+        """Nothing to close: every episode's run is finished as soon as it is logged."""

@@ -161,7 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seeds", type=int, default=None, help="number of seeds, overriding the suite's")
     b.add_argument("--seed-start", type=int, default=0)
     b.add_argument("--env-kwargs", type=_json_arg, default=None, help="JSON object merged into the suite's env_kwargs")
-    b.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (offline unless WANDB_MODE is set)")
+    b.add_argument(
+        "--wandb",
+        action="store_true",
+        help="also log each episode as a Weights & Biases run, grouped by teacher, in OUT/wandb "
+        "(offline unless WANDB_MODE is set)",
+    )
     b.add_argument("--no-progress", action="store_true")
     b.add_argument("--json", action="store_true")
     b.set_defaults(fn=_cmd_bench)
