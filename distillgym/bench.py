@@ -16,7 +16,9 @@ A suite is a TOML file (``benchmarks/suites/NAME.toml``)::
     kwargs = { mastery_ratio = 0.95 }
 
 Results go to ``DIR/results.jsonl``: for each finished episode, its step lines
-(``"type": "step"``) and then its episode line (``"type": "episode"``), all written by
+(``"type": "step"``) and then its episode line (``"type": "episode"``: teacher, seed, env id and version,
+package version, config hash, final test accuracy, validation curve and its area ``auc``,
+examples and seconds spent, invalid actions), all written by
 one ``os.write`` call and fsynced, so an episode is in the file whole or not at all. A
 run that is killed and started again skips the episodes already in the file. Lines that
 are not valid results (corrupt, truncated, or from another format) are reported with file
@@ -39,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from distillgym.errors import ConfigError, DependencyMissingError, UnknownNameError, did_you_mean
+from distillgym.leaderboard import curve_auc
 
 __all__ = [
     "RESULT_FORMAT",
@@ -250,6 +253,8 @@ def read_results(path: str | os.PathLike[str], warn: Callable[[str], None] = _wa
                     warn(f"{p}:{n}: duplicate episode {key}, skipped")
                     continue
                 seen.add(key)
+                if "auc" not in rec and "curve" in rec:  # lines written before the field existed
+                    rec["auc"] = curve_auc(rec["curve"])
                 episodes.append(rec)
             elif kind == "step":
                 steps.append(rec)
@@ -275,6 +280,16 @@ def _repair_tail(p: Path) -> None:
         f.truncate(cut)
 
 
+def _curve(result: dict[str, Any]) -> list[tuple[int, float]]:
+    """The episode's validation learning curve: (examples spent, mean validation accuracy), from reset on."""
+    curve = [(0, result["val_accuracy_start"])]
+    spent = 0
+    for s in result["steps"]:
+        spent += s["examples"]
+        curve.append((spent, s["val_accuracy"]))
+    return curve
+
+
 def _records(job: Job, result: dict[str, Any], version: str) -> bytes:
     common = {
         "format": RESULT_FORMAT,
@@ -286,11 +301,7 @@ def _records(job: Job, result: dict[str, Any], version: str) -> bytes:
     }
     lines = [json.dumps({**common, "type": "step", **s}) for s in result["steps"]]
     episode = {k: v for k, v in result.items() if k not in ("steps", "teacher", "seed")}
-    curve = [(0, result["val_accuracy_start"])]
-    spent = 0
-    for s in result["steps"]:
-        spent += s["examples"]
-        curve.append((spent, s["val_accuracy"]))
+    curve = _curve(result)
     env_version = job.env.rsplit("-v", 1)[-1] if "-v" in job.env else ""
     episode.update(
         {
@@ -301,6 +312,7 @@ def _records(job: Job, result: dict[str, Any], version: str) -> bytes:
             "teacher_kwargs": job.teacher_kwargs,
             "package_version": version,
             "curve": curve,
+            "auc": curve_auc(curve),
             "invalid_actions": int(result.get("teacher_stats", {}).get("invalid_replies", 0)),
             "finished_at": time.time(),
         }
@@ -498,9 +510,7 @@ class _WandbLogger:
             for key in ("val_accuracy", "reward", "loss", "difficulty"):
                 run.define_metric(key, step_metric="examples")
             run.log({"examples": 0, "val_accuracy": result["val_accuracy_start"]}, step=0)
-            spent = 0
-            for s in result["steps"]:
-                spent += s["examples"]
+            for s, (spent, _) in zip(result["steps"], _curve(result)[1:], strict=True):
                 row = {"examples": spent, "val_accuracy": s["val_accuracy"], "reward": s["reward"]}
                 row.update({k: s[k] for k in ("loss", "difficulty") if isinstance(s.get(k), (int, float))})
                 run.log(row, step=s["t"])
@@ -509,6 +519,7 @@ class _WandbLogger:
                     "final_test_accuracy": result["final_test_accuracy"],
                     "val_accuracy_end": result["val_accuracy_end"],
                     "return": result["return"],
+                    "auc": curve_auc(_curve(result)),
                     "examples_total": result["examples"],
                     "seconds": result["seconds"],
                     **{

@@ -79,9 +79,10 @@ def test_results_lines_and_rerun_skips(uninterrupted):
     assert len(eps) == 4 and len(steps) == 4 * 4  # budget 1024 / 256 per step
     for e in eps:
         for key in ("teacher", "seed", "env", "env_version", "package_version", "config_hash", "final_test_accuracy",
-                    "curve", "examples", "seconds", "invalid_actions"):
+                    "curve", "auc", "examples", "seconds", "invalid_actions"):
             assert key in e, key
         assert e["examples"] == 1024 and e["curve"][-1][0] == 1024
+        assert e["auc"] == pytest.approx(curve_auc(e["curve"]))
     size = (uninterrupted / "results.jsonl").stat().st_size
     counts = run_suite(load_suite("tiny"), uninterrupted, progress=False)
     assert counts["ran"] == 0 and counts["skipped"] == 4
@@ -117,6 +118,18 @@ def test_sigkill_and_resume_gives_same_leaderboard(uninterrupted, tmp_path):
     assert len(eps) == 4 and len(steps) == 16
     full = read_results(uninterrupted)[0]
     assert _strip(leaderboard(eps)) == _strip(leaderboard(full))
+
+
+def test_episode_lines_without_auc_get_it_from_their_curve(uninterrupted, tmp_path):
+    """Lines written before the ``auc`` field existed are still read, with ``auc`` computed from the curve."""
+    old = []
+    for line in (uninterrupted / "results.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        rec.pop("auc", None)
+        old.append(json.dumps(rec))
+    (tmp_path / "results.jsonl").write_text("\n".join(old) + "\n")
+    got, want = read_results(tmp_path)[0], read_results(uninterrupted)[0]
+    assert [e["auc"] for e in got] == pytest.approx([e["auc"] for e in want])
 
 
 def test_corrupt_and_foreign_lines_are_reported_and_skipped(uninterrupted, tmp_path):

@@ -90,6 +90,7 @@ def test_wandb_logs_every_episode_and_step_once(offline, tmp_path):
         assert run["name"] == f"{ep['teacher']}-seed{ep['seed']}"
         assert run["config"]["config_hash"] == ep["config_hash"]
         assert run["summary"]["final_test_accuracy"] == pytest.approx(ep["final_test_accuracy"])
+        assert run["summary"]["auc"] == pytest.approx(ep["auc"])
         # The logged learning curve is the results file's curve: (examples, validation accuracy) per step.
         logged = [(h["examples"], h["val_accuracy"]) for h in run["history"]]
         assert logged == [tuple(p) for p in ep["curve"]]
