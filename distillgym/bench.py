@@ -22,7 +22,7 @@ examples and seconds spent, invalid actions), all written by
 one ``os.write`` call and fsynced, so an episode is in the file whole or not at all. A
 run that is killed and started again skips the episodes already in the file. Lines that
 are not valid results (corrupt, truncated, or from another format) are reported with file
-and line number and skipped.
+and line number and skipped. The suite itself is recorded next to them as ``DIR/suite-NAME.json``.
 """
 
 from __future__ import annotations
@@ -436,7 +436,9 @@ def run_suite(
     if workers < 1 or threads < 1:
         raise ConfigError(f"workers and threads must be >= 1, got workers={workers}, threads={threads}")
     writer = ResultsWriter(out_dir)
-    (writer.dir / "suite.json").write_text(json.dumps(suite.to_dict(), indent=2))
+    # One record per suite, so several suites run into one directory (standard, then learned) each keep theirs.
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in suite.name)
+    (writer.dir / f"suite-{safe}.json").write_text(json.dumps(suite.to_dict(), indent=2))
     done = writer.finished()
     jobs = [j for j in suite.jobs() if j.key not in done]
     total = len(suite.jobs())

@@ -83,6 +83,7 @@ def test_results_lines_and_rerun_skips(uninterrupted):
             assert key in e, key
         assert e["examples"] == 1024 and e["curve"][-1][0] == 1024
         assert e["auc"] == pytest.approx(curve_auc(e["curve"]))
+    assert json.loads((uninterrupted / "suite-tiny.json").read_text())["name"] == "tiny"
     size = (uninterrupted / "results.jsonl").stat().st_size
     counts = run_suite(load_suite("tiny"), uninterrupted, progress=False)
     assert counts["ran"] == 0 and counts["skipped"] == 4
