@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -24,10 +25,23 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, f
 
 
 def welch(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
-    """Welch's unequal-variance t-test of ``mean(a) != mean(b)``: ``(t, two-sided p)``."""
+    """Welch's unequal-variance t-test of ``mean(a) != mean(b)``: ``(t, two-sided p)``.
+
+    Fewer than two values in either sample gives ``(nan, nan)``. Two constant samples (every
+    seed scored the same, which happens on tiny suites) have no variance to test against: equal
+    means give ``(nan, nan)``, different ones ``(+-inf, 0.0)``. One constant sample is tested
+    as usual, without scipy's precision-loss warning, which there only reflects rounding in
+    the mean of identical values."""
     from scipy import stats
 
-    if len(a) < 2 or len(b) < 2:
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(x) < 2 or len(y) < 2:
         return float("nan"), float("nan")
-    res = stats.ttest_ind(np.asarray(a, float), np.asarray(b, float), equal_var=False)
+    if np.ptp(x) == 0 and np.ptp(y) == 0:
+        if x[0] == y[0]:
+            return float("nan"), float("nan")
+        return (float("inf") if x[0] > y[0] else float("-inf")), 0.0
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Precision loss occurred", category=RuntimeWarning)
+        res = stats.ttest_ind(x, y, equal_var=False)
     return float(res.statistic), float(res.pvalue)

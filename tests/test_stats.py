@@ -64,3 +64,22 @@ def test_welch_p_small_for_different_and_large_for_equal_samples():
     _, p = welch(rng.normal(0.5, 0.05, 12), rng.normal(0.5, 0.05, 12))
     assert p > 0.05
     assert all(math.isnan(v) for v in welch([0.1], [0.2, 0.3]))
+
+
+def test_welch_constant_samples():
+    """Tiny suites often give every seed the same score: no spurious warning, and a defined answer."""
+    import warnings
+
+    const = [1 / 28] * 3  # the mean of identical values is not exactly the value in floating point
+    other = [0.1, 0.2, 0.15]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        t, p = welch(other, const)
+    # With the constant sample's variance 0, Welch's t reduces to a one-sample t on ``other``.
+    want = (np.mean(other) - 1 / 28) / (np.std(other, ddof=1) / math.sqrt(3))
+    from scipy import stats
+
+    assert t == pytest.approx(want) and p == pytest.approx(stats.ttest_1samp(other, 1 / 28).pvalue)
+    assert all(math.isnan(v) for v in welch([0.25, 0.25], [0.25, 0.25, 0.25]))
+    assert welch([0.3, 0.3], [0.2, 0.2]) == (math.inf, 0.0)
+    assert welch([0.2, 0.2], [0.3, 0.3]) == (-math.inf, 0.0)
