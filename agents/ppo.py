@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from distillgym.agents.base import PREFIXES, BaseTeacher
-from distillgym.errors import ConfigError, DependencyMissingError, UnknownNameError
+from distillgym.errors import ConfigError, UnknownNameError, require
 
 __all__ = ["PPOTeacher", "resolve_policy_path"]
 
@@ -60,12 +60,7 @@ class PPOTeacher(BaseTeacher):
         self.path = resolve_policy_path(path)
         self.deterministic = bool(deterministic)
         self.name = f"ppo:{path}"
-        try:
-            from stable_baselines3 import PPO
-        except ImportError as err:
-            raise DependencyMissingError(
-                f"the 'ppo:' teacher needs stable-baselines3 ({err}); install it with `pip install 'distillgym[sb3]'`"
-            ) from None
+        PPO = require("stable_baselines3", "the 'ppo:' teacher", "sb3").PPO
         try:
             self.model = PPO.load(self.path, device=device)
         except Exception as err:  # a zip that is not an SB3 PPO save, or a corrupt one

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distillgym.errors import ConfigError, DependencyMissingError, UnknownNameError, did_you_mean
+from distillgym.errors import ConfigError, UnknownNameError, did_you_mean, require
 from distillgym.leaderboard import curve_auc
 
 __all__ = [
@@ -389,12 +389,7 @@ def _run_local(jobs: Sequence[Job], workers: int, threads: int) -> Iterator[tupl
 
 
 def _run_ray(jobs: Sequence[Job], workers: int, threads: int, address: str | None) -> Iterator[tuple[Job, dict[str, Any]]]:
-    try:
-        import ray
-    except ImportError:
-        raise DependencyMissingError(
-            'the Ray executor needs ray: pip install "distillgym[ray]" (or use --executor local)'
-        ) from None
+    ray = require("ray", "the Ray executor", "ray", " (or use --executor local)")
     started = False
     if not ray.is_initialized():
         if address:
@@ -478,11 +473,7 @@ class _WandbLogger:
     file, so a resumed suite logs only the episodes it runs and no episode is logged twice."""
 
     def __init__(self, suite: Suite, out_dir: Path) -> None:
-        try:
-            import wandb
-        except ImportError:
-            raise DependencyMissingError('--wandb needs wandb: pip install "distillgym[wandb]"') from None
-        self.wandb = wandb
+        self.wandb = require("wandb", "--wandb", "wandb")
         self.dir = str(out_dir)
         self.project = os.environ.get("WANDB_PROJECT", "distillgym")
         self.mode = os.environ.get("WANDB_MODE", "offline")

@@ -7,7 +7,9 @@ what was expected, what came, and how to fix it.
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Iterable
+from types import ModuleType
 
 __all__ = [
     "DistillGymError",
@@ -17,6 +19,7 @@ __all__ = [
     "TrainingDivergedError",
     "DependencyMissingError",
     "did_you_mean",
+    "require",
 ]
 
 
@@ -45,6 +48,17 @@ class TrainingDivergedError(DistillGymError, RuntimeError):
 
 class DependencyMissingError(DistillGymError, ImportError):
     """An optional dependency is not installed."""
+
+
+def require(module: str, purpose: str, extra: str, hint: str = "") -> ModuleType:
+    """Import the optional dependency ``module``, or raise :class:`DependencyMissingError` naming
+    what needs it (``purpose``) and the extra that installs it (``pip install "distillgym[EXTRA]"``)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise DependencyMissingError(
+            f'{purpose} needs {module.split(".")[0]} ({err}); install it with: pip install "distillgym[{extra}]"{hint}'
+        ) from None
 
 
 def did_you_mean(name: str, valid: Iterable[str]) -> str:

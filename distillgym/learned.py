@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from distillgym.errors import ConfigError, DependencyMissingError, UnknownNameError, did_you_mean
+from distillgym.errors import ConfigError, UnknownNameError, did_you_mean, require
 
 __all__ = ["ALGOS", "DEFAULT_PPO_KWARGS", "VEC_KINDS", "train_teacher", "add_train_teacher_parser", "EnvFactory"]
 
@@ -80,13 +80,7 @@ class EnvFactory:
 
 
 def _require_sb3() -> None:
-    try:
-        import stable_baselines3  # noqa: F401
-    except ImportError as err:
-        raise DependencyMissingError(
-            f"training a learned teacher needs stable-baselines3 ({err}); install it with "
-            "`pip install 'distillgym[sb3]'` or `pip install stable-baselines3`"
-        ) from None
+    require("stable_baselines3", "training a learned teacher", "sb3")
 
 
 def _check_env(env_id: str, env_kwargs: dict[str, Any]) -> tuple[Any, Any]:

@@ -8,20 +8,16 @@ from typing import Any
 
 import numpy as np
 
-from distillgym.errors import DependencyMissingError
+from distillgym.errors import require
 
 __all__ = ["plot_results"]
 
 
 def plot_results(results_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str] | None = None) -> list[Path]:
     """Write ``learning_curves.png`` and ``heatmaps.png`` (one per env) and return their paths."""
-    try:
-        import matplotlib
+    require("matplotlib", "plotting", "plots").use("Agg")
+    import matplotlib.pyplot as plt
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise DependencyMissingError('plots need matplotlib: pip install "distillgym[plots]"') from None
     from distillgym.bench import read_results
     from distillgym.stats import mean_ci
 

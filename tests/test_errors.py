@@ -17,6 +17,7 @@ from distillgym.errors import (
     TrainingDivergedError,
     UnknownNameError,
     did_you_mean,
+    require,
 )
 
 
@@ -31,6 +32,13 @@ def test_hierarchy():
         assert issubclass(cls, DistillGymError) and issubclass(cls, builtin)
     for name in ("ConfigError", "DistillGymError", "InvalidActionError", "TrainingDivergedError", "UnknownNameError"):
         assert getattr(distillgym, name) is getattr(distillgym.errors, name)
+
+
+def test_require_imports_or_names_the_extra():
+    assert require("json", "reading results", "test") is sys.modules["json"]
+    with pytest.raises(DependencyMissingError, match=r'plotting needs no_such_pkg .*pip install "distillgym\[plots\]" now') as e:
+        require("no_such_pkg.sub", "plotting", "plots", " now")
+    assert isinstance(e.value, ImportError) and e.value.__cause__ is None
 
 
 def test_unknown_name_error_message_is_not_quoted():

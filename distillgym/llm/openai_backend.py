@@ -31,7 +31,7 @@ import math
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from distillgym.errors import ConfigError, DependencyMissingError
+from distillgym.errors import ConfigError, require
 from distillgym.llm.base import (
     Completion,
     LLMBackend,
@@ -43,16 +43,6 @@ from distillgym.llm.base import (
 )
 
 __all__ = ["OpenAIBackend"]
-
-
-def _import_openai() -> Any:
-    try:
-        import openai
-    except ImportError as err:
-        raise DependencyMissingError(
-            f"the 'openai' backend needs the openai package ({err}); install it with: pip install \"distillgym[llm]\""
-        ) from None
-    return openai
 
 
 class OpenAIBackend(LLMBackend):
@@ -84,7 +74,7 @@ class OpenAIBackend(LLMBackend):
         max_workers: int = 8,
     ) -> None:
         super().__init__()
-        openai = _import_openai()
+        openai = require("openai", "the 'openai' backend", "llm")
         if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0:
             raise ConfigError(f"timeout must be a number of seconds > 0, got {timeout!r}")
         if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:

@@ -21,21 +21,10 @@ import math
 import random
 from typing import Any
 
-from distillgym.errors import ConfigError, DependencyMissingError
+from distillgym.errors import ConfigError, require
 from distillgym.llm.base import Completion, LLMBackend, LLMBackendError, Stopwatch, option_start
 
 __all__ = ["VLLMBackend"]
-
-
-def _import_vllm() -> Any:
-    try:
-        import vllm
-    except ImportError as err:
-        raise DependencyMissingError(
-            f"the 'vllm' backend needs the vllm package ({err}); install it (Linux with a CUDA GPU) with: "
-            'pip install "distillgym[vllm]"'
-        ) from None
-    return vllm
 
 
 class VLLMBackend(LLMBackend):
@@ -63,7 +52,7 @@ class VLLMBackend(LLMBackend):
         **engine_kwargs: Any,
     ) -> None:
         super().__init__()
-        vllm = _import_vllm()
+        vllm = require("vllm", "the 'vllm' backend", "vllm", " (Linux with a CUDA GPU)")
         if not model:
             raise ConfigError("the vllm backend needs model=PATH or a model id")
         self._vllm = vllm
