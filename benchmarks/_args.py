@@ -6,6 +6,7 @@ import argparse
 import ast
 import dataclasses
 import inspect
+import json
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -20,6 +21,17 @@ def field_docs(cls: type) -> dict[str, str]:
         if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
             docs[node.target.id] = " ".join(str(nxt.value.value).split())  # type: ignore[union-attr]
     return docs
+
+
+def emit_json(result: dict[str, Any], out: str, to_stdout: bool) -> bool:
+    """Write ``result`` to the file ``out`` (if given) and print it as JSON if ``to_stdout``;
+    returns ``to_stdout``, so a script knows whether to print its tables instead."""
+    if out:
+        with open(out, "w") as f:
+            json.dump(result, f, indent=1)
+    if to_stdout:
+        print(json.dumps(result, indent=1))
+    return to_stdout
 
 
 def parse_dataclass_args(cls: type[T], description: str, argv: list[str] | None = None) -> T:

@@ -26,7 +26,6 @@ with torch's default thread count and OpenMP's spinning threads, training was me
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import platform
 import sys
@@ -34,7 +33,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from _args import parse_dataclass_args  # benchmarks/_args.py, beside this script
+from _args import emit_json, parse_dataclass_args  # benchmarks/_args.py, beside this script
 
 
 @dataclass
@@ -176,11 +175,7 @@ def main() -> None:
         "processor": platform.processor() or platform.machine(),
         "python": platform.python_version(),
     }
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=1)
-    if args.json:
-        print(json.dumps(result, indent=1))
+    if emit_json(result, args.out, args.json):
         return
 
     e0 = eps[0]

@@ -39,7 +39,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from _args import parse_dataclass_args  # benchmarks/_args.py, beside this script
+from _args import emit_json, parse_dataclass_args  # benchmarks/_args.py, beside this script
 
 
 @dataclass
@@ -320,11 +320,7 @@ def main() -> None:
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
     }
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=1)
-    if args.json:
-        print(json.dumps(result, indent=1))
+    if emit_json(result, args.out, args.json):
         return
     print_tables(args, result)
 
