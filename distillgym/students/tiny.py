@@ -210,16 +210,17 @@ class TinyStudent:
             raise ConfigError(
                 f"an example needs {T} positions but StudentConfig.max_positions is {self.config.max_positions}"
             )
+        # Filled in numpy and converted once (a torch.tensor per row made collation ~10x slower).
         B = len(seqs)
-        ids = torch.full((B, T), PAD, dtype=torch.long)
-        mask = torch.zeros((B, T), dtype=torch.long)
-        targets = torch.full((B, T), -100, dtype=torch.long)
+        ids = np.full((B, T), PAD, dtype=np.int64)
+        targets = np.full((B, T), -100, dtype=np.int64)
         for b, (s, st) in enumerate(zip(seqs, starts, strict=True)):
-            ids[b, : len(s)] = torch.tensor(s)
-            mask[b, : len(s)] = 1
+            ids[b, : len(s)] = s
             # position t predicts token t+1; score the answer and EOS tokens only
-            targets[b, st - 1 : len(s) - 1] = torch.tensor(s[st:])
-        return ids.to(self.device), mask.to(self.device), targets.to(self.device)
+            targets[b, st - 1 : len(s) - 1] = s[st:]
+        lengths = np.array([len(s) for s in seqs])
+        mask = (np.arange(T)[None, :] < lengths[:, None]).astype(np.int64)
+        return tuple(torch.from_numpy(a).to(self.device) for a in (ids, mask, targets))  # type: ignore[return-value]
 
     # ------------------------------------------------------------------ training
     def _lr_at(self, step: int) -> float:
