@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from distillgym.agents.base import BaseTeacher, register_teacher
-from distillgym.errors import ConfigError
+from distillgym.errors import check_int, check_number
 
 __all__ = ["DumpUCBTeacher"]
 
@@ -50,16 +50,9 @@ class DumpUCBTeacher(BaseTeacher):
     name = "dump-ucb"
 
     def __init__(self, window: int = 10, temperature: float = 0.1, exploration_weight: float = 1.0) -> None:
-        if not isinstance(window, (int, np.integer)) or isinstance(window, bool) or window < 1:
-            raise ConfigError(f"DumpUCBTeacher window must be an integer >= 1, got {window!r}")
-        for n, v, low_ok in (("temperature", temperature, False), ("exploration_weight", exploration_weight, True)):
-            good = isinstance(v, (int, float, np.floating)) and not isinstance(v, bool) and np.isfinite(v)
-            if not good or v < 0 or (v == 0 and not low_ok):
-                bound = ">= 0" if low_ok else "> 0"
-                raise ConfigError(f"DumpUCBTeacher {n} must be a finite number {bound}, got {v!r}")
-        self.window = int(window)
-        self.temperature = float(temperature)
-        self.exploration_weight = float(exploration_weight)
+        self.window = check_int("DumpUCBTeacher", "window", window, 1)
+        self.temperature = check_number("DumpUCBTeacher", "temperature", temperature, 0, open_low=True)
+        self.exploration_weight = check_number("DumpUCBTeacher", "exploration_weight", exploration_weight, 0)
 
     def reset(self, action_space: Any, info: dict[str, Any], seed: int | None = None) -> None:
         super().reset(action_space, info, seed)

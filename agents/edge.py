@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from distillgym.agents.base import BaseTeacher, register_teacher
-from distillgym.errors import ConfigError, UnknownNameError, did_you_mean
+from distillgym.errors import check_choice, check_number
 
 __all__ = ["EdgeTeacher"]
 
@@ -45,15 +45,9 @@ class EdgeTeacher(BaseTeacher):
     name = "edge"
 
     def __init__(self, target: float = 0.5, mode: str = "closest", sigma: float = 0.2) -> None:
-        if not isinstance(target, (int, float, np.floating)) or isinstance(target, bool) or not 0 <= target <= 1:
-            raise ConfigError(f"EdgeTeacher target must be a number in [0, 1], got {target!r}")
-        if mode not in MODES:
-            raise UnknownNameError(f"unknown mode {mode!r}: {did_you_mean(str(mode), MODES)}")
-        if not isinstance(sigma, (int, float, np.floating)) or isinstance(sigma, bool) or not (0 < sigma < np.inf):
-            raise ConfigError(f"EdgeTeacher sigma must be a finite number > 0, got {sigma!r}")
-        self.target = float(target)
-        self.mode = mode
-        self.sigma = float(sigma)
+        self.target = check_number("EdgeTeacher", "target", target, 0, 1)
+        self.mode = check_choice("mode", mode, MODES)
+        self.sigma = check_number("EdgeTeacher", "sigma", sigma, 0, open_low=True)
 
     def reset(self, action_space: Any, info: dict[str, Any], seed: int | None = None) -> None:
         super().reset(action_space, info, seed)

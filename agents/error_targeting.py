@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from distillgym.agents.base import BaseTeacher, register_teacher
-from distillgym.errors import ConfigError
+from distillgym.errors import check_number
 
 __all__ = ["ErrorTargetingTeacher"]
 
@@ -44,10 +44,7 @@ class ErrorTargetingTeacher(BaseTeacher):
     name = "error-targeting"
 
     def __init__(self, sampled_error_weight: float = 0.0) -> None:
-        v = sampled_error_weight
-        if not isinstance(v, (int, float, np.floating)) or isinstance(v, bool) or not np.isfinite(v) or v < 0:
-            raise ConfigError(f"ErrorTargetingTeacher sampled_error_weight must be a finite number >= 0, got {v!r}")
-        self.sampled_error_weight = float(v)
+        self.sampled_error_weight = check_number("ErrorTargetingTeacher", "sampled_error_weight", sampled_error_weight, 0)
 
     def reset(self, action_space: Any, info: dict[str, Any], seed: int | None = None) -> None:
         super().reset(action_space, info, seed)

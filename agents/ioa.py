@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from distillgym.agents.base import BaseTeacher, register_teacher
-from distillgym.errors import ConfigError
+from distillgym.errors import check_number
 
 __all__ = ["IOATeacher"]
 
@@ -50,20 +50,11 @@ class IOATeacher(BaseTeacher):
         mastery_ratio: float = 0.9,
         level_mastery_ratio: float = 0.9,
     ) -> None:
-        for n, v in (
-            ("deficiency_threshold", deficiency_threshold),
-            ("gap_weight", gap_weight),
-            ("connectivity_weight", connectivity_weight),
-            ("mastery_ratio", mastery_ratio),
-            ("level_mastery_ratio", level_mastery_ratio),
-        ):
-            if not isinstance(v, (int, float)) or not 0 <= v <= 1:
-                raise ConfigError(f"IOATeacher {n} must be a number in [0, 1], got {v!r}")
-        self.deficiency_threshold = deficiency_threshold
-        self.gap_weight = gap_weight
-        self.connectivity_weight = connectivity_weight
-        self.mastery_ratio = mastery_ratio
-        self.level_mastery_ratio = level_mastery_ratio
+        self.deficiency_threshold = check_number("IOATeacher", "deficiency_threshold", deficiency_threshold, 0, 1)
+        self.gap_weight = check_number("IOATeacher", "gap_weight", gap_weight, 0, 1)
+        self.connectivity_weight = check_number("IOATeacher", "connectivity_weight", connectivity_weight, 0, 1)
+        self.mastery_ratio = check_number("IOATeacher", "mastery_ratio", mastery_ratio, 0, 1)
+        self.level_mastery_ratio = check_number("IOATeacher", "level_mastery_ratio", level_mastery_ratio, 0, 1)
 
     def reset(self, action_space: Any, info: dict[str, Any], seed: int | None = None) -> None:
         super().reset(action_space, info, seed)

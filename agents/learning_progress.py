@@ -39,20 +39,11 @@ from typing import Any
 import numpy as np
 
 from distillgym.agents.base import BaseTeacher, register_teacher
-from distillgym.errors import ConfigError, UnknownNameError, did_you_mean
+from distillgym.errors import check_bool, check_choice, check_number
 
 __all__ = ["LearningProgressTeacher"]
 
 WEIGHTINGS = ("proportional", "sigmoid")
-
-
-def _check_unit(name: str, v: Any, open_low: bool = False, open_high: bool = False) -> None:
-    ok = isinstance(v, (int, float, np.floating)) and not isinstance(v, bool)
-    if ok:
-        ok = (v > 0 if open_low else v >= 0) and (v < 1 if open_high else v <= 1)
-    if not ok:
-        lo, hi = "(" if open_low else "[", ")" if open_high else "]"
-        raise ConfigError(f"LearningProgressTeacher {name} must be a number in {lo}0, 1{hi}, got {v!r}")
 
 
 @register_teacher("learning-progress")
@@ -76,21 +67,15 @@ class LearningProgressTeacher(BaseTeacher):
         explore: float = 0.2,
         weighting: str = "proportional",
     ) -> None:
-        _check_unit("alpha", alpha, open_low=True)
+        me = "LearningProgressTeacher"
+        self.alpha = check_number(me, "alpha", alpha, 0, 1, open_low=True)
+        self.slow_alpha = self.alpha
         if slow_alpha is not None:
-            _check_unit("slow_alpha", slow_alpha, open_low=True)
-        _check_unit("p_theta", p_theta, open_low=True, open_high=True)
-        _check_unit("explore", explore)
-        if not isinstance(reweight, (bool, np.bool_)):
-            raise ConfigError(f"LearningProgressTeacher reweight must be True or False, got {reweight!r}")
-        if weighting not in WEIGHTINGS:
-            raise UnknownNameError(f"unknown weighting {weighting!r}: {did_you_mean(str(weighting), WEIGHTINGS)}")
-        self.alpha = float(alpha)
-        self.slow_alpha = float(alpha if slow_alpha is None else slow_alpha)
-        self.reweight = bool(reweight)
-        self.p_theta = float(p_theta)
-        self.explore = float(explore)
-        self.weighting = weighting
+            self.slow_alpha = check_number(me, "slow_alpha", slow_alpha, 0, 1, open_low=True)
+        self.p_theta = check_number(me, "p_theta", p_theta, 0, 1, open_low=True, open_high=True)
+        self.explore = check_number(me, "explore", explore, 0, 1)
+        self.reweight = check_bool(me, "reweight", reweight)
+        self.weighting = check_choice("weighting", weighting, WEIGHTINGS)
 
     def reset(self, action_space: Any, info: dict[str, Any], seed: int | None = None) -> None:
         super().reset(action_space, info, seed)

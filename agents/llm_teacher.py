@@ -57,7 +57,7 @@ from typing import Any
 import numpy as np
 
 from distillgym.agents.base import BaseTeacher, register_teacher
-from distillgym.errors import ConfigError, UnknownNameError, did_you_mean
+from distillgym.errors import ConfigError, check_choice, check_int, check_number, did_you_mean
 
 __all__ = ["LLMTeacher", "parse_reply", "ReplyError"]
 
@@ -166,22 +166,17 @@ class LLMTeacher(BaseTeacher):
     ) -> None:
         from distillgym.llm.base import BACKENDS
 
-        if mode not in MODES:
-            raise UnknownNameError(f"unknown LLMTeacher mode {mode!r}: {did_you_mean(mode, MODES)}")
-        if fallback not in FALLBACKS:
-            raise UnknownNameError(f"unknown LLMTeacher fallback {fallback!r}: {did_you_mean(fallback, FALLBACKS)}")
+        check_choice("LLMTeacher mode", mode, MODES)
+        check_choice("LLMTeacher fallback", fallback, FALLBACKS)
         if isinstance(backend, str):
-            if backend not in BACKENDS:
-                raise UnknownNameError(f"unknown LLM backend {backend!r}: {did_you_mean(backend, BACKENDS)}")
+            check_choice("LLM backend", backend, BACKENDS)
             if base_url is not None and backend != "openai":
                 raise ConfigError(f"base_url is for backend='openai', not {backend!r}")
         elif not (callable(getattr(backend, "complete", None)) and callable(getattr(backend, "choose", None))):
             raise ConfigError(f"backend must be a name in {sorted(BACKENDS)} or an LLMBackend, got {backend!r}")
         for n, v, low in (("max_retries", max_retries, 0), ("max_tokens", max_tokens, 1), ("history", history, 0)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < low:
-                raise ConfigError(f"LLMTeacher {n} must be an integer >= {low}, got {v!r}")
-        if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature < 0:
-            raise ConfigError(f"LLMTeacher temperature must be a finite number >= 0, got {temperature!r}")
+            check_int("LLMTeacher", n, v, low)
+        check_number("LLMTeacher", "temperature", temperature, 0)
         if stop is not None and (isinstance(stop, str) or not all(isinstance(s, str) and s for s in stop)):
             raise ConfigError(f"LLMTeacher stop must be None or a list of non-empty strings, got {stop!r}")
         self.backend_spec = backend

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from distillgym.agents.base import BaseTeacher, register_teacher
-from distillgym.errors import ConfigError, UnknownNameError, did_you_mean
+from distillgym.errors import ConfigError, UnknownNameError, check_choice, did_you_mean
 
 __all__ = ["RandomTeacher", "UniformTeacher", "SingleSkillTeacher"]
 
@@ -35,9 +35,7 @@ class UniformTeacher(BaseTeacher):
     ORDERS = ("shuffled", "skill-major", "difficulty-major")
 
     def __init__(self, order: str = "shuffled") -> None:
-        if order not in self.ORDERS:
-            raise UnknownNameError(f"unknown order {order!r}: {did_you_mean(order, self.ORDERS)}")
-        self.order = order
+        self.order = check_choice("order", order, self.ORDERS)
 
     def reset(self, action_space: Any, info: dict[str, Any], seed: int | None = None) -> None:
         super().reset(action_space, info, seed)

@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from distillgym.agents.base import BaseTeacher, register_teacher
-from distillgym.errors import ConfigError, UnknownNameError, did_you_mean
+from distillgym.errors import check_bool, check_choice, check_int, check_number
 
 __all__ = ["TSCLWindowTeacher", "TSCLSamplingTeacher", "slope"]
 
@@ -68,40 +68,17 @@ def slope(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.dot(xc, y - y.mean()) / den) if den > 0 else 0.0
 
 
-def _check_int(cls: str, name: str, v: Any, low: int) -> None:
-    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < low:
-        raise ConfigError(f"{cls} {name} must be an integer >= {low}, got {v!r}")
-
-
-def _check_prob(cls: str, name: str, v: Any) -> None:
-    if not isinstance(v, (int, float, np.floating)) or isinstance(v, bool) or not 0 <= v <= 1:
-        raise ConfigError(f"{cls} {name} must be a number in [0, 1], got {v!r}")
-
-
-def _check_positive(cls: str, name: str, v: Any) -> None:
-    if not isinstance(v, (int, float, np.floating)) or isinstance(v, bool) or not v > 0 or not np.isfinite(v):
-        raise ConfigError(f"{cls} {name} must be a finite number > 0, got {v!r}")
-
-
-def _check_name(what: str, v: Any, valid: tuple[str, ...]) -> None:
-    if v not in valid:
-        raise UnknownNameError(f"unknown {what} {v!r}: {did_you_mean(str(v), valid)}")
-
-
 class _TSCLBase(BaseTeacher):
     """Bookkeeping shared by the two TSCL teachers: step counter, chosen cell, observe mode."""
 
+    MIN_WINDOW = 1  # the window teacher needs 2 points for a slope
+
     def __init__(self, window: int, epsilon: float, observe: str, absolute: bool) -> None:
         cls = type(self).__name__
-        _check_int(cls, "window", window, 2 if isinstance(self, TSCLWindowTeacher) else 1)
-        _check_prob(cls, "epsilon", epsilon)
-        _check_name("observe mode", observe, OBSERVE)
-        if not isinstance(absolute, (bool, np.bool_)):
-            raise ConfigError(f"{cls} absolute must be True or False, got {absolute!r}")
-        self.window = int(window)
-        self.epsilon = float(epsilon)
-        self.observe = observe
-        self.absolute = bool(absolute)
+        self.window = check_int(cls, "window", window, self.MIN_WINDOW)
+        self.epsilon = check_number(cls, "epsilon", epsilon, 0, 1)
+        self.observe = check_choice("observe mode", observe, OBSERVE)
+        self.absolute = check_bool(cls, "absolute", absolute)
 
     def reset(self, action_space: Any, info: dict[str, Any], seed: int | None = None) -> None:
         super().reset(action_space, info, seed)
@@ -144,6 +121,7 @@ class TSCLWindowTeacher(_TSCLBase):
     """
 
     name = "tscl-window"
+    MIN_WINDOW = 2
 
     def __init__(
         self,
@@ -155,10 +133,8 @@ class TSCLWindowTeacher(_TSCLBase):
         absolute: bool = True,
     ) -> None:
         super().__init__(window, epsilon, observe, absolute)
-        _check_name("policy", policy, POLICIES)
-        _check_positive(type(self).__name__, "temperature", temperature)
-        self.policy = policy
-        self.temperature = float(temperature)
+        self.policy = check_choice("policy", policy, POLICIES)
+        self.temperature = check_number(type(self).__name__, "temperature", temperature, 0, open_low=True)
 
     def reset(self, action_space: Any, info: dict[str, Any], seed: int | None = None) -> None:
         super().reset(action_space, info, seed)

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import math
+import numbers
 from collections.abc import Iterable
 from types import ModuleType
+from typing import Any
 
 __all__ = [
     "DistillGymError",
@@ -20,6 +23,10 @@ __all__ = [
     "DependencyMissingError",
     "did_you_mean",
     "require",
+    "check_int",
+    "check_number",
+    "check_bool",
+    "check_choice",
 ]
 
 
@@ -67,3 +74,63 @@ def did_you_mean(name: str, valid: Iterable[str]) -> str:
     close = difflib.get_close_matches(str(name), valid, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     return f"valid values are {valid}.{hint}"
+
+
+# ---------------------------------------------------------------------------- argument checks
+# One wording for every constructor argument in the project: "OWNER NAME must be RULE, got VALUE".
+# numpy scalars count (np.integer is a numbers.Integral, np.floating a numbers.Real); bools do not.
+# ``owner`` may be "" for a plain function argument.
+
+
+def _who(owner: str, name: str) -> str:
+    return f"{owner} {name}" if owner else name
+
+
+def check_int(owner: str, name: str, v: Any, low: int) -> int:
+    """``v`` as an int, or :class:`ConfigError` unless it is an integer >= ``low``."""
+    if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < low:
+        raise ConfigError(f"{_who(owner, name)} must be an integer >= {low}, got {v!r}")
+    return int(v)
+
+
+def check_number(
+    owner: str,
+    name: str,
+    v: Any,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    open_low: bool = False,
+    open_high: bool = False,
+) -> float:
+    """``v`` as a float, or :class:`ConfigError` unless it is a finite number in the given
+    range (``open_low``/``open_high`` exclude the bound)."""
+    ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+    if ok and low is not None:
+        ok = v > low if open_low else v >= low
+    if ok and high is not None:
+        ok = v < high if open_high else v <= high
+    if not ok:
+        if low is not None and high is not None:
+            rule = f"a number in {'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
+        elif low is not None:
+            rule = f"a finite number {'>' if open_low else '>='} {low:g}"
+        else:
+            rule = "a finite number"
+        raise ConfigError(f"{_who(owner, name)} must be {rule}, got {v!r}")
+    return float(v)
+
+
+def check_bool(owner: str, name: str, v: Any) -> bool:
+    numpy_bool = type(v).__module__ == "numpy" and type(v).__name__ in ("bool", "bool_")  # without importing numpy
+    if not (isinstance(v, bool) or numpy_bool):
+        raise ConfigError(f"{_who(owner, name)} must be True or False, got {v!r}")
+    return bool(v)
+
+
+def check_choice(what: str, v: Any, valid: Iterable[str]) -> str:
+    """``v`` if it is one of ``valid``, else :class:`UnknownNameError` naming the closest."""
+    valid = tuple(valid)
+    if v not in valid:
+        raise UnknownNameError(f"unknown {what} {v!r}: {did_you_mean(str(v), valid)}")
+    return v

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from distillgym.errors import ConfigError, UnknownNameError, did_you_mean, require
+from distillgym.errors import ConfigError, UnknownNameError, check_int, did_you_mean, require
 
 __all__ = ["ALGOS", "DEFAULT_PPO_KWARGS", "VEC_KINDS", "train_teacher", "add_train_teacher_parser", "EnvFactory"]
 
@@ -159,8 +159,7 @@ def train_teacher(
     if vec not in VEC_KINDS:
         raise UnknownNameError(f"unknown vec {vec!r}: {did_you_mean(vec, VEC_KINDS)}")
     for name, v in (("timesteps", timesteps), ("n_envs", n_envs), ("checkpoint_every", checkpoint_every)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ConfigError(f"{name} must be an integer >= 1, got {v!r}")
+        check_int("", name, v, 1)
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ConfigError(f"seed must be an integer, got {seed!r}")
     env_kwargs = dict(env_kwargs or {})

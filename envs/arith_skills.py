@@ -12,7 +12,7 @@ import numpy as np
 from gymnasium import spaces
 
 from distillgym.engines import ProceduralEngine
-from distillgym.errors import ConfigError, InvalidActionError, UnknownNameError, did_you_mean
+from distillgym.errors import ConfigError, InvalidActionError, UnknownNameError, check_int, did_you_mean
 from distillgym.feedback import Evaluator, SkillReport
 from distillgym.seeding import STREAM_EPISODE, STREAM_TEST, STREAM_TRAIN, STREAM_VAL, rng_for
 from distillgym.tasks import make_suite
@@ -160,8 +160,7 @@ class ArithSkillsEnv(gym.Env):
             ("n_test_per_cell", n_test_per_cell, 1),
             ("n_errors", n_errors, 0),
         ):
-            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < low:
-                raise ConfigError(f"{name} must be an integer >= {low}, got {v!r}")
+            check_int("ArithSkillsEnv", name, v, low)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ConfigError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
         if isinstance(reward, str):

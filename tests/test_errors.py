@@ -16,6 +16,10 @@ from distillgym.errors import (
     InvalidActionError,
     TrainingDivergedError,
     UnknownNameError,
+    check_bool,
+    check_choice,
+    check_int,
+    check_number,
     did_you_mean,
     require,
 )
@@ -39,6 +43,35 @@ def test_require_imports_or_names_the_extra():
     with pytest.raises(DependencyMissingError, match=r'plotting needs no_such_pkg .*pip install "distillgym\[plots\]" now') as e:
         require("no_such_pkg.sub", "plotting", "plots", " now")
     assert isinstance(e.value, ImportError) and e.value.__cause__ is None
+
+
+def test_argument_checks():
+    import numpy as np
+
+    assert check_int("T", "window", np.int64(3), 1) == 3 and type(check_int("T", "w", 3, 1)) is int
+    for bad in (0, True, 2.0, "3"):
+        with pytest.raises(ConfigError, match=r"^T window must be an integer >= 1, got"):
+            check_int("T", "window", bad, 1)
+    assert check_number("T", "eps", np.float32(0.5), 0, 1) == 0.5
+    for bad, kw, rule in (
+        (1.5, dict(low=0, high=1), r"a number in \[0, 1\]"),
+        (0, dict(low=0, high=1, open_low=True), r"a number in \(0, 1\]"),
+        (1.0, dict(low=0, high=1, open_low=True, open_high=True), r"a number in \(0, 1\)"),
+        (0.0, dict(low=0, open_low=True), "a finite number > 0"),
+        (float("inf"), dict(low=0), "a finite number >= 0"),
+        (True, dict(low=0, high=1), r"a number in \[0, 1\]"),
+        ("a", dict(), "a finite number"),
+    ):
+        with pytest.raises(ConfigError, match=rf"^T eps must be {rule}, got"):
+            check_number("T", "eps", bad, **kw)
+    with pytest.raises(ConfigError, match=r"^timeout must be"):  # no owner: a plain function argument
+        check_number("", "timeout", -1, 0)
+    assert check_bool("T", "absolute", np.bool_(True)) is True
+    with pytest.raises(ConfigError, match="True or False"):
+        check_bool("T", "absolute", "yes")
+    assert check_choice("mode", "closest", ("closest", "sample")) == "closest"
+    with pytest.raises(UnknownNameError, match="Did you mean 'closest'"):
+        check_choice("mode", "closet", ("closest", "sample"))
 
 
 def test_unknown_name_error_message_is_not_quoted():

@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import abc
 import importlib
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from distillgym.errors import ConfigError, DistillGymError, UnknownNameError, did_you_mean
+from distillgym.errors import ConfigError, DistillGymError, UnknownNameError, check_int, check_number, did_you_mean
 
 __all__ = [
     "Completion",
@@ -124,10 +123,8 @@ class LLMBackend(abc.ABC):
     def _check_complete_args(prompts: Any, max_tokens: Any, temperature: Any, stop: Any) -> list[str]:
         if isinstance(prompts, str) or not isinstance(prompts, Sequence) or not all(isinstance(p, str) for p in prompts):
             raise ConfigError(f"prompts must be a list of strings, got {type(prompts).__name__}")
-        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 0:
-            raise ConfigError(f"max_tokens must be an integer >= 0, got {max_tokens!r}")
-        if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature < 0:
-            raise ConfigError(f"temperature must be a finite number >= 0, got {temperature!r}")
+        check_int("", "max_tokens", max_tokens, 0)
+        check_number("", "temperature", temperature, 0)
         if stop is not None and (isinstance(stop, str) or not all(isinstance(s, str) and s for s in stop)):
             raise ConfigError(f"stop must be None or a list of non-empty strings, got {stop!r}")
         return list(prompts)

@@ -31,7 +31,7 @@ import math
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from distillgym.errors import ConfigError, require
+from distillgym.errors import ConfigError, check_int, check_number, require
 from distillgym.llm.base import (
     Completion,
     LLMBackend,
@@ -75,10 +75,8 @@ class OpenAIBackend(LLMBackend):
     ) -> None:
         super().__init__()
         openai = require("openai", "the 'openai' backend", "llm")
-        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0:
-            raise ConfigError(f"timeout must be a number of seconds > 0, got {timeout!r}")
-        if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
-            raise ConfigError(f"max_retries must be an integer >= 0, got {max_retries!r}")
+        check_number("", "timeout (seconds)", timeout, 0, open_low=True)
+        check_int("", "max_retries", max_retries, 0)
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise ConfigError(f"base_url must be an http(s) URL such as 'http://127.0.0.1:8000/v1', got {base_url!r}")
         self._openai = openai

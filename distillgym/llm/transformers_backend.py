@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from distillgym.errors import ConfigError
+from distillgym.errors import ConfigError, check_int
 from distillgym.llm.base import Completion, LLMBackend, LLMBackendError, Stopwatch, option_start, truncate_at_stop
 
 __all__ = ["TransformersBackend", "ScoredText"]
@@ -113,8 +113,7 @@ class TransformersBackend(LLMBackend):
 
         if dtype not in _DTYPES:
             raise ConfigError(f"dtype must be one of {list(_DTYPES)}, got {dtype!r}")
-        if not isinstance(score_batch_size, int) or score_batch_size < 1:
-            raise ConfigError(f"score_batch_size must be a positive integer, got {score_batch_size!r}")
+        check_int("", "score_batch_size", score_batch_size, 1)
         if model is None or str(model) == "":
             raise ConfigError("the transformers backend needs model=PATH (a directory made by save_pretrained)")
         self.device = _resolve_device(device)
