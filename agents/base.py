@@ -31,7 +31,11 @@ class Teacher(Protocol):
 
 
 class BaseTeacher:
-    """Stores the skill list and grid shape at reset; ``update`` does nothing."""
+    """Stores the skill list and grid shape at reset; ``update`` does nothing.
+
+    Cells are numbered flat in skill-major order (``self.cells``); ``cell_action`` turns such an
+    index into an action and remembers it, and ``trained_cell`` recovers the cell the env just
+    trained. ``last_decision`` is where a teacher explains its latest choice (emptied at reset)."""
 
     name = "base"
 
@@ -41,6 +45,8 @@ class BaseTeacher:
         self.prerequisites: dict[str, list[str]] = {k: list(v) for k, v in info.get("prerequisites", {}).items()}
         self.n_difficulties = int(info["n_difficulties"])
         self.rng = np.random.default_rng(seed)
+        self.last_decision: dict[str, Any] = {}
+        self._last: int | None = None
 
     def act(self, observation: Any, info: dict[str, Any]) -> np.ndarray:
         raise NotImplementedError
@@ -51,6 +57,19 @@ class BaseTeacher:
     @property
     def cells(self) -> list[tuple[int, int]]:
         return [(s, d) for s in range(len(self.skills)) for d in range(self.n_difficulties)]
+
+    def cell_action(self, i: int) -> np.ndarray:
+        """The action ``[skill, difficulty]`` for flat cell ``i``, remembered for ``trained_cell``."""
+        self._last = int(i)
+        return np.array([i // self.n_difficulties, i % self.n_difficulties])
+
+    def trained_cell(self, info: dict[str, Any]) -> int | None:
+        """The flat index of the cell just trained: from ``info["action"]`` when present (it is
+        what the env really did), else the teacher's own last choice (None before any)."""
+        a = info.get("action") if isinstance(info, dict) else None
+        if isinstance(a, dict) and a.get("skill") in self.skills:
+            return self.skills.index(a["skill"]) * self.n_difficulties + int(a["difficulty"])
+        return self._last
 
 
 TEACHERS: dict[str, Callable[..., Teacher]] = {}

@@ -59,9 +59,11 @@ class DumpUCBTeacher(BaseTeacher):
         n = len(self.cells)
         self.recent: list[deque[float]] = [deque(maxlen=self.window) for _ in range(n)]
         self.counts = np.zeros(n, dtype=int)
-        self.total = 0
-        self._last: int | None = None
-        self.last_decision: dict[str, Any] = {}
+
+    @property
+    def total(self) -> int:
+        """N: how many steps have been credited to some cell."""
+        return int(self.counts.sum())
 
     def scores(self) -> np.ndarray:
         """``L_j + c sqrt(2 ln(N + 1) / (n_j + 1))`` per cell, flat in skill-major order."""
@@ -69,27 +71,21 @@ class DumpUCBTeacher(BaseTeacher):
         bonus = self.exploration_weight * np.sqrt(2.0 * np.log(self.total + 1) / (self.counts + 1))
         return learnability + bonus
 
-    def probabilities(self) -> np.ndarray:
-        s = self.scores()
+    def probabilities(self, scores: np.ndarray | None = None) -> np.ndarray:
+        """Softmax of ``scores`` (default: ``self.scores()``) at the temperature."""
+        s = self.scores() if scores is None else scores
         e = np.exp((s - s.max()) / self.temperature)
         return e / e.sum()
 
     def act(self, observation: Any, info: dict[str, Any]) -> np.ndarray:
         s = self.scores()
-        p = self.probabilities()
-        i = int(self.rng.choice(len(p), p=p))
-        self._last = i
+        p = self.probabilities(s)
         self.last_decision = {"scores": s, "probabilities": p}
-        return np.array([i // self.n_difficulties, i % self.n_difficulties])
+        return self.cell_action(int(self.rng.choice(len(p), p=p)))
 
     def update(self, observation: Any, reward: float, terminated: bool, truncated: bool, info: dict[str, Any]) -> None:
-        a = info.get("action") if isinstance(info, dict) else None
-        if isinstance(a, dict) and a.get("skill") in self.skills:
-            i: int | None = self.skills.index(a["skill"]) * self.n_difficulties + int(a["difficulty"])
-        else:
-            i = self._last
+        i = self.trained_cell(info)
         if i is None:
             return
         self.recent[i].append(abs(float(reward)))
         self.counts[i] += 1
-        self.total += 1

@@ -49,10 +49,6 @@ class EdgeTeacher(BaseTeacher):
         self.mode = check_choice("mode", mode, MODES)
         self.sigma = check_number("EdgeTeacher", "sigma", sigma, 0, open_low=True)
 
-    def reset(self, action_space: Any, info: dict[str, Any], seed: int | None = None) -> None:
-        super().reset(action_space, info, seed)
-        self.last_decision: dict[str, Any] = {}
-
     def utility(self, accuracy: Any) -> np.ndarray:
         """Gaussian utility per cell, flat in skill-major order (``self.cells``)."""
         acc = np.asarray(accuracy, dtype=float).reshape(-1)
@@ -70,4 +66,4 @@ class EdgeTeacher(BaseTeacher):
             tied = np.flatnonzero(dist <= dist.min() + 1e-6)
             i = int(tied[self.rng.integers(len(tied))])
             self.last_decision = {"distance": dist, "tied": tied}
-        return np.array([i // self.n_difficulties, i % self.n_difficulties])
+        return self.cell_action(i)

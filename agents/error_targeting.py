@@ -46,10 +46,6 @@ class ErrorTargetingTeacher(BaseTeacher):
     def __init__(self, sampled_error_weight: float = 0.0) -> None:
         self.sampled_error_weight = check_number("ErrorTargetingTeacher", "sampled_error_weight", sampled_error_weight, 0)
 
-    def reset(self, action_space: Any, info: dict[str, Any], seed: int | None = None) -> None:
-        super().reset(action_space, info, seed)
-        self.last_decision: dict[str, Any] = {}
-
     def error_share(self, info: dict[str, Any]) -> np.ndarray:
         """(S, D) fraction of the sampled errors in ``info["errors"]`` per cell (zeros if none)."""
         share = np.zeros((len(self.skills), self.n_difficulties))

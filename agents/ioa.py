@@ -67,7 +67,6 @@ class IOATeacher(BaseTeacher):
                 degree[p] += 1
         self.connectivity = degree / degree.max() if degree.max() > 0 else degree
         self.level = np.zeros(S, dtype=int)
-        self.last_decision: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ the three stages
     def identify(self, acc: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -81,7 +81,6 @@ class LearningProgressTeacher(BaseTeacher):
         super().reset(action_space, info, seed)
         self.fast: np.ndarray | None = None
         self.slow: np.ndarray | None = None
-        self.last_decision: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ pieces
     def _reweight(self, p: np.ndarray) -> np.ndarray:
@@ -129,9 +128,8 @@ class LearningProgressTeacher(BaseTeacher):
             self.observe(observation["accuracy"])
         lp = self.learning_progress()
         p = self.distribution(lp)
-        i = int(self.rng.choice(len(p), p=p))
         self.last_decision = {"learning_progress": lp, "probabilities": p}
-        return np.array([i // self.n_difficulties, i % self.n_difficulties])
+        return self.cell_action(int(self.rng.choice(len(p), p=p)))
 
     def update(self, observation: Any, reward: float, terminated: bool, truncated: bool, info: dict[str, Any]) -> None:
         self.observe(observation["accuracy"])

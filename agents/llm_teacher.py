@@ -193,7 +193,6 @@ class LLMTeacher(BaseTeacher):
         self._backend: Any = None if isinstance(backend, str) else backend
         self._owns_backend = isinstance(backend, str)
         self.stats: dict[str, float] = dict.fromkeys(_STAT_KEYS, 0)
-        self.last_decision: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ set-up
     @property
@@ -237,7 +236,6 @@ class LLMTeacher(BaseTeacher):
         self.stats = dict.fromkeys(_STAT_KEYS, 0)
         self.stats["seconds"] = 0.0
         self.stats["seconds_per_decision"] = 0.0
-        self.last_decision = {}
 
     # ------------------------------------------------------------------ the prompt
     def options(self) -> list[str]:

@@ -84,18 +84,9 @@ class _TSCLBase(BaseTeacher):
         super().reset(action_space, info, seed)
         self._t = 0
         self._started = False
-        self._last: int | None = None
-        self.last_decision: dict[str, Any] = {}
 
     def _flat(self, observation: Any) -> np.ndarray:
         return np.asarray(observation["accuracy"], dtype=float).reshape(-1)
-
-    def _chosen(self, info: dict[str, Any]) -> int | None:
-        """The flat index of the cell just trained: from ``info["action"]`` when present."""
-        a = info.get("action") if isinstance(info, dict) else None
-        if isinstance(a, dict) and a.get("skill") in self.skills:
-            return self.skills.index(a["skill"]) * self.n_difficulties + int(a["difficulty"])
-        return self._last
 
     def _greedy(self, q: np.ndarray) -> np.ndarray:
         """Epsilon-greedy distribution: a random best cell, plus epsilon spread uniformly."""
@@ -105,9 +96,7 @@ class _TSCLBase(BaseTeacher):
         return p
 
     def _draw(self, p: np.ndarray) -> np.ndarray:
-        i = int(self.rng.choice(len(p), p=p / p.sum()))
-        self._last = i
-        return np.array([i // self.n_difficulties, i % self.n_difficulties])
+        return self.cell_action(int(self.rng.choice(len(p), p=p / p.sum())))
 
 
 @register_teacher("tscl-window")
@@ -173,7 +162,7 @@ class TSCLWindowTeacher(_TSCLBase):
             for i, x in enumerate(acc):
                 self._record(i, x)
         else:
-            i = self._chosen(info)
+            i = self.trained_cell(info)
             if i is not None:
                 self._record(i, acc[i])
 
@@ -228,7 +217,7 @@ class TSCLSamplingTeacher(_TSCLBase):
                 self.changes[i].append(float(d))
             self._prev = acc.copy()
         else:
-            i = self._chosen(info)
+            i = self.trained_cell(info)
             if i is not None:
                 self.changes[i].append(float(acc[i] - self._prev[i]))
                 self._prev[i] = acc[i]

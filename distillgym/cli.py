@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from typing import Any
 
@@ -38,10 +37,6 @@ def _cmd_teachers(args: argparse.Namespace) -> int:
         doc = (TEACHERS[name].__doc__ or "").strip().splitlines()
         print(f"{name:<14} {doc[0] if doc else ''}")
     return 0
-
-
-def _fmt(x: float) -> str:
-    return "nan" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

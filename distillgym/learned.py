@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from distillgym.errors import ConfigError, UnknownNameError, check_int, did_you_mean, require
+from distillgym.runner import DEFAULT_ENV
 
 __all__ = ["ALGOS", "DEFAULT_PPO_KWARGS", "VEC_KINDS", "train_teacher", "add_train_teacher_parser", "EnvFactory"]
 
@@ -79,13 +80,9 @@ class EnvFactory:
         return Monitor(gym.make(self.env_id, **self.env_kwargs))
 
 
-def _require_sb3() -> None:
-    require("stable_baselines3", "training a learned teacher", "sb3")
-
-
-def _check_env(env_id: str, env_kwargs: dict[str, Any]) -> tuple[Any, Any]:
+def _check_env(env_id: str, env_kwargs: dict[str, Any]) -> None:
     """Make the env once in this process so a bad id or bad kwargs fail here with a clear
-    message, not as a broken pipe from a worker. Returns (observation space, action space)."""
+    message, not as a broken pipe from a worker."""
     import gymnasium as gym
 
     import distillgym  # noqa: F401
@@ -97,10 +94,7 @@ def _check_env(env_id: str, env_kwargs: dict[str, Any]) -> tuple[Any, Any]:
         env = gym.make(env_id, **env_kwargs)
     except TypeError as err:  # an unexpected keyword argument
         raise ConfigError(f"bad env kwargs {env_kwargs!r} for {env_id!r}: {err}") from None
-    try:
-        return env.observation_space, env.action_space
-    finally:
-        env.close()
+    env.close()
 
 
 def _versions() -> dict[str, str]:
@@ -128,7 +122,7 @@ def default_out_dir(env_id: str, seed: int, algo: str = "ppo") -> str:
 
 
 def train_teacher(
-    env_id: str = "distillgym/ArithSkills-v0",
+    env_id: str = DEFAULT_ENV,
     algo: str = "ppo",
     timesteps: int = 2048,
     n_envs: int = 2,
@@ -167,7 +161,7 @@ def train_teacher(
     for reserved in ("policy", "env", "seed"):
         if reserved in kwargs:
             raise ConfigError(f"ppo_kwargs must not set {reserved!r}; it is an argument of train_teacher")
-    _require_sb3()
+    require("stable_baselines3", "training a learned teacher", "sb3")
     _check_env(env_id, env_kwargs)
 
     from stable_baselines3 import PPO
@@ -259,7 +253,6 @@ def _cmd_train_teacher(args: Any) -> int:
 def add_train_teacher_parser(subparsers: Any) -> Any:
     """Add the ``train-teacher`` subcommand to a ``distillgym`` argparse subparsers object."""
     from distillgym.cli import _json_arg
-    from distillgym.runner import DEFAULT_ENV
 
     p = subparsers.add_parser(
         "train-teacher",

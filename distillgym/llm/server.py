@@ -99,7 +99,6 @@ class LLMServer:
         self.verbose = verbose
         self.lock = threading.Lock()
         self.closing = threading.Event()
-        self.requests = 0
         handler = type("Handler", (_Handler,), {"app": self})
         self.httpd = ThreadingHTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
@@ -307,7 +306,6 @@ class _Handler(BaseHTTPRequestHandler):
                 raise _ApiError(400, f"the request body is not JSON: {err}") from None
             if not isinstance(body, dict):
                 raise _ApiError(400, "the request body must be a JSON object")
-            self.app.requests += 1
             self._send(200, routes[path](body))
         except _ApiError as err:
             self._error(err)

@@ -151,8 +151,7 @@ class TransformersBackend(LLMBackend):
         self.pad_id = int(pad)
         params = inspect.signature(self.model.forward).parameters
         self._keep_arg = "logits_to_keep" if "logits_to_keep" in params else None
-        self.seed = int(seed)
-        self.reseed(self.seed)
+        self.reseed(seed)
 
     # ------------------------------------------------------------------ public API
     def reseed(self, seed: int) -> None:
