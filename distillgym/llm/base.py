@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import abc
 import importlib
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -118,6 +119,20 @@ class LLMBackend(abc.ABC):
         c["tokens_in"] += int(tokens_in)
         c["tokens_out"] += int(tokens_out)
         c["seconds"] += float(seconds)
+
+    def _finish_complete(self, out: list[Completion], seconds: float) -> list[Completion]:
+        """Give each completion an equal share of the call's wall time and count the call."""
+        for c in out:
+            c.seconds = seconds / len(out)
+        self._count(sum(c.tokens_in for c in out), sum(c.tokens_out for c in out), seconds)
+        return out
+
+    def _finish_choose(self, scores: list[float], tokens_in: int, seconds: float) -> tuple[int, list[float]]:
+        """Check the option scores, count the call, and return the best option (the first on ties)."""
+        if not all(math.isfinite(x) for x in scores):
+            raise LLMBackendError(f"non-finite option scores {scores}")
+        self._count(tokens_in, 0, seconds)
+        return max(range(len(scores)), key=lambda i: (scores[i], -i)), scores
 
     @staticmethod
     def _check_complete_args(prompts: Any, max_tokens: Any, temperature: Any, stop: Any) -> list[str]:

@@ -27,7 +27,6 @@ back-off between tries.
 
 from __future__ import annotations
 
-import math
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -162,11 +161,7 @@ class OpenAIBackend(LLMBackend):
             else:
                 with ThreadPoolExecutor(min(self.max_workers, len(prompts))) as pool:
                     out = list(pool.map(lambda p: self._one(p, max_tokens, float(temperature), stop), prompts))
-        per = sw.seconds / len(prompts)
-        for c in out:
-            c.seconds = per
-        self._count(sum(c.tokens_in for c in out), sum(c.tokens_out for c in out), sw.seconds)
-        return out
+        return self._finish_complete(out, sw.seconds)
 
     def _echo(self, texts: list[str]) -> Any:
         def ask(n: int) -> Any:
@@ -208,9 +203,5 @@ class OpenAIBackend(LLMBackend):
             first = option_start(ctx, tokens)
             vals = [x for x in lps[first:] if x is not None]
             scores.append(float(sum(vals)))
-        if not all(math.isfinite(x) for x in scores):
-            raise LLMBackendError(f"non-finite option scores {scores}")
         usage = getattr(r, "usage", None)
-        self._count(int(getattr(usage, "prompt_tokens", 0) or 0), 0, sw.seconds)
-        best = max(range(len(scores)), key=lambda i: (scores[i], -i))
-        return best, scores
+        return self._finish_choose(scores, int(getattr(usage, "prompt_tokens", 0) or 0), sw.seconds)

@@ -12,7 +12,6 @@ forward pass (``score_batch_size`` options at a time).
 from __future__ import annotations
 
 import inspect
-import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,13 +195,11 @@ class TransformersBackend(LLMBackend):
         with Stopwatch() as sw:
             ids = [self._encode(t, room=max_tokens, add_special_tokens=add_special_tokens) for t in texts]
             outs = self._generate(ids, max_tokens, float(temperature), list(stop or []))
-        per = sw.seconds / len(texts)
         result = [
-            Completion(text=text, tokens_in=len(i), tokens_out=n, seconds=per, finish_reason=reason)
+            Completion(text=text, tokens_in=len(i), tokens_out=n, finish_reason=reason)
             for i, (text, n, reason) in zip(ids, outs, strict=True)
         ]
-        self._count(sum(c.tokens_in for c in result), sum(c.tokens_out for c in result), sw.seconds)
-        return result
+        return self._finish_complete(result, sw.seconds)
 
     def choose(self, prompt: str, options: list[str]) -> tuple[int, list[float]]:
         options = self._check_choose_args(prompt, options)
@@ -220,11 +217,7 @@ class TransformersBackend(LLMBackend):
                     self.share_prefix = False
             if scores is None:
                 scores = self._scores_whole(fulls, firsts)
-        if not all(math.isfinite(x) for x in scores):
-            raise LLMBackendError(f"non-finite option scores {scores}")
-        self._count(sum(len(f) for f in fulls), 0, sw.seconds)
-        best = max(range(len(scores)), key=lambda i: (scores[i], -i))
-        return best, scores
+        return self._finish_choose(scores, sum(len(f) for f in fulls), sw.seconds)
 
     def _scores_whole(self, fulls: list[list[int]], firsts: list[int]) -> list[float]:
         """Each ``prompt + option`` in full, ``score_batch_size`` sequences per forward pass."""

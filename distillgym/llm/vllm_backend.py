@@ -17,7 +17,6 @@ boundary are the same as in the transformers backend.
 
 from __future__ import annotations
 
-import math
 import random
 from typing import Any
 
@@ -105,14 +104,12 @@ class VLLMBackend(LLMBackend):
                 for _ in prompts
             ]
             outs = self._generate([{"prompt_token_ids": i} for i in ids], params)
-        per = sw.seconds / len(prompts)
         result = [
-            Completion(text=o.outputs[0].text, tokens_in=len(i), tokens_out=len(o.outputs[0].token_ids), seconds=per,
+            Completion(text=o.outputs[0].text, tokens_in=len(i), tokens_out=len(o.outputs[0].token_ids),
                        finish_reason=o.outputs[0].finish_reason)
             for i, o in zip(ids, outs, strict=True)
         ]
-        self._count(sum(c.tokens_in for c in result), sum(c.tokens_out for c in result), sw.seconds)
-        return result
+        return self._finish_complete(result, sw.seconds)
 
     def choose(self, prompt: str, options: list[str]) -> tuple[int, list[float]]:
         options = self._check_choose_args(prompt, options)
@@ -138,8 +135,4 @@ class VLLMBackend(LLMBackend):
                     if entry is not None and full[i] in entry:
                         total += float(entry[full[i]].logprob)
                 scores.append(total)
-        if not all(math.isfinite(x) for x in scores):
-            raise LLMBackendError(f"non-finite option scores {scores}")
-        self._count(sum(len(f) for f in fulls), 0, sw.seconds)
-        best = max(range(len(scores)), key=lambda i: (scores[i], -i))
-        return best, scores
+        return self._finish_choose(scores, sum(len(f) for f in fulls), sw.seconds)
