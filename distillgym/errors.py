@@ -50,7 +50,13 @@ class UnknownNameError(DistillGymError, KeyError):
 
 
 class TrainingDivergedError(DistillGymError, RuntimeError):
-    """A training step produced a non-finite loss or gradient; the student was not updated."""
+    """A training step produced a non-finite loss or gradient. The optimiser step that met it
+    was not taken; ``applied`` says how many optimiser steps of the same ``train`` call were
+    taken before it (those did change the weights)."""
+
+    def __init__(self, message: str, applied: int = 0) -> None:
+        super().__init__(message)
+        self.applied = int(applied)
 
 
 class DependencyMissingError(DistillGymError, ImportError):

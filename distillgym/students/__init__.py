@@ -1,17 +1,30 @@
 """Students: real torch language models trained by gradient steps.
 
-Imported lazily by the environment so that ``import distillgym`` does not import torch.
+The contract and the registry (:mod:`distillgym.students.base`) import no torch; concrete
+students are imported when built, so that ``import distillgym`` does not import torch.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["StudentConfig", "TinyStudent", "TrainStats", "CharTokenizer", "resolve_device"]
+from distillgym.students.base import STUDENTS, Student, TrainStats, make_student, register_student
+
+__all__ = [
+    "STUDENTS",
+    "Student",
+    "TrainStats",
+    "make_student",
+    "register_student",
+    "StudentConfig",
+    "TinyStudent",
+    "CharTokenizer",
+    "resolve_device",
+]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("StudentConfig", "TinyStudent", "TrainStats", "resolve_device"):
+    if name in ("StudentConfig", "TinyStudent", "resolve_device"):
         from distillgym.students import tiny
 
         return getattr(tiny, name)

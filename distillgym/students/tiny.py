@@ -14,7 +14,7 @@ import math
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +23,11 @@ import torch
 import torch.nn.functional as F
 
 from distillgym.errors import ConfigError, TrainingDivergedError
+from distillgym.students.base import TrainStats
 from distillgym.students.tokenizer import BOS, EOS, PAD, CharTokenizer
 from distillgym.types import Example
 
-__all__ = ["StudentConfig", "TrainStats", "TinyStudent", "resolve_device"]
+__all__ = ["StudentConfig", "TrainStats", "TinyStudent", "resolve_device", "cache_dir"]
 
 
 def resolve_device(device: str) -> torch.device:
@@ -98,6 +99,12 @@ class StudentConfig:
                 raise ConfigError(f"StudentConfig.{name} must be a finite number >= 0, got {v!r}")
         if not isinstance(self.replay_fraction, (int, float)) or not 0 <= self.replay_fraction < 1:
             raise ConfigError(f"StudentConfig.replay_fraction must be in [0, 1), got {self.replay_fraction!r}")
+        if isinstance(self.batch_size, int) and self.batch_size - int(round(self.batch_size * self.replay_fraction)) < 1:
+            raise ConfigError(
+                f"StudentConfig.replay_fraction={self.replay_fraction!r} with batch_size={self.batch_size} leaves no new "
+                f"example in a mini-batch (round({self.batch_size} * {self.replay_fraction}) replayed rows); lower "
+                "replay_fraction or raise batch_size"
+            )
         if not isinstance(self.replay_capacity, int) or self.replay_capacity < 0:
             raise ConfigError(f"StudentConfig.replay_capacity must be an integer >= 0, got {self.replay_capacity!r}")
         if self.lr == 0:
@@ -127,21 +134,15 @@ class StudentConfig:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-@dataclass
-class TrainStats:
-    examples: int = 0
-    tokens: int = 0
-    optimizer_steps: int = 0
-    loss: float = float("nan")
-    seconds: float = 0.0
-    extra: dict[str, float] = field(default_factory=dict)
-
-
 class TinyStudent:
-    """A Llama-architecture causal LM over characters, trained with AdamW."""
+    """A Llama-architecture causal LM over characters, trained with AdamW (see
+    :mod:`distillgym.students.base` for the contract it implements)."""
+
+    name = "tiny"
+    teacher_forced_exact = True
+    """:meth:`score` equals greedy decoding plus exact match (tests/test_student.py checks it)."""
 
     def __init__(self, config: StudentConfig, alphabet: str) -> None:
-        from transformers import LlamaConfig, LlamaForCausalLM
         from transformers.utils import logging as hf_logging
 
         config.validate()
@@ -149,28 +150,52 @@ class TinyStudent:
         self.config = config
         self.tokenizer = CharTokenizer(alphabet, reverse_answers=config.reverse_answers)
         self.device = resolve_device(config.device)
+        self.model = self._build(config.init_seed)
+        self.model.to(self.device)
+        self.n_params = sum(p.numel() for p in self.model.parameters())
+        self.step = 0
+        self.optimizer = self._new_optimizer()
+        self.replay: list[Example] = []
+
+    @classmethod
+    def for_suite(cls, suite: Any, device: str | None = None, config: StudentConfig | None = None,
+                  **fields: Any) -> TinyStudent:
+        """The registry's factory (``make_student("tiny", suite, **StudentConfig fields)``)."""
+        if config is not None and fields:
+            raise ConfigError("pass either config=StudentConfig(...) or StudentConfig fields, not both")
+        cfg = dataclasses.replace(config) if config is not None else StudentConfig.from_dict(fields)
+        if device is not None:
+            cfg.device = device
+        cfg.validate()
+        need = 2 + suite.max_prompt_len + suite.max_answer_len
+        if need > cfg.max_positions:
+            raise ConfigError(
+                f"suite {suite.name!r} needs up to {need} positions (bos + prompt + answer + eos) but "
+                f"StudentConfig.max_positions is {cfg.max_positions}; raise max_positions"
+            )
+        return cls(cfg, suite.alphabet)
+
+    def _build(self, seed: int) -> torch.nn.Module:
+        from transformers import LlamaConfig, LlamaForCausalLM
+
+        c = self.config
         hf_config = LlamaConfig(
             vocab_size=self.tokenizer.vocab_size,
-            hidden_size=config.hidden_size,
-            intermediate_size=config.intermediate_size,
-            num_hidden_layers=config.num_layers,
-            num_attention_heads=config.num_heads,
-            num_key_value_heads=config.num_heads,
-            max_position_embeddings=config.max_positions,
+            hidden_size=c.hidden_size,
+            intermediate_size=c.intermediate_size,
+            num_hidden_layers=c.num_layers,
+            num_attention_heads=c.num_heads,
+            num_key_value_heads=c.num_heads,
+            max_position_embeddings=c.max_positions,
             pad_token_id=PAD,
             bos_token_id=BOS,
             eos_token_id=EOS,
             tie_word_embeddings=True,
             attn_implementation="sdpa",
         )
-        with torch.random.fork_rng(devices=[]):  # initial weights from init_seed only
-            torch.manual_seed(config.init_seed)
-            self.model = LlamaForCausalLM(hf_config)
-        self.model.to(self.device)
-        self.n_params = sum(p.numel() for p in self.model.parameters())
-        self.step = 0
-        self.optimizer = self._new_optimizer()
-        self.replay: list[Example] = []
+        with torch.random.fork_rng(devices=[]):  # initial weights from the seed only
+            torch.manual_seed(int(seed))
+            return LlamaForCausalLM(hf_config)
 
     # ------------------------------------------------------------------ state
     def _new_optimizer(self) -> torch.optim.Optimizer:
@@ -179,7 +204,7 @@ class TinyStudent:
         )
 
     def state(self) -> dict[str, torch.Tensor]:
-        """A copy of the weights, kept in memory (reset restores it)."""
+        """A copy of the weights, kept in memory."""
         return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
 
     def load_state(self, state: dict[str, torch.Tensor]) -> None:
@@ -188,6 +213,39 @@ class TinyStudent:
         self.optimizer = self._new_optimizer()
         self.step = 0
         self.replay = []
+
+    def snapshot(self) -> dict[str, Any]:
+        """Weights, optimiser state, schedule step and replay buffer, copied."""
+        import copy
+
+        return {
+            "weights": self.state(),
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()) if self.optimizer.state else None,
+            "step": self.step,
+            "replay": list(self.replay),
+        }
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Back to a :meth:`snapshot` exactly (a snapshot without optimiser state gives a fresh
+        optimiser, as at reset)."""
+        import copy
+
+        self.load_state(snapshot["weights"])
+        if snapshot.get("optimizer") is not None:
+            self.optimizer.load_state_dict(copy.deepcopy(snapshot["optimizer"]))
+        self.step = int(snapshot.get("step", 0))
+        self.replay = list(snapshot.get("replay", []))
+
+    def reinit(self, seed: int) -> None:
+        """Fresh initial weights drawn from ``seed``, fresh optimiser and replay buffer."""
+        self.load_state({k: v.to(self.device) for k, v in self._build(seed).state_dict().items()})
+
+    def costs(self) -> dict[str, Any]:
+        return {
+            "n_params": self.n_params,
+            "trainable_params": self.n_params,
+            "flops_per_token": self.flops_per_token(self.config.max_positions),
+        }
 
     # ------------------------------------------------------------------ batching
     def _collate(self, examples: Sequence[Example]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -222,22 +280,35 @@ class TinyStudent:
         mask = (np.arange(T)[None, :] < lengths[:, None]).astype(np.int64)
         return tuple(torch.from_numpy(a).to(self.device) for a in (ids, mask, targets))  # type: ignore[return-value]
 
+    @staticmethod
+    def _row_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """(B,) mean cross-entropy over each row's scored tokens."""
+        tok = F.cross_entropy(
+            logits.detach().flatten(0, 1).float(), targets.flatten(), ignore_index=-100, reduction="none"
+        ).view(targets.shape)
+        scored = (targets != -100).sum(1).clamp(min=1)
+        return tok.sum(1) / scored
+
     # ------------------------------------------------------------------ training
     def _lr_at(self, step: int) -> float:
         if self.config.warmup_steps and step < self.config.warmup_steps:
             return self.config.lr * (step + 1) / self.config.warmup_steps
         return self.config.lr
 
-    def train(self, examples: Sequence[Example], rng: np.random.Generator | None = None) -> TrainStats:
+    def train(self, examples: Sequence[Example], rng: np.random.Generator | None = None,
+              track_cells: bool = False) -> TrainStats:
         """One pass over ``examples`` (shuffled with ``rng`` if given) in mini-batches.
 
         With ``replay_fraction`` r > 0 and earlier examples in the buffer, each mini-batch
         holds ``round(batch_size * (1 - r))`` new examples and fills the rest with examples
         drawn uniformly (with ``rng``) from the replay buffer of this episode's earlier
-        training data; the new examples join the buffer afterwards.
+        training data; the new examples join the buffer afterwards. ``track_cells`` fills
+        ``TrainStats.cell_loss`` (an extra cross-entropy on the detached logits; the update
+        itself is unchanged).
 
         Raises :class:`TrainingDivergedError` before the optimiser step if the loss or the
-        gradient norm is not finite, so the weights are never corrupted."""
+        gradient norm is not finite, so the step that met it is never applied; its
+        ``applied`` attribute counts the earlier optimiser steps of this call, which were."""
         t0 = time.perf_counter()
         stats = TrainStats()
         if not examples:
@@ -250,8 +321,11 @@ class TinyStudent:
         n_replay = int(round(bs * self.config.replay_fraction)) if self.replay else 0
         n_new = bs - n_replay
         losses = []
+        cell_sum: dict[tuple[str, int], float] = {}
+        cell_n: dict[tuple[str, int], int] = {}
         for i in range(0, len(examples), n_new):
-            batch = [examples[j] for j in order[i : i + n_new]]
+            new = [examples[j] for j in order[i : i + n_new]]
+            batch = list(new)
             if n_replay:
                 batch += [self.replay[j] for j in rng.integers(0, len(self.replay), n_replay)]
             ids, mask, targets = self._collate(batch)
@@ -259,10 +333,14 @@ class TinyStudent:
             loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
             if not torch.isfinite(loss):
                 self.optimizer.zero_grad(set_to_none=True)
-                raise TrainingDivergedError(
-                    f"training loss became {loss.item()} at optimiser step {self.step}; the student was "
-                    "not updated. Lower StudentConfig.lr or check the examples for malformed text."
-                )
+                raise TrainingDivergedError(self._diverged(f"training loss became {loss.item()}", stats),
+                                            stats.optimizer_steps)
+            if track_cells:
+                rows = self._row_loss(logits[: len(new)], targets[: len(new)]).tolist()
+                for ex, r in zip(new, rows, strict=True):
+                    key = (ex.skill, ex.difficulty)
+                    cell_sum[key] = cell_sum.get(key, 0.0) + r
+                    cell_n[key] = cell_n.get(key, 0) + 1
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.config.grad_clip > 0:
@@ -273,10 +351,8 @@ class TinyStudent:
                 )
             if not torch.isfinite(norm):
                 self.optimizer.zero_grad(set_to_none=True)
-                raise TrainingDivergedError(
-                    f"gradient norm became {norm.item()} at optimiser step {self.step}; the student was not "
-                    "updated. Lower StudentConfig.lr or enable grad_clip."
-                )
+                raise TrainingDivergedError(self._diverged(f"gradient norm became {norm.item()}", stats),
+                                            stats.optimizer_steps)
             for g in self.optimizer.param_groups:
                 g["lr"] = self._lr_at(self.step)
             self.optimizer.step()
@@ -289,10 +365,41 @@ class TinyStudent:
             del self.replay[: max(0, len(self.replay) - self.config.replay_capacity)]
         stats.examples = len(examples)
         stats.loss = float(np.mean(losses))
+        stats.flops = stats.tokens * self.flops_per_token(self.config.max_positions)
+        stats.cell_loss = {k: cell_sum[k] / cell_n[k] for k in cell_sum}
         stats.seconds = time.perf_counter() - t0
         return stats
 
+    def _diverged(self, what: str, stats: TrainStats) -> str:
+        applied = stats.optimizer_steps
+        done = (
+            "no optimiser step of this call had been taken, so the weights are unchanged"
+            if applied == 0
+            else f"{applied} earlier optimiser step(s) of this call had already changed the weights"
+        )
+        return (
+            f"{what} at optimiser step {self.step}; that step was not applied and {done}. "
+            "Lower StudentConfig.lr, enable grad_clip, or check the examples for malformed text."
+        )
+
     # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def score_and_loss(self, examples: Sequence[Example]) -> tuple[np.ndarray, np.ndarray]:
+        """Exact match (as :meth:`score`) and answer loss (as :meth:`answer_loss`) from one
+        teacher-forced pass per chunk."""
+        self.model.eval()
+        out = np.zeros(len(examples), dtype=bool)
+        loss = np.zeros(len(examples), dtype=np.float64)
+        for i in range(0, len(examples), self.config.eval_batch_size):
+            batch = examples[i : i + self.config.eval_batch_size]
+            ids, mask, targets = self._collate(batch)
+            logits = self.model(input_ids=ids).logits
+            pred = logits.argmax(-1)
+            scored = targets != -100
+            out[i : i + len(batch)] = ((pred == targets) | ~scored).all(dim=1).cpu().numpy()
+            loss[i : i + len(batch)] = self._row_loss(logits, targets).cpu().numpy()
+        return out, loss
+
     @torch.no_grad()
     def score(self, examples: Sequence[Example]) -> np.ndarray:
         """Exact match of each example, from one teacher-forced forward pass per chunk.
@@ -310,6 +417,10 @@ class TinyStudent:
             ok = ((pred == targets) | ~scored).all(dim=1)
             out[i : i + len(batch)] = ok.cpu().numpy()
         return out
+
+    def answer_loss(self, examples: Sequence[Example]) -> np.ndarray:
+        """Per example, the mean token cross-entropy of the gold answer and EOS."""
+        return self.score_and_loss(examples)[1]
 
     @torch.no_grad()
     def predict(self, prompts: Sequence[str], max_new_tokens: int) -> list[str]:

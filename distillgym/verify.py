@@ -1,0 +1,132 @@
+"""Checking written examples: text lines in, verified examples and counts by kind out.
+
+Used by the open-ended action level (a teacher writes the training data) and by data engines
+in which a language model writes it. Each non-empty line (surrounding whitespace stripped) is
+checked in this order, and the first failed check names its kind:
+
+1. ``over_limit``: the line comes after the first ``max_lines`` non-empty lines (not charged);
+2. ``overlong``: longer than the suite's ``max_line_len``;
+3. ``malformed``: a character outside the suite's alphabet, or not ``prompt + answer`` as the
+   suite's ``parse_line`` reads it, or a prompt the suite's solver cannot parse;
+4. ``off_grid``: a well-formed prompt that belongs to no (skill, level) cell of the suite;
+5. ``leak_val`` / ``leak_test``: the prompt lies in the validation or test part of the item
+   space (only for cells that claim a content partition, see :mod:`distillgym.tasks.base`);
+6. ``wrong``: the answer differs from the gold answer the suite's solver recomputes from the
+   prompt (scored with the suite's own rule, which must give 1.0);
+7. ``duplicate``: the same prompt was already accepted in this call (or is in ``seen``).
+
+A line that passes becomes an :class:`~distillgym.types.Example` with the *recomputed* gold
+answer (equal to the written one), its cell, ``verified=True`` and the given ``source``. The
+charge (``LineCheck.charged``) is the number of non-empty lines within ``max_lines``, whatever
+became of them: rejected lines cost budget too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from distillgym.engines.base import EngineCost
+from distillgym.tasks.base import TaskSuite
+from distillgym.types import Example
+
+__all__ = ["LineCheck", "REJECT_KINDS", "check_lines"]
+
+REJECT_KINDS = ("over_limit", "overlong", "malformed", "off_grid", "leak_val", "leak_test", "wrong", "duplicate")
+
+
+@dataclass
+class LineCheck:
+    """The outcome of :func:`check_lines`."""
+
+    examples: list[Example]
+    cost: EngineCost
+    charged: int = 0
+    """Non-empty lines within the limit (each costs one example of budget)."""
+    verdicts: list[tuple[str, str]] = field(default_factory=list)
+    """``(line, "ok" or the rejection kind)`` for every non-empty line, in order."""
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Accepted and rejected lines by kind (every kind present, zeros included)."""
+        out = {"accepted": len(self.examples), **dict.fromkeys(REJECT_KINDS, 0)}
+        out.update(self.cost.rejected_by_kind)
+        return out
+
+
+def check_lines(
+    suite: TaskSuite,
+    lines: Iterable[str],
+    max_lines: int | None = None,
+    source: str = "written",
+    seen: set[str] | None = None,
+    check_leaks: bool = True,
+) -> LineCheck:
+    """Verify written lines against ``suite``; see the module docstring for the checks."""
+    cost = EngineCost()
+    examples: list[Example] = []
+    verdicts: list[tuple[str, str]] = []
+    accepted: set[str] = set(seen or ())
+    alphabet = set(suite.alphabet)
+    charged = 0
+    for raw in lines:
+        line = raw.strip()
+        if not line:
+            continue
+        kind = _check(suite, line, alphabet, accepted, charged, max_lines, check_leaks)
+        if kind != "over_limit":
+            charged += 1
+        if isinstance(kind, Example):
+            ex = Example(kind.prompt, kind.answer, kind.skill, kind.difficulty, source=source, verified=True)
+            examples.append(ex)
+            accepted.add(ex.prompt)
+            verdicts.append((line, "ok"))
+        else:
+            cost.reject(kind)
+            verdicts.append((line, kind))
+    cost.examples = len(examples)
+    cost.tokens = sum(len(e.prompt) + len(e.answer) for e in examples)
+    return LineCheck(examples, cost, charged, verdicts)
+
+
+def _check(
+    suite: TaskSuite,
+    line: str,
+    alphabet: set[str],
+    accepted: set[str],
+    charged: int,
+    max_lines: int | None,
+    check_leaks: bool,
+) -> str | Example:
+    if max_lines is not None and charged >= max_lines:
+        return "over_limit"
+    if len(line) > suite.max_line_len:
+        return "overlong"
+    if not set(line) <= alphabet:
+        return "malformed"
+    parsed = suite.parse_line(line)
+    if parsed is None:
+        return "malformed"
+    prompt, answer = parsed
+    try:
+        gold = suite.solve(prompt)
+    except NotImplementedError:
+        return "malformed"  # a suite without a solver cannot check written examples
+    except Exception:  # noqa: BLE001 - the suite's parser refuses the prompt
+        return "malformed"
+    try:
+        cell = suite.classify(prompt)
+    except NotImplementedError:
+        cell = None
+    if cell is None:
+        return "off_grid"
+    skill, level = cell
+    if check_leaks and suite.partition is not None and suite.partitioned(skill, level):
+        part = suite.part_of(prompt)
+        if part != "train":
+            return f"leak_{part}"
+    if suite.score(answer, gold) < 1.0:
+        return "wrong"
+    if prompt in accepted:
+        return "duplicate"
+    return Example(prompt, gold, skill, level)
