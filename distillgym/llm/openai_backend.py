@@ -18,6 +18,13 @@ imported when the backend is built.
   models) makes ``choose`` raise :class:`LLMBackendError`: use ``mode="generate"`` there.
   ``choose`` always uses the completions endpoint on the raw prompt, even with ``chat=True``.
 
+API key and server: ``api_key`` and ``base_url`` default to the environment variables
+``OPENAI_API_KEY`` and ``OPENAI_BASE_URL`` (the openai client's own), then to ``"EMPTY"`` and
+``http://127.0.0.1:8000/v1``. Pass keys through the environment, not as arguments, so that
+no configuration record holds them. The key is kept only inside the openai client: it is in no
+public attribute, not in ``repr``, ``counters`` or ``base_url`` (user:password in the URL is
+masked there too), and every error message is scrubbed of it before it is raised.
+
 Errors: a request that takes longer than ``timeout`` seconds raises :class:`LLMTimeoutError`;
 an unreachable server :class:`LLMConnectionError`; an error reply :class:`LLMBackendError`
 (all :class:`~distillgym.errors.DistillGymError`), after ``max_retries`` retries by the
@@ -27,6 +34,8 @@ back-off between tries.
 
 from __future__ import annotations
 
+import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -41,7 +50,14 @@ from distillgym.llm.base import (
     option_start,
 )
 
-__all__ = ["OpenAIBackend"]
+__all__ = ["OpenAIBackend", "DEFAULT_BASE_URL", "mask_url"]
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
+
+
+def mask_url(url: str) -> str:
+    """``url`` with any ``user:password@`` part replaced by ``***@``."""
+    return re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@]*@", r"\1***@", url)
 
 
 class OpenAIBackend(LLMBackend):
@@ -49,8 +65,8 @@ class OpenAIBackend(LLMBackend):
 
     Arguments:
     - ``model``: the served model's name; ``None`` takes the first one ``/v1/models`` lists.
-    - ``base_url``: e.g. ``"http://127.0.0.1:8000/v1"``.
-    - ``api_key``: ``"EMPTY"`` for local servers.
+    - ``base_url``: e.g. ``"http://127.0.0.1:8000/v1"``; default ``$OPENAI_BASE_URL``, else that one.
+    - ``api_key``: default ``$OPENAI_API_KEY``, else ``"EMPTY"`` (local servers need none).
     - ``timeout``: seconds per request (connect, read, write) before :class:`LLMTimeoutError`.
     - ``max_retries``: the client's retries on connection errors, timeouts, 429 and 5xx.
     - ``chat``: ``complete`` uses ``/v1/chat/completions`` (one user message per prompt).
@@ -64,8 +80,8 @@ class OpenAIBackend(LLMBackend):
     def __init__(
         self,
         model: str | None = None,
-        base_url: str = "http://127.0.0.1:8000/v1",
-        api_key: str = "EMPTY",
+        base_url: str | None = None,
+        api_key: str | None = None,
         timeout: float = 60.0,
         max_retries: int = 2,
         chat: bool = False,
@@ -76,10 +92,17 @@ class OpenAIBackend(LLMBackend):
         openai = require("openai", "the 'openai' backend", "llm")
         check_number("", "timeout (seconds)", timeout, 0, open_low=True)
         check_int("", "max_retries", max_retries, 0)
+        if base_url is None:
+            base_url = os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"base_url must be an http(s) URL such as 'http://127.0.0.1:8000/v1', got {base_url!r}")
+            shown = mask_url(base_url) if isinstance(base_url, str) else type(base_url).__name__
+            raise ConfigError(f"base_url must be an http(s) URL such as {DEFAULT_BASE_URL!r}, got {shown!r}")
+        if api_key is None:
+            api_key = os.environ.get("OPENAI_API_KEY") or "EMPTY"
+        if not isinstance(api_key, str):
+            raise ConfigError(f"api_key must be a string, got a {type(api_key).__name__}")
         self._openai = openai
-        self.base_url = base_url
+        self.base_url = mask_url(base_url)  # for messages and records; the client has the real one
         self.timeout = float(timeout)
         self.max_retries = max_retries
         self.chat = bool(chat)
@@ -87,6 +110,7 @@ class OpenAIBackend(LLMBackend):
         self.max_workers = max(1, int(max_workers))
         self.client = openai.OpenAI(base_url=base_url, api_key=api_key or "EMPTY", timeout=self.timeout,
                                     max_retries=max_retries)
+        del api_key  # from here on only the client holds the key
         self._model = model
         self.model_name = model or ""
         self._echo_max_tokens = 0  # becomes 1 for servers that refuse max_tokens=0
@@ -103,21 +127,34 @@ class OpenAIBackend(LLMBackend):
             self._model = self.model_name = data[0].id
         return self._model
 
+    def __repr__(self) -> str:
+        return f"OpenAIBackend(model={self.model_name!r}, base_url={self.base_url!r}, chat={self.chat})"
+
+    def _scrub(self, text: str) -> str:
+        """``text`` with the API key (and the real URL's user:password) masked."""
+        key = str(getattr(self.client, "api_key", "") or "")
+        if len(key) >= 4 and key != "EMPTY":
+            text = text.replace(key, "***")
+        real = str(getattr(self.client, "base_url", "") or "")
+        if real and mask_url(real) != real:
+            text = text.replace(real, mask_url(real)).replace(real.rstrip("/"), mask_url(real.rstrip("/")))
+        return text
+
     def _call(self, fn: Any) -> Any:
-        """``fn()`` with the openai package's exceptions turned into ours."""
+        """``fn()`` with the openai package's exceptions turned into ours (scrubbed of the key)."""
         oa = self._openai
         try:
             return fn()
         except oa.APITimeoutError as err:
-            raise LLMTimeoutError(
-                f"no reply from {self.base_url} within {self.timeout:g} s (after {self.max_retries} retries): {err}"
-            ) from None
+            cls = LLMTimeoutError
+            msg = f"no reply from {self.base_url} within {self.timeout:g} s (after {self.max_retries} retries): {err}"
         except oa.APIConnectionError as err:
-            raise LLMConnectionError(f"cannot reach {self.base_url}: {err}") from None
+            msg, cls = f"cannot reach {self.base_url}: {err}", LLMConnectionError
         except oa.APIStatusError as err:
-            raise LLMBackendError(f"{self.base_url} answered HTTP {err.status_code}: {err.message}") from None
+            msg, cls = f"{self.base_url} answered HTTP {err.status_code}: {err.message}", LLMBackendError
         except oa.OpenAIError as err:
-            raise LLMBackendError(f"{type(err).__name__} from {self.base_url}: {err}") from None
+            msg, cls = f"{type(err).__name__} from {self.base_url}: {err}", LLMBackendError
+        raise cls(self._scrub(msg)) from None
 
     def reseed(self, seed: int) -> None:
         self.seed = int(seed)

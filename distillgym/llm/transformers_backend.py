@@ -1,8 +1,11 @@
 """A local Hugging Face causal LM (``AutoModelForCausalLM`` + ``AutoTokenizer``) as an
 :class:`~distillgym.llm.base.LLMBackend`.
 
-The model is loaded from a directory (or an id already in the local Hugging Face cache) with
-``local_files_only=True``: nothing is downloaded. Decoding is a plain batched loop with a
+The model is a local directory or a named model (``"smollm2"``, see
+:mod:`distillgym.llm.models`), loaded with ``local_files_only=True`` (nothing is downloaded)
+by :func:`~distillgym.llm.models.load_causal_lm`, which keeps one copy per process: every
+backend built on the same model, device and dtype shares it, so a teacher rebuilt for each
+episode does not reload it. Decoding is a plain batched loop with a
 key-value cache (left padding, explicit position ids): greedy at ``temperature=0``, otherwise
 sampling from ``softmax(logits / temperature)`` with this backend's own seeded
 ``torch.Generator``, so that runs repeat exactly. ``choose`` scores all options in one batched
@@ -75,7 +78,8 @@ class TransformersBackend(LLMBackend):
     """A causal LM loaded from ``model`` (a local directory) with transformers.
 
     Arguments:
-    - ``model``: path of a directory holding the model and its tokenizer (``save_pretrained``).
+    - ``model``: path of a directory holding the model and its tokenizer (``save_pretrained``),
+      or a named model (``"smollm2"``).
     - ``device``: ``"auto"`` (cuda when present), ``"cpu"`` or ``"cuda[:N]"``.
     - ``dtype``: ``"auto"`` (float32 on CPU, the checkpoint's own dtype on CUDA), ``"float32"``,
       ``"float16"`` or ``"bfloat16"``.
@@ -108,31 +112,26 @@ class TransformersBackend(LLMBackend):
     ) -> None:
         super().__init__()
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from distillgym.llm.models import load_causal_lm
 
         if dtype not in _DTYPES:
             raise ConfigError(f"dtype must be one of {list(_DTYPES)}, got {dtype!r}")
         check_int("", "score_batch_size", score_batch_size, 1)
         if model is None or str(model) == "":
-            raise ConfigError("the transformers backend needs model=PATH (a directory made by save_pretrained)")
+            raise ConfigError(
+                "the transformers backend needs model=PATH (a directory made by save_pretrained) or a named "
+                "model such as 'smollm2'"
+            )
         self.device = _resolve_device(device)
         if dtype == "auto":
             torch_dtype: Any = torch.float32 if self.device.type == "cpu" else "auto"
         else:
             torch_dtype = getattr(torch, dtype)
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(
-                str(model), local_files_only=True, trust_remote_code=trust_remote_code
-            )
-            self.model = AutoModelForCausalLM.from_pretrained(
-                str(model), local_files_only=True, dtype=torch_dtype, trust_remote_code=trust_remote_code
-            )
-        except (OSError, ValueError) as err:
-            raise ConfigError(
-                f"cannot load a causal LM and its tokenizer from {str(model)!r} without downloading ({err}). "
-                "Give the path of a directory written by save_pretrained (config.json, weights, tokenizer files)."
-            ) from None
-        self.model.to(self.device).eval()
+        # one copy per process, shared with every other backend, engine or teacher that loads it
+        self.model, self.tokenizer = load_causal_lm(
+            model, device=self.device, dtype=torch_dtype, trust_remote_code=trust_remote_code
+        )
         self.model_name = Path(str(model)).name or str(model)
         self.chat = bool(chat)
         if self.chat and not getattr(self.tokenizer, "chat_template", None):
@@ -150,6 +149,8 @@ class TransformersBackend(LLMBackend):
         self.pad_id = int(pad)
         params = inspect.signature(self.model.forward).parameters
         self._keep_arg = "logits_to_keep" if "logits_to_keep" in params else None
+        # transformers >= 5.2x names the key-value cache argument ``cache`` (``past_key_values`` is deprecated)
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
         self.reseed(seed)
 
     # ------------------------------------------------------------------ public API
@@ -161,7 +162,12 @@ class TransformersBackend(LLMBackend):
         self._gen.manual_seed(self.seed)
 
     def close(self) -> None:
+        """Drop this backend's reference to the model (the process-wide copy stays loaded for
+        other users; :func:`~distillgym.llm.models.unload_models` drops it)."""
         self.model = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"TransformersBackend(model={self.model_name!r}, device={str(self.device)!r}, chat={self.chat})"
 
     def format_prompt(self, prompt: str) -> str:
         """The text the model sees for ``prompt``: itself, or with ``chat=True`` the chat
@@ -240,7 +246,7 @@ class TransformersBackend(LLMBackend):
         shared = min(firsts)  # >= 1: fulls[i][:shared] is the same for every option
         with torch.inference_mode():
             out = self._forward(keep=1, input_ids=torch.tensor([fulls[0][:shared]], device=self.device), use_cache=True)
-            prefix_cache = out.past_key_values
+            prefix_cache = self._cache_of(out)
             first_logp = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
             scores: list[float] = []
             for lo in range(0, len(fulls), self.score_batch_size):
@@ -256,7 +262,7 @@ class TransformersBackend(LLMBackend):
                 cache = copy.deepcopy(prefix_cache)
                 cache.batch_repeat_interleave(B)
                 pos = torch.arange(shared, shared + L, device=self.device).unsqueeze(0).expand(B, L)
-                logits = self._forward(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache,
+                logits = self._forward(input_ids=ids, attention_mask=mask, position_ids=pos, past=cache,
                                        use_cache=True).logits
                 lp_rest = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(-1, ids[:, 1:].unsqueeze(-1))
                 lp_rest = lp_rest.squeeze(-1).cpu().tolist()
@@ -325,10 +331,19 @@ class TransformersBackend(LLMBackend):
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
         return input_ids, mask, position_ids
 
-    def _forward(self, keep: int = 0, **kwargs: Any):
+    def _forward(self, keep: int = 0, past: Any = None, **kwargs: Any):
+        """The model's forward pass; ``keep``: logits of the last ``keep`` positions only (0: all);
+        ``past``: a key-value cache, passed under the name this transformers version uses."""
         if self._keep_arg and keep:
             kwargs[self._keep_arg] = keep
+        if past is not None:
+            kwargs[self._cache_arg] = past
         return self.model(**kwargs)
+
+    @staticmethod
+    def _cache_of(out: Any) -> Any:
+        cache = getattr(out, "cache", None)
+        return cache if cache is not None else out.past_key_values
 
     def _token_logprobs(self, id_lists: list[list[int]], n_last: int | None = None, top: int = 0):
         """One left-padded forward pass. Returns ``(lps, tops)``: per sequence,
@@ -381,8 +396,8 @@ class TransformersBackend(LLMBackend):
         with torch.inference_mode():
             for _ in range(max_tokens):
                 out = self._forward(keep=1, input_ids=cur_ids, attention_mask=mask, position_ids=cur_pos,
-                                    past_key_values=past, use_cache=True)
-                past = out.past_key_values
+                                    past=past, use_cache=True)
+                past = self._cache_of(out)
                 logits = out.logits[:, -1, :].float()
                 if temperature > 0:
                     probs = torch.softmax(logits / temperature, dim=-1)

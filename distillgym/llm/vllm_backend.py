@@ -1,7 +1,10 @@
 """vLLM's offline engine (``vllm.LLM``) as an :class:`~distillgym.llm.base.LLMBackend`.
 
 Needs a GPU and ``pip install "distillgym[vllm]"``; vllm is imported when the backend is
-built, and its absence raises :class:`~distillgym.errors.DependencyMissingError`. Prompts
+built, and its absence raises :class:`~distillgym.errors.DependencyMissingError`. A named
+model (``"smollm2"``) is resolved to its local directory by
+:func:`~distillgym.llm.models.resolve_model`. Engines are kept once per process (keyed by
+their arguments), so a teacher rebuilt for each episode reuses the loaded one. Prompts
 are tokenized here with the engine's tokenizer and passed as token ids
 (``{"prompt_token_ids": [...]}``), so that ``chat=True`` templates and ``choose``'s option
 boundary are the same as in the transformers backend.
@@ -24,6 +27,8 @@ from distillgym.errors import ConfigError, require
 from distillgym.llm.base import Completion, LLMBackend, LLMBackendError, Stopwatch, option_start
 
 __all__ = ["VLLMBackend"]
+
+_ENGINES: dict[str, Any] = {}  # repr of vllm.LLM's arguments -> the engine (one per process)
 
 
 class VLLMBackend(LLMBackend):
@@ -54,12 +59,18 @@ class VLLMBackend(LLMBackend):
         vllm = require("vllm", "the 'vllm' backend", "vllm", " (Linux with a CUDA GPU)")
         if not model:
             raise ConfigError("the vllm backend needs model=PATH or a model id")
+        from distillgym.llm.models import NAMED_MODELS, resolve_model
+
         self._vllm = vllm
-        kwargs = dict(model=str(model), seed=int(seed), dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
+        path = str(resolve_model(model)) if str(model) in NAMED_MODELS else str(model)
+        kwargs = dict(model=path, seed=int(seed), dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
                       tensor_parallel_size=tensor_parallel_size, **engine_kwargs)
         if max_model_len is not None:
             kwargs["max_model_len"] = int(max_model_len)
-        self.llm = vllm.LLM(**kwargs)
+        key = repr(sorted(kwargs.items()))
+        if key not in _ENGINES:
+            _ENGINES[key] = vllm.LLM(**kwargs)
+        self.llm = _ENGINES[key]
         self.tokenizer = self.llm.get_tokenizer()
         self.model_name = str(model)
         self.chat = bool(chat)
@@ -70,7 +81,11 @@ class VLLMBackend(LLMBackend):
         self._rng = random.Random(self.seed)
 
     def close(self) -> None:
+        """Drop this backend's reference (the process keeps the engine for later backends)."""
         self.llm = None
+
+    def __repr__(self) -> str:
+        return f"VLLMBackend(model={self.model_name!r}, chat={self.chat})"
 
     def _ids(self, text: str) -> list[int]:
         if self.chat:
