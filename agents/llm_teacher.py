@@ -1,7 +1,9 @@
 """LLM teacher: a language model reads the skill report and picks the next (skill, difficulty).
 
-Each step the teacher writes one prompt (see :meth:`LLMTeacher.build_prompt`): the task, the
-skill names, the difficulty range, the budget, the environment's text report
+Each step the teacher writes one prompt (see :meth:`LLMTeacher.build_prompt`): the task (the
+env's reset ``info["suite_description"]``), the skills (names, and what each asks from
+``info["skill_descriptions"]`` when the env gives it; without these two keys the prompt
+says "arithmetic skills" and lists the names only, as v0 did), the difficulty range, the budget, the environment's text report
 (``info["report"]``: accuracy per skill x difficulty, reference accuracy and gap,
 prerequisites, sampled errors with the student's own answers) and the teacher's last few
 choices with the change in mean accuracy they brought. It ends by asking for the next
@@ -37,6 +39,13 @@ business, e.g. the openai client's ``max_retries``). Errors in the teacher's own
 configuration are raised when the teacher is built (an unknown mode or fallback) or at its
 first ``reset``, which builds the backend (no model given, a model directory that does not
 exist, a missing optional package); ``LLMTeacher()`` itself needs no argument.
+
+Model and key: ``model="smollm2"`` (or any name :func:`distillgym.llm.models.resolve_model`
+knows) works with the transformers and vllm backends; the model is loaded once per process
+and shared by every teacher, episode and engine that uses it. With ``backend="openai"`` the
+API key comes from ``OPENAI_API_KEY`` only: ``backend_kwargs`` may not hold ``api_key``, so
+that no suite file or results record ever does, and the key appears in nothing the teacher
+exposes (``stats``, ``last_decision``, ``repr``, error text).
 
 ``stats`` (reset with each episode; the runner copies it into the results) counts
 ``decisions``, ``prompts`` (backend calls), ``invalid_replies``, ``retries`` (corrective
@@ -136,8 +145,8 @@ class LLMTeacher(BaseTeacher):
     Arguments:
     - ``backend``: ``"transformers"``, ``"openai"``, ``"vllm"``, or an
       :class:`~distillgym.llm.base.LLMBackend` instance (used as is, not closed by the teacher).
-    - ``model``: the model directory (transformers, vllm) or served model name (openai;
-      ``None`` takes the server's first model).
+    - ``model``: the model directory or a named model such as ``"smollm2"`` (transformers,
+      vllm), or the served model name (openai; ``None`` takes the server's first model).
     - ``base_url``: the server for ``backend="openai"`` (e.g. ``http://127.0.0.1:8000/v1``).
     - ``mode``: ``"generate"`` or ``"choose"``.
     - ``max_retries``: corrective re-prompts after an invalid reply (generate mode).
@@ -145,10 +154,12 @@ class LLMTeacher(BaseTeacher):
     - ``fallback``: ``"uniform"`` or ``"lowest-accuracy"``.
     - ``history``: how many of the teacher's own past choices the prompt lists.
     - ``backend_kwargs``: more constructor arguments for the backend (``device``, ``timeout``,
-      ``max_retries`` of the HTTP client, ``chat``, ...).
+      ``max_retries`` of the HTTP client, ``chat``, ...); never ``api_key`` (use ``OPENAI_API_KEY``).
     """
 
     name = "llm"
+    suite_description: str | None = None
+    skill_descriptions: dict[str, str] = {}
 
     def __init__(
         self,
@@ -179,6 +190,13 @@ class LLMTeacher(BaseTeacher):
         check_number("LLMTeacher", "temperature", temperature, 0)
         if stop is not None and (isinstance(stop, str) or not all(isinstance(s, str) and s for s in stop)):
             raise ConfigError(f"LLMTeacher stop must be None or a list of non-empty strings, got {stop!r}")
+        if backend_kwargs is not None and not isinstance(backend_kwargs, dict):
+            raise ConfigError(f"LLMTeacher backend_kwargs must be a dict, got {type(backend_kwargs).__name__}")
+        if backend_kwargs and "api_key" in backend_kwargs:
+            raise ConfigError(
+                "LLMTeacher does not take api_key in backend_kwargs (it would end up in suite files and results); "
+                "set the environment variable OPENAI_API_KEY instead"
+            )
         self.backend_spec = backend
         self.model = model
         self.base_url = base_url
@@ -203,8 +221,8 @@ class LLMTeacher(BaseTeacher):
 
             if self.backend_spec in ("transformers", "vllm") and not (self.model or self.backend_kwargs.get("model")):
                 raise ConfigError(
-                    f"LLMTeacher(backend={self.backend_spec!r}) needs model=PATH, a local model directory "
-                    "(or backend='openai' with base_url=... of a running server)"
+                    f"LLMTeacher(backend={self.backend_spec!r}) needs model=PATH, a local model directory, or a "
+                    "named model such as model='smollm2' (or backend='openai' with base_url=... of a running server)"
                 )
             kwargs = dict(self.backend_kwargs)
             if self.model is not None:
@@ -214,8 +232,12 @@ class LLMTeacher(BaseTeacher):
             self._backend = make_backend(self.backend_spec, **kwargs)
         return self._backend
 
+    def __repr__(self) -> str:
+        spec = self.backend_spec if isinstance(self.backend_spec, str) else type(self.backend_spec).__name__
+        return f"LLMTeacher(backend={spec!r}, model={self.model!r}, mode={self.mode!r})"
+
     def close(self) -> None:
-        """Close the backend if this teacher built it."""
+        """Close the backend if this teacher built it (a shared model stays loaded)."""
         if self._owns_backend and self._backend is not None:
             self._backend.close()
             self._backend = None
@@ -229,6 +251,12 @@ class LLMTeacher(BaseTeacher):
             backend.reseed(int(seed))
         self.examples_per_step = info.get("examples_per_step")
         self.budget = info.get("budget")
+        desc = info.get("suite_description")
+        self.suite_description = desc.strip() if isinstance(desc, str) and desc.strip() else None
+        sd = info.get("skill_descriptions")
+        self.skill_descriptions = (
+            {str(k): str(v) for k, v in sd.items() if isinstance(v, str) and v.strip()} if isinstance(sd, dict) else {}
+        )
         self._uniform = UniformTeacher(order="shuffled")
         self._uniform.reset(action_space, info, seed)
         self._history: list[str] = []
@@ -253,14 +281,24 @@ class LLMTeacher(BaseTeacher):
             budget = "unknown"
         per = f"{self.examples_per_step} examples" if self.examples_per_step else "a batch of examples"
         hist = "\n".join(f"  {h}" for h in self._history[-self.history :]) if self.history else ""
+        if self.suite_description:
+            task = [f"You are the teacher of a small language model that is learning this task: {self.suite_description}"]
+        else:
+            task = ["You are the teacher of a small language model that is learning arithmetic skills."]
+        if self.skill_descriptions:
+            skills = ["Skills:"] + [
+                f"  {s}: {self.skill_descriptions[s]}" if s in self.skill_descriptions else f"  {s}" for s in self.skills
+            ]
+        else:
+            skills = [f"Skills: {', '.join(self.skills)}"]
         lines = [
-            "You are the teacher of a small language model that is learning arithmetic skills.",
+            *task,
             f"At each step you choose ONE skill and ONE difficulty level; the student is then trained on {per} "
             "of that skill at that level and evaluated again.",
             "Your goal: the highest mean accuracy over all skills and levels when the budget runs out. "
             "A skill is easier to learn once the skills it needs (its prerequisites) are learned.",
             "",
-            f"Skills: {', '.join(self.skills)}",
+            *skills,
             f"Difficulty levels: 0 (easiest) to {D - 1} (hardest)",
             f"Budget: {budget}",
             "",
@@ -301,6 +339,12 @@ class LLMTeacher(BaseTeacher):
         a = self._uniform.act(observation, info)
         return int(a[0]), int(a[1])
 
+    def _error_text(self, err: BaseException) -> str:
+        """``"Type: message"`` of a backend error, scrubbed of the backend's API key."""
+        text = f"{type(err).__name__}: {err}"[:1000]
+        scrub = getattr(self._backend, "_scrub", None)
+        return scrub(text) if callable(scrub) else text
+
     def _backend_call(self, fn: Any) -> Any:
         self.stats["prompts"] += 1
         t0 = time.perf_counter()
@@ -321,7 +365,7 @@ class LLMTeacher(BaseTeacher):
                 )
             except Exception as err:  # the LLM never ends the episode
                 self.stats["backend_errors"] += 1
-                note["error"] = f"{type(err).__name__}: {err}"
+                note["error"] = self._error_text(err)
                 return None, note
             self.stats["tokens_in"] += comp.tokens_in
             self.stats["tokens_out"] += comp.tokens_out
@@ -343,7 +387,7 @@ class LLMTeacher(BaseTeacher):
             s, d = self.cells[int(idx)]
         except Exception as err:
             self.stats["backend_errors"] += 1
-            note["error"] = f"{type(err).__name__}: {err}"
+            note["error"] = self._error_text(err)
             return None, note
         if before is not None:
             self.stats["tokens_in"] += int(counters.get("tokens_in", 0) - before.get("tokens_in", 0))
