@@ -3,17 +3,21 @@
 Each step the teacher writes one prompt (see :meth:`LLMTeacher.build_prompt`): the task (the
 env's reset ``info["suite_description"]``), the skills (names, and what each asks from
 ``info["skill_descriptions"]`` when the env gives it; without these two keys the prompt
-says "arithmetic skills" and lists the names only, as v0 did), the difficulty range, the budget, the environment's text report
-(``info["report"]``: accuracy per skill x difficulty, reference accuracy and gap,
-prerequisites, sampled errors with the student's own answers) and the teacher's last few
-choices with the change in mean accuracy they brought. It ends by asking for the next
-action as one JSON object on its own line::
+says "arithmetic skills" and lists the names only, as v0 did), the difficulty range, the
+budget, the environment's text report (``info["report"]``: accuracy per skill x difficulty,
+reference accuracy and gap, prerequisites, sampled errors with the student's own answers)
+and the teacher's last few choices with the change in mean accuracy they brought. It ends by
+asking for the next action as one JSON object, shown by an example (the first skill, level 0;
+placeholders such as ``<level 0-3>`` were copied into replies by SmolLM2-135M)::
 
-    {"skill": "<one of the skill names>", "difficulty": <integer 0..n_difficulties-1>}
+    {"skill": "copy", "difficulty": 0}
 
 Two modes:
 
-* ``mode="generate"`` (default): the model completes the prompt. The reply is parsed
+* ``mode="generate"`` (default): the model completes the prompt. With ``prefill=True``
+  (default) the prompt ends with the reply's opening, ``{"skill": "``, so that the model only
+  has to continue the object (SmolLM2-135M-Instruct in chat form wrote Python code instead),
+  and the reply is read with that opening in front. The reply is parsed
   leniently: the first JSON object anywhere in it that has the keys ``skill`` and
   ``difficulty`` is used (surrounding text, code fences and other objects are ignored; a
   Python-style dict with single quotes is accepted too); the skill name is
@@ -66,12 +70,14 @@ from typing import Any
 import numpy as np
 
 from distillgym.agents.base import BaseTeacher, register_teacher
-from distillgym.errors import ConfigError, check_choice, check_int, check_number, did_you_mean
+from distillgym.errors import ConfigError, check_bool, check_choice, check_int, check_number, did_you_mean
 
 __all__ = ["LLMTeacher", "parse_reply", "ReplyError"]
 
 MODES = ("generate", "choose")
 FALLBACKS = ("uniform", "lowest-accuracy")
+PREFILL = '{"skill": "'
+"""The opening of a reply that ``prefill=True`` writes for the model (generate mode)."""
 _STAT_KEYS = ("decisions", "prompts", "invalid_replies", "retries", "fallbacks", "backend_errors", "tokens_in",
               "tokens_out", "seconds", "seconds_per_decision")
 
@@ -153,6 +159,7 @@ class LLMTeacher(BaseTeacher):
     - ``max_tokens``, ``temperature``, ``stop``: decoding of replies (generate mode).
     - ``fallback``: ``"uniform"`` or ``"lowest-accuracy"``.
     - ``history``: how many of the teacher's own past choices the prompt lists.
+    - ``prefill``: end the generate-mode prompt with the reply's opening ``{"skill": "``.
     - ``backend_kwargs``: more constructor arguments for the backend (``device``, ``timeout``,
       ``max_retries`` of the HTTP client, ``chat``, ...); never ``api_key`` (use ``OPENAI_API_KEY``).
     """
@@ -174,6 +181,7 @@ class LLMTeacher(BaseTeacher):
         history: int = 5,
         stop: list[str] | None = None,
         backend_kwargs: dict[str, Any] | None = None,
+        prefill: bool = True,
     ) -> None:
         from distillgym.llm.base import BACKENDS
 
@@ -207,6 +215,7 @@ class LLMTeacher(BaseTeacher):
         self.fallback = fallback
         self.history = history
         self.stop = list(stop) if stop else None
+        self.prefill = check_bool("LLMTeacher", "prefill", prefill)
         self.backend_kwargs = dict(backend_kwargs or {})
         self._backend: Any = None if isinstance(backend, str) else backend
         self._owns_backend = isinstance(backend, str)
@@ -309,7 +318,7 @@ class LLMTeacher(BaseTeacher):
             "Your recent choices (oldest first):",
             hist or "  none yet",
             "",
-            'Reply with one JSON object only: {"skill": "<skill name>", "difficulty": <level 0-' + f"{D - 1}" + ">}.",
+            self._format_line(),
             "Next choice (JSON):",
             "",
         ]
@@ -322,12 +331,20 @@ class LLMTeacher(BaseTeacher):
         rows = [f"{s:<10} " + " ".join(f"{a:5.2f}" for a in acc[i]) for i, s in enumerate(self.skills)]
         return "\n".join(rows)
 
+    def _format_line(self) -> str:
+        """The reply format, shown by a concrete example: SmolLM2-135M copied placeholders such as
+        ``<level 0-3>`` into its replies, but follows an example's form (and does not copy its values)."""
+        example = json.dumps({"skill": self.skills[0], "difficulty": 0})
+        return (
+            f"Reply with one JSON object only, for example {example}: a skill name from the list and a level "
+            f"from 0 to {self.n_difficulties - 1}."
+        )
+
     def _corrective(self, reason: str) -> str:
         names = ", ".join(f'"{s}"' for s in self.skills)
         return (
             f"\n\nThat reply is not valid: {reason}.\n"
-            f'Reply with one JSON object only: {{"skill": <one of {names}>, "difficulty": <an integer from 0 to '
-            f"{self.n_difficulties - 1}>}}.\nNext choice (JSON):\n"
+            f"The skill must be one of {names}. {self._format_line()}\nNext choice (JSON):\n"
         )
 
     # ------------------------------------------------------------------ acting
@@ -354,7 +371,8 @@ class LLMTeacher(BaseTeacher):
             self.stats["seconds"] += time.perf_counter() - t0
 
     def _generate(self, prompt: str) -> tuple[tuple[int, int] | None, dict[str, Any]]:
-        text, note = prompt, {"attempts": 0, "reply": None, "error": None}
+        head = PREFILL if self.prefill else ""
+        text, note = prompt + head, {"attempts": 0, "reply": None, "error": None}
         for attempt in range(self.max_retries + 1):
             if attempt:
                 self.stats["retries"] += 1
@@ -369,13 +387,14 @@ class LLMTeacher(BaseTeacher):
                 return None, note
             self.stats["tokens_in"] += comp.tokens_in
             self.stats["tokens_out"] += comp.tokens_out
-            note["reply"] = comp.text[:500]
+            reply = head + comp.text
+            note["reply"] = reply[:500]
             try:
-                return parse_reply(comp.text, self.skills, self.n_difficulties), note
+                return parse_reply(reply, self.skills, self.n_difficulties), note
             except ReplyError as err:
                 self.stats["invalid_replies"] += 1
                 note["error"] = str(err)
-                text = text + comp.text + self._corrective(str(err))
+                text = text + comp.text + self._corrective(str(err)) + head
         return None, note
 
     def _choose(self, prompt: str) -> tuple[tuple[int, int] | None, dict[str, Any]]:

@@ -184,8 +184,9 @@ def load_causal_lm(
                     path, local_files_only=True, dtype=dtype, trust_remote_code=trust_remote_code
                 )
             except (OSError, ValueError) as err:
+                why = " ".join(str(err).split())
                 raise ConfigError(
-                    f"cannot load a causal LM and its tokenizer from {str(path)!r} without downloading ({err}). "
+                    f"cannot load a causal LM and its tokenizer from {str(path)!r} without downloading ({why}). "
                     "Give the path of a directory written by save_pretrained (config.json, weights, tokenizer "
                     "files), or a named model such as 'smollm2'."
                 ) from None
