@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from distillgym.errors import ConfigError, UnknownNameError, did_you_mean
-from distillgym.stats import bootstrap_ci, holm, iqm, km_median, paired_test, welch
+from distillgym.stats import bootstrap_ci, holm, iqm, km_median, paired_test, seed_order, welch
 
 __all__ = [
     "FORMATS",
@@ -203,7 +203,7 @@ def groups(episodes: Sequence[dict[str, Any]]) -> dict[tuple[str, str, str], tup
 def _summarise(env: str, chash: str, label: str, name: str, eps: list[dict[str, Any]],
                threshold: float) -> dict[str, Any]:
     ok: dict[Any, dict[str, Any]] = {}
-    for e in sorted((e for e in eps if _ok(e)), key=lambda e: repr(e["seed"])):
+    for e in sorted((e for e in eps if _ok(e)), key=lambda e: seed_order(e["seed"])):
         ok.setdefault(e["seed"], e)  # read_results already keeps one episode per (label, seed, hash)
     oks = list(ok.values())
     acc = [float(e["final_test_accuracy"]) for e in oks]

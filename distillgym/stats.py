@@ -40,6 +40,7 @@ __all__ = [
     "paired_test",
     "holm",
     "km_median",
+    "seed_order",
 ]
 
 PAIRED_METHODS = ("t", "wilcoxon")
@@ -159,6 +160,11 @@ class PairedTest:
         return asdict(self)
 
 
+def seed_order(seed: Any) -> tuple[int, Any]:
+    """Sort key for seeds: integers in numeric order, then anything else by its repr."""
+    return (0, seed) if isinstance(seed, int) and not isinstance(seed, bool) else (1, repr(seed))
+
+
 def _by_seed(x: Any, name: str) -> dict[Any, float]:
     if not isinstance(x, Mapping):
         raise ConfigError(
@@ -190,7 +196,7 @@ def paired_test(a: Mapping[Any, float], b: Mapping[Any, float], method: str = "t
     Returns a :class:`PairedTest`."""
     check_choice("paired_test method", method, PAIRED_METHODS)
     x, y = _by_seed(a, "a"), _by_seed(b, "b")
-    common = sorted(set(x) & set(y), key=repr)
+    common = sorted(set(x) & set(y), key=seed_order)
     d = np.round(np.array([x[s] - y[s] for s in common], dtype=float), _DECIMALS)
     n = len(d)
     mean_diff = float(d.mean()) if n else float("nan")

@@ -78,6 +78,8 @@ def test_groups_by_config_hash_and_names_repeated_labels(rows):
     assert [r["teacher"] for r in both] == ["a", "b"] and both[0]["n"] == 3
     assert set(groups(_episodes())) >= {("e", "aaaa1111", "ioa"), ("other", "hash-edge", "edge")}
     assert _row(rows, "ioa [aaaa1111]")["label"] == "ioa"
+    (r,) = leaderboard([ep("t", s, 0.3) for s in (10, 2, 0)])
+    assert r["seeds"] == [0, 2, 10]
 
 
 def test_failed_episodes_are_counted_not_used(rows):
