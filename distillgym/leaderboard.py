@@ -425,31 +425,34 @@ def _md_env(rows: list[dict[str, Any]], env: str, baseline: str, threshold: floa
     names = {id(r): name(r) for r in rows}
     family = sum(1 for r in rows if not math.isnan(r.get(f"paired_t_holm_vs_{b}", _NAN)))
     out = [f"### {env}", ""]
-    out.append(f"Ranking by mean final test accuracy. Paired tests against `{b}` on the seeds both ran "
-               f"(two-sided; in parentheses Holm-adjusted over the {family} teachers compared); references are not ranked.")
+    out.append(f"In rank order of mean final test accuracy (references last, not ranked). Paired tests against `{b}` "
+               f"on the seeds both ran (two-sided; in parentheses Holm-adjusted over the {family} teachers compared).")
     out.append("")
-    out.append(f"| rank | teacher | n | final test acc. | 95% bootstrap CI | IQM | Δ vs {b} (paired) | pairs | "
+    out.append(f"| teacher | n | final test acc. | 95% bootstrap CI | IQM | Δ vs {b} (paired) | pairs | "
                "paired t p (Holm) | Wilcoxon p (Holm) | retained |")
-    out.append("|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+    out.append("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         diff = r.get(f"paired_diff_vs_{b}", _NAN)
         out.append(
-            f"| {r['rank'] or '-'} | {names[id(r)]} | {r['n']} | {_f(r['mean'])} | [{_f(r['ci_low'])}, {_f(r['ci_high'])}] | "
+            f"| {names[id(r)]} | {r['n']} | {_f(r['mean'])} | [{_f(r['ci_low'])}, {_f(r['ci_high'])}] | "
             f"{_f(r['iqm'])} | {'-' if math.isnan(diff) else f'{diff:+.3f}'} | {r.get(f'paired_n_vs_{b}') or '-'} | "
             f"{_p(r.get(f'paired_t_p_vs_{b}'), r.get(f'paired_t_holm_vs_{b}'))} | "
             f"{_p(r.get(f'wilcoxon_p_vs_{b}'), r.get(f'wilcoxon_holm_vs_{b}'))} | {_f(r['retained'])} |"
         )
     out.append("")
-    out.append(f"| teacher | AUC | examples to {threshold:g} val. acc. (KM median; reached) | Welch p vs {b} (unpaired) | "
-               "failed | invalid actions | s / episode | teacher tokens | engine tokens | student FLOPs | config |")
-    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    # The config hash comes first: each teacher has exactly one markdown line that starts with its name
+    # (the first table's), which is what scripts grep for.
+    out.append(f"| config | teacher | AUC | examples to {threshold:g} val. acc. (KM median; reached) | "
+               f"Welch p vs {b} (unpaired) | failed | invalid actions | s / episode | teacher tokens | engine tokens | "
+               "student FLOPs |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         med = _f(r[eff], 0) if not math.isnan(r[eff]) else (f"> {r['examples_max']:.0f}" if r["n"] else "-")
         reached = "-" if math.isnan(r["reached"]) else f"{r['reached']:.0%}"
         out.append(
-            f"| {names[id(r)]} | {_f(r['auc'])} | {med} ({reached}) | {_pf(r.get(f'p_vs_{b}'))} | {r['failed']} | "
-            f"{r['invalid_actions']} | {_f(r['seconds'], 1)} | {_big(r['teacher_tokens'])} | {_big(r['engine_tokens'])} | "
-            f"{_big(r['student_flops'])} | {r['config_hash'][:8]} |"
+            f"| {r['config_hash'][:8]} | {names[id(r)]} | {_f(r['auc'])} | {med} ({reached}) | {_pf(r.get(f'p_vs_{b}'))} | "
+            f"{r['failed']} | {r['invalid_actions']} | {_f(r['seconds'], 1)} | {_big(r['teacher_tokens'])} | "
+            f"{_big(r['engine_tokens'])} | {_big(r['student_flops'])} |"
         )
     out.append("")
     frontier = budget_frontier(rows, env)

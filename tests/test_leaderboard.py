@@ -91,7 +91,7 @@ def test_failed_episodes_are_counted_not_used(rows):
     lone = {"type": "episode", "env": "e", "teacher": "x", "seed": 0, "config_hash": "h", "status": "failed"}
     (r,) = leaderboard([lone])
     assert r["n"] == 0 and r["failed"] == 1 and math.isnan(r["mean"]) and r["rank"] is None
-    assert "| - | x | 0 | - |" in render([r])
+    assert "| x | 0 | - |" in render([r])
 
 
 def test_reference_row_is_shown_but_not_ranked_or_corrected(rows):
@@ -215,7 +215,11 @@ def test_baseline_choice():
 def test_renderers(rows):
     md = render(rows)
     assert md.count("### ") == 2 and "### e\n" in md and "### other\n" in md
-    assert "| 1 | good ‡1 | 10 |" in md and "oracle-lookahead (reference)" in md
+    assert "| good ‡1 | 10 |" in md and "oracle-lookahead (reference)" in md
+    # one line per teacher starts with its name: the ranking table's, with the mean
+    lines = [x for x in md.splitlines() if x.startswith("| uniform |")]
+    assert len(lines) == 2 and all(f"{_row(rows, 'uniform', env)['mean']:.3f}" in x for x, env in zip(lines, ["e", "other"],
+                                                                                                        strict=True))
     assert "Holm-adjusted over the 7 teachers" in md and "Accuracy at a fixed token budget" in md
     assert "Welch p vs uniform (unpaired)" in md and "KM median" in md
     # every markdown table line of a table has the same number of cells as its header
