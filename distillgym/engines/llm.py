@@ -22,10 +22,12 @@ line as ``suite.format_line`` writes them (``57+68=125``), then what the model c
 
 A continuation of a few-shot list, not a chat request: measured with SmolLM2-135M-Instruct,
 no chat-form reply parsed at all, while list continuation does (see ``benchmarks/README.md``).
-Replies are sampled (``temperature``) in batches of ``batch_size`` prompts per backend call,
-with no stop string (a batch runs as long as its longest row anyway); the first non-empty
-line of a reply is used (for ``answer``: the reply's first line, so a reply that starts a
-new line has no answer).
+Replies come in batches of ``batch_size`` prompts per backend call, sampled at
+``temperature`` (default 0.8 for new-question and rephrase, where samples must differ, and 0,
+greedy, for answer, where the prompt already differs and the model's best answer is wanted).
+New-question and rephrase use no stop string (a batch runs as long as its longest row
+anyway) and take the first non-empty line of a reply; answer stops at the first newline and
+takes the reply's first line (a reply that starts a new line has no answer).
 
 **Budget and outcome.** A :class:`~distillgym.types.PlanItem`'s ``n`` is the number of
 *generations* (teacher queries, the budget unit of the study above), not of examples: ``n``
@@ -50,16 +52,28 @@ tokens read and written; ``seconds`` is wall time; ``stats["batches"]`` counts b
 Nothing unverified reaches the caller: every returned example is ``verified=True`` with the
 suite's recomputed gold answer and ``source="llm:<strategy>"``.
 
-**Reference accuracy.** ``reference_accuracy(suite)`` is, per skill, the engine's running
-estimate of how often the model's written answers are right: among the generations of that
-skill (as planned) that reached the answer check, ``correct / (correct + wrong)``, where
-``correct`` counts the lines the check passed (accepted, ``duplicate`` and ``off_cell``) and
-``copied`` lines count for neither. It is the teacher accuracy P_T(k) that IOA's gap
-``D(k) = (P_T(k) - P_S(k)) / P_T(k)`` compares the student with (for ``rephrase`` it is 1: the
-solver writes the answers). Before any generation of a skill it is the prior: the estimate
-is ``(correct + a) / (correct + wrong + a + b)`` with ``prior = (a, b) = (1, 1)`` by default,
-i.e. 0.5 at first. ``tally`` keeps every verdict per (skill, level) for reports;
-``reset_tally()`` forgets them (the estimate returns to the prior).
+**Reference accuracy.** The engine's accuracy on skill k is how often the model's written
+answers are right: among generations of k (as planned) that reached the answer check,
+``correct / (correct + wrong)``, where ``correct`` counts the lines the check passed (accepted,
+``duplicate`` and ``off_cell``) and ``copied`` lines count for neither. It is the teacher
+accuracy P_T(k) that IOA's gap ``D(k) = (P_T(k) - P_S(k)) / P_T(k)`` compares the student with
+(for ``rephrase`` it is 1: the solver writes the answers). It is estimated as
+``(correct + a) / (correct + wrong + a + b)`` with the prior ``prior = (a, b) = (1, 1)``
+(Laplace's rule: 0.5 before any generation) from one of two sets of generations, chosen by
+``reference``:
+
+* ``"running"``: every generation this engine has made so far (``tally``; ``reset_tally()``
+  forgets them, back to the prior). It changes as the engine works, so an environment that
+  reads it at each ``reset`` would not replay an episode from its seed alone.
+* ``"calibrated"`` (default): ``calibration`` generations per cell (default 8) made once, on
+  the first call, from the engine's own ``seed`` (not from any episode's), through the same
+  code path; fixed from then on, so every episode sees the same reference and the engine's
+  first reference is already measured. The counts are kept per process and in
+  ``$DISTILLGYM_CACHE/llm-engine/`` keyed by the model (its resolved directory and its files'
+  sizes and times), the suite, the strategy, shots, temperature, calibration and seed, so
+  another process with the same settings reads them instead of generating again (with the
+  transformers backend on the same machine the generations, hence the counts, are the same).
+  ``calibration_tally`` holds them; ``stats["calibration_seconds"]`` what they cost here.
 
 **Determinism.** The backend is reseeded from ``rng`` at the start of every ``generate``
 call, and shots and sources are drawn from ``rng``, so the same ``rng`` state gives the same
@@ -68,21 +82,33 @@ examples (bit for bit with the transformers backend on the same machine).
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from distillgym.engines.base import EngineCost
 from distillgym.errors import ConfigError, check_choice, check_int, check_number
+from distillgym.seeding import rng_for
 from distillgym.tasks.base import TaskSuite
 from distillgym.types import Example, PlanItem
 
-__all__ = ["LLMEngine", "STRATEGIES", "VERDICTS"]
+__all__ = ["LLMEngine", "STRATEGIES", "VERDICTS", "REFERENCES"]
 
 STRATEGIES = ("new-question", "answer", "rephrase")
+REFERENCES = ("calibrated", "running")
+STREAM_CALIBRATION = 11
+"""The seed stream of the calibration draws: ``rng_for(seed, STREAM_CALIBRATION, skill, level)``."""
+_CALIBRATION_VERSION = 1  # bump when prompts or checks change, so cached counts are not reused
+_CALIBRATIONS: dict[str, dict[tuple[str, int], Counter[str]]] = {}
+_CAL_LOCK = threading.Lock()
 VERDICTS = (
     "ok",
     "malformed",
@@ -111,10 +137,14 @@ class LLMEngine:
     - ``backend``: ``"transformers"`` (default), ``"openai"``, ``"vllm"``, or an
       :class:`~distillgym.llm.base.LLMBackend` instance (used as is).
     - ``shots``: train-part examples shown in each prompt (>= 1).
-    - ``temperature``: sampling temperature (0 is greedy: the same prompt gives the same reply).
+    - ``temperature``: sampling temperature (0 is greedy: the same prompt gives the same reply);
+      None: 0 for answer, 0.8 for new-question and rephrase.
     - ``batch_size``: prompts per backend call.
     - ``prior``: ``(a, b)``, pseudo-counts of right and wrong answers behind the reference
-      accuracy before any generation (see the module docstring).
+      accuracy (see the module docstring).
+    - ``reference``: ``"calibrated"`` or ``"running"`` (see the module docstring).
+    - ``calibration``: generations per cell behind the calibrated reference (>= 1).
+    - ``seed``: seed of the calibration draws.
     - ``backend_kwargs``: more arguments for the backend (``device``, ``dtype``, ...).
     """
 
@@ -127,9 +157,12 @@ class LLMEngine:
         strategy: str = "new-question",
         backend: Any = "transformers",
         shots: int = 4,
-        temperature: float = 0.8,
+        temperature: float | None = None,
         batch_size: int = 64,
         prior: tuple[float, float] = (1.0, 1.0),
+        reference: str = "calibrated",
+        calibration: int = 8,
+        seed: int = 0,
         backend_kwargs: dict[str, Any] | None = None,
     ) -> None:
         from distillgym.llm.base import BACKENDS, make_backend
@@ -139,7 +172,12 @@ class LLMEngine:
         self.suite = suite
         self.strategy = check_choice("LLMEngine strategy", strategy, STRATEGIES)
         self.shots = check_int("LLMEngine", "shots", shots, 1)
+        if temperature is None:
+            temperature = 0.0 if strategy == "answer" else 0.8
         self.temperature = check_number("LLMEngine", "temperature", temperature, 0)
+        self.reference = check_choice("LLMEngine reference", reference, REFERENCES)
+        self.calibration = check_int("LLMEngine", "calibration", calibration, 1)
+        self.seed = check_int("LLMEngine", "seed", seed, 0)
         self.batch_size = check_int("LLMEngine", "batch_size", batch_size, 1)
         if not (isinstance(prior, (tuple, list)) and len(prior) == 2):
             raise ConfigError(f"LLMEngine prior must be a pair (right, wrong) of pseudo-counts, got {prior!r}")
@@ -160,15 +198,18 @@ class LLMEngine:
                     f"LLMEngine(backend={backend!r}) needs model=: a named model such as 'smollm2' or a model directory"
                 )
             self.backend = make_backend(backend, **kwargs)
+            self._model_spec: str | None = str(kwargs["model"]) if backend != "openai" else None
         elif callable(getattr(backend, "complete", None)):
             if backend_kwargs:
                 raise ConfigError("backend_kwargs are for a backend given by name, not for a backend object")
             self.backend = backend
+            self._model_spec = None
         else:
             raise ConfigError(f"LLMEngine backend must be a name in {sorted(BACKENDS)} or an LLMBackend, got {backend!r}")
         self.model_name = str(getattr(self.backend, "model_name", "") or model or "")
         self.tally: dict[tuple[str, int], Counter[str]] = {}
-        self.stats: dict[str, float] = {"batches": 0, "generations": 0, "seconds": 0.0}
+        self.calibration_tally: dict[tuple[str, int], Counter[str]] | None = None
+        self.stats: dict[str, float] = {"batches": 0, "generations": 0, "seconds": 0.0, "calibration_seconds": 0.0}
 
     def __repr__(self) -> str:
         return f"LLMEngine(suite={self.suite.name!r}, model={self.model_name!r}, strategy={self.strategy!r})"
@@ -250,6 +291,15 @@ class LLMEngine:
     ) -> tuple[list[Example], EngineCost]:
         """The verified examples the model wrote for ``plan`` (``n`` generations per item) and
         their cost; see the module docstring."""
+        out, cost = self._run(plan, rng, split, self.tally)
+        self.stats["generations"] += cost.calls
+        self.stats["seconds"] += cost.seconds
+        return out, cost
+
+    def _run(
+        self, plan: Sequence[PlanItem], rng: np.random.Generator, split: str | None,
+        tally: dict[tuple[str, int], Counter[str]],
+    ) -> tuple[list[Example], EngineCost]:
         from distillgym.verify import check_lines
 
         t0 = time.perf_counter()
@@ -268,9 +318,10 @@ class LLMEngine:
         accepted: set[str] = set()
         source = f"llm:{self.strategy}"
         check_leaks = split == "train"
+        stop = ["\n"] if self.strategy == "answer" else None
         for lo in range(0, len(jobs), self.batch_size):
             batch = jobs[lo : lo + self.batch_size]
-            replies = self.backend.complete([j["prompt"] for j in batch], self.max_tokens(), self.temperature)
+            replies = self.backend.complete([j["prompt"] for j in batch], self.max_tokens(), self.temperature, stop)
             if len(replies) != len(batch):
                 raise ConfigError(f"the backend returned {len(replies)} completions for {len(batch)} prompts")
             self.stats["batches"] += 1
@@ -291,29 +342,109 @@ class LLMEngine:
                     out.append(example)
                 else:
                     cost.reject(str(verdict))
-                self.tally.setdefault((job["skill"], job["level"]), Counter())[str(verdict)] += 1
+                tally.setdefault((job["skill"], job["level"]), Counter())[str(verdict)] += 1
         cost.calls = len(jobs)
         cost.examples = len(out)
         cost.tokens = sum(len(e.prompt) + len(e.answer) for e in out)
         cost.seconds = time.perf_counter() - t0
-        self.stats["generations"] += len(jobs)
-        self.stats["seconds"] += cost.seconds
         return out, cost
 
+    # ------------------------------------------------------------------ reference accuracy
     def reference_accuracy(self, suite: TaskSuite | None = None) -> np.ndarray:
-        """Per skill of ``suite`` (default: the engine's), the running estimate of how often the
-        model's answers are right (see the module docstring); the prior for unseen skills."""
+        """Per skill of ``suite`` (default: the engine's), the estimated accuracy of the model's
+        answers from the calibration or the running tally (see the module docstring); the
+        prior for a skill with no judged generation. The first call of a calibrated engine
+        runs the calibration (``calibration`` generations per cell) unless it is cached."""
         suite = suite or self.suite
+        tally = self.calibrate() if self.reference == "calibrated" else self.tally
+        return self._estimate(tally, suite)
+
+    def running_accuracy(self, suite: TaskSuite | None = None) -> np.ndarray:
+        """The estimate from every generation so far (``reference="running"``'s reference)."""
+        return self._estimate(self.tally, suite or self.suite)
+
+    def _estimate(self, tally: dict[tuple[str, int], Counter[str]], suite: TaskSuite) -> np.ndarray:
         a, b = self.prior
         out = np.empty(len(suite.skills))
         for i, skill in enumerate(suite.skills):
             right = wrong = 0
-            for (s, _), c in self.tally.items():
+            for (s, _), c in tally.items():
                 if s == skill:
                     right += sum(c[k] for k in _CORRECT)
                     wrong += c["wrong"]
             out[i] = (right + a) / (right + wrong + a + b)
         return out
+
+    def calibrate(self) -> dict[tuple[str, int], Counter[str]]:
+        """The calibration verdicts per cell: from this process's memory, the disk cache, or
+        ``calibration`` generations per cell made now (see the module docstring)."""
+        if self.calibration_tally is not None:
+            return self.calibration_tally
+        key = self._calibration_key()
+        with _CAL_LOCK:
+            counts = _CALIBRATIONS.get(key) if key else None
+            path = self._calibration_path(key) if key else None
+            if counts is None and path is not None and path.is_file():
+                try:
+                    data = json.loads(path.read_text())
+                    counts = {(c["skill"], int(c["level"])): Counter(c["verdicts"]) for c in data["cells"]}
+                except (OSError, ValueError, KeyError, TypeError):
+                    counts = None  # a damaged cache file is regenerated, never trusted
+            if counts is None:
+                t0 = time.perf_counter()
+                counts = {}
+                split = "train" if self.suite.partition is not None else None
+                for i, skill in enumerate(self.suite.skills):
+                    for d in range(self.suite.n_difficulties):
+                        rng = rng_for(self.seed, STREAM_CALIBRATION, i, d)
+                        self._run([PlanItem(skill, d, self.calibration)], rng, split, counts)
+                self.stats["calibration_seconds"] += time.perf_counter() - t0
+                if path is not None:
+                    self._save_calibration(path, counts)
+            if key:
+                _CALIBRATIONS[key] = counts
+        self.calibration_tally = counts
+        return counts
+
+    def _calibration_key(self) -> str | None:
+        """A digest of everything the calibration counts depend on, or None when the model
+        cannot be identified (a backend object, a served model): then it is kept per engine."""
+        if self._model_spec is None:
+            return None
+        from distillgym.llm.models import resolve_model
+
+        try:
+            path = resolve_model(self._model_spec)
+        except Exception:  # noqa: BLE001 - e.g. a vLLM hub id: no local directory to fingerprint
+            return None
+        files = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in path.iterdir() if f.is_file())
+        what = {
+            "version": _CALIBRATION_VERSION, "backend": getattr(self.backend, "kind", ""), "model": str(path.resolve()),
+            "files": files, "suite": self.suite.name, "strategy": self.strategy, "shots": self.shots,
+            "temperature": self.temperature, "calibration": self.calibration, "seed": self.seed,
+            "max_tokens": self.max_tokens(),
+        }
+        return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:24]
+
+    @staticmethod
+    def _calibration_path(key: str) -> Path:
+        from distillgym.students.tiny import cache_dir
+
+        return Path(cache_dir()) / "llm-engine" / f"calibration-{key}.json"
+
+    def _save_calibration(self, path: Path, counts: dict[tuple[str, int], Counter[str]]) -> None:
+        data = {
+            "model": self.model_name, "suite": self.suite.name, "strategy": self.strategy,
+            "calibration": self.calibration, "seed": self.seed,
+            "cells": [{"skill": s, "level": d, "verdicts": dict(c)} for (s, d), c in sorted(counts.items())],
+        }
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+            tmp.write_text(json.dumps(data, indent=1))
+            tmp.replace(path)
+        except OSError:  # a read-only cache only costs a recalibration in the next process
+            pass
 
     def verified_fraction(self, skill: str | None = None, level: int | None = None) -> float:
         """Generations that became examples, over all generations so far (of a skill or cell)."""
