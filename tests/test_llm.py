@@ -484,3 +484,28 @@ def test_server_main_runs_as_a_module(tiny_model_dir):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_complete_shares_a_common_prefix(tf_backend):
+    """Rows that start with the same tokens run them once; the completions equal those of
+    whole rows (greedy and, from the same seed, sampled)."""
+    head = PROMPT * 3  # > 8 shared tokens
+    prompts = [head + "copy 1", head + "add", head + '{"skill": "mul"']
+    ids = [tf_backend._encode(p) for p in prompts]
+    assert tf_backend._shared_len(ids) >= 8
+    shared = tf_backend.complete(prompts, max_tokens=10)
+    tf_backend.share_prefix = False
+    try:
+        whole = tf_backend.complete(prompts, max_tokens=10)
+        tf_backend.reseed(3)
+        sampled_whole = tf_backend.complete(prompts, max_tokens=10, temperature=1.0)
+    finally:
+        tf_backend.share_prefix = True
+    assert [c.text for c in shared] == [c.text for c in whole]
+    assert [c.tokens_in for c in shared] == [c.tokens_in for c in whole]
+    tf_backend.reseed(3)
+    assert [c.text for c in tf_backend.complete(prompts, max_tokens=10, temperature=1.0)] == [
+        c.text for c in sampled_whole
+    ]
+    tf_backend.reseed(0)
+    assert tf_backend._shared_len([ids[0]]) == 0 and tf_backend._shared_len([ids[0][:5], ids[1][:5]]) == 0

