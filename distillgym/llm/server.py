@@ -17,6 +17,17 @@ beyond the standard library and transformers, and binds ``127.0.0.1`` unless tol
   (or ``role: content`` lines when it has none), then as above (no logprobs).
 * ``GET /health``.
 
+Why not ``transformers serve``: checked with transformers 5.24 (fastapi 0.165, uvicorn 0.54)
+offline on the local SmolLM2 directory, ``transformers serve DIR --device cpu --port 8765``
+answers single-prompt ``/v1/completions`` and ``/v1/chat/completions``, but ``choose`` cannot
+work on it: a list ``prompt`` gets HTTP 400 ``{"detail":"prompt must be a string."}``;
+``echo`` and ``logprobs`` are dropped (its log: ``Ignoring unsupported fields in the request:
+{'logprobs', 'echo'}``), so no prompt log-probabilities come back; and ``max_tokens=0`` gets
+HTTP 500 (``ValueError: `max_new_tokens` must be greater than 0, but is 0.``). Through
+:class:`~distillgym.llm.openai_backend.OpenAIBackend`, ``choose`` then raises
+``LLMBackendError: ... answered HTTP 400``. This server supports all three and needs no extra
+package. ``--model`` takes a directory or a named model (``smollm2``).
+
 Requests are served concurrently (one thread per connection) while model calls take turns
 behind one lock. Any ``model`` name is accepted. ``delay`` (seconds) holds every completion
 request back before it reaches the model; it exists to test client timeouts.
@@ -321,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m distillgym.llm.server",
         description="Serve a local transformers causal LM over an OpenAI-compatible HTTP API.",
     )
-    p.add_argument("--model", required=True, help="directory of the model and tokenizer (save_pretrained)")
+    p.add_argument("--model", required=True,
+                   help="directory of the model and tokenizer (save_pretrained), or a named model such as smollm2")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; there is no auth)")
     p.add_argument("--port", type=int, default=8000, help="port (0: any free port)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
