@@ -207,7 +207,10 @@ class LLMTeacher(BaseTeacher):
             )
         self.backend_spec = backend
         self.model = model
-        self.base_url = base_url
+        from distillgym.llm.openai_backend import mask_url
+
+        self._base_url = base_url  # user:password in the URL stay private; base_url shows them masked
+        self.base_url = mask_url(base_url) if isinstance(base_url, str) else base_url
         self.mode = mode
         self.max_retries = max_retries
         self.max_tokens = max_tokens
@@ -236,8 +239,8 @@ class LLMTeacher(BaseTeacher):
             kwargs = dict(self.backend_kwargs)
             if self.model is not None:
                 kwargs.setdefault("model", self.model)
-            if self.base_url is not None:
-                kwargs.setdefault("base_url", self.base_url)
+            if self._base_url is not None:
+                kwargs.setdefault("base_url", self._base_url)
             self._backend = make_backend(self.backend_spec, **kwargs)
         return self._backend
 

