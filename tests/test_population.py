@@ -198,12 +198,12 @@ def test_population_of_one_equals_the_plain_student(v2):
 
 
 def test_same_shapes_agree_exactly(v2):
-    """Every member on the same data, in whole mini-batches (96 = 3 x 32 new rows, then 12 x 8
-    new + 24 replayed): every pass has the plain student's shapes."""
+    """Every member on the same data (100 rows: a partial last mini-batch each call): every pass
+    has the plain student's shapes, and the members equal it."""
     pop = PopulationStudent(_cfg(), v2.alphabet, 3, [5, 5, 5])
     one = PlainStudent(_cfg(init_seed=5), v2.alphabet)
     for call in range(3):
-        data = _data(v2, 1, call, 96)
+        data = _data(v2, 1, call, 100)
         pop.train([data] * 3, [rng_for(2, call) for _ in range(3)])
         one.train(data, rng_for(2, call))
     for p in range(3):
@@ -227,6 +227,8 @@ def test_population_matches_separately_trained_students(v2):
         for g, w in zip(got, want, strict=True):
             assert (g.optimizer_steps, g.tokens, g.examples) == (w.optimizer_steps, w.tokens, w.examples)
             assert g.loss == pytest.approx(w.loss, rel=1e-4)
+            assert g.cell_loss.keys() == w.cell_loss.keys() and len(w.cell_loss) == 1
+            assert g.cell_loss == pytest.approx(w.cell_loss, rel=1e-4)
             assert g.flops == w.flops and g.seconds > 0
     for p in range(P):
         assert _max_diff(pop.state(p), singles[p].state()) < WEIGHT_TOL

@@ -61,6 +61,7 @@ __all__ = [
     "lr_at",
     "member_grad_norms",
     "make_targets",
+    "cell_means",
     "row_loss",
     "param_shapes",
     "init_weights",
@@ -333,6 +334,18 @@ def encode(tokenizer: CharTokenizer, examples: Sequence[Example] | ExampleArrays
     return TokenRows(ids, 1 + lp, length, arr.skill, arr.difficulty, arr.skills)
 
 
+def cell_means(rows: TokenRows, index: np.ndarray, values: np.ndarray) -> dict[tuple[str, int], float]:
+    """Mean of ``values[j]`` per (skill, level) of row ``index[j]`` (vectorised ``TrainStats.cell_loss``)."""
+    if not len(index):
+        return {}
+    span = int(rows.difficulty.max(initial=0)) + 1
+    codes = rows.skill[index] * span + rows.difficulty[index]
+    uniq, inv = np.unique(codes, return_inverse=True)
+    sums = np.bincount(inv, weights=np.asarray(values, np.float64))
+    counts = np.bincount(inv)
+    return {(rows.skills[int(u // span)], int(u % span)): float(s / c) for u, s, c in zip(uniq, sums, counts, strict=True)}
+
+
 def make_targets(ids: torch.Tensor, prompt_len: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
     """Next-token targets for ``ids`` (..., T): the token after position t where t scores an
     answer token or eos (``prompt_len - 1 <= t < length - 1``), else -100."""
@@ -559,11 +572,13 @@ class PlainStudent:
 
     # ------------------------------------------------------------------ training
     def train(self, examples: Sequence[Example] | ExampleArrays, rng: np.random.Generator | None = None,
-              track_cells: bool = False) -> TrainStats:
+              track_cells: bool = True) -> TrainStats:
         """One pass over ``examples`` in mini-batches of ``batch_size`` (see :func:`batch_plan`):
         with replay fraction r and a non-empty buffer, each holds ``round(batch_size * (1 - r))``
         new rows and ``round(batch_size * r)`` replayed ones; the new rows join the buffer
-        afterwards. ``track_cells`` fills ``TrainStats.cell_loss``.
+        afterwards. ``track_cells`` (default True, as the tiny student) fills ``TrainStats.cell_loss``:
+        each new row's answer loss on the mini-batch it was trained in, before its step, averaged
+        per (skill, level).
 
         Raises :class:`TrainingDivergedError` before the optimiser step if the loss or the
         gradient norm is not finite (that step is never applied; ``applied`` counts the earlier
@@ -578,8 +593,7 @@ class PlainStudent:
         plan = batch_plan(len(rows), len(self.replay), self.config, rng)
         self.model.train()
         losses = []
-        cell_sum: dict[tuple[str, int], float] = {}
-        cell_n: dict[tuple[str, int], int] = {}
+        cell_rows: list[torch.Tensor] = []
         for k in range(plan.n_batches):
             new = plan.new_rows(k)
             ids, plen, length = rows.ids[new], rows.prompt_len[new], rows.length[new]
@@ -596,11 +610,7 @@ class PlainStudent:
                 raise TrainingDivergedError(self._diverged(f"training loss became {loss.item()}", stats),
                                             stats.optimizer_steps)
             if track_cells:
-                r = row_loss(logits[: len(new)], targets[: len(new)]).tolist()
-                for j, v in zip(new, r, strict=True):
-                    key = (rows.skills[int(rows.skill[j])], int(rows.difficulty[j]))
-                    cell_sum[key] = cell_sum.get(key, 0.0) + v
-                    cell_n[key] = cell_n.get(key, 0) + 1
+                cell_rows.append(row_loss(logits[: len(new)], targets[: len(new)]))
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grads = [p.grad for p in self.model.parameters()]
@@ -625,7 +635,8 @@ class PlainStudent:
         stats.examples = len(rows)
         stats.loss = float(np.mean(losses))
         stats.flops = stats.tokens * self.flops_per_token()
-        stats.cell_loss = {k: cell_sum[k] / cell_n[k] for k in cell_sum}
+        if track_cells:
+            stats.cell_loss = cell_means(rows, plan.order, torch.cat(cell_rows).cpu().numpy())
         stats.seconds = time.perf_counter() - t0
         return stats
 

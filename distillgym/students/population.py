@@ -18,9 +18,12 @@ snapshot has exactly the format of :meth:`PlainStudent.snapshot
 member and a single plain student both ways (:meth:`PopulationStudent.member`).
 
 **Equivalence.** Member p trained in the population equals a :class:`PlainStudent` trained
-alone on the same data with the same generator, up to float32 rounding: the batched products
-reduce in a different order from the single model's, and a population batch is padded to the
-longest row of any member. tests/test_population.py checks it over several steps.
+alone on the same data with the same generator. A pass holds, for each member, exactly the
+plain student's mini-batch (its new rows, then its replayed rows), padded with empty rows to
+the largest batch of the pass and to its longest row; where every member's batch has the same
+shape the result is the plain student's bit for bit (on the development machine; P = 1
+included), and otherwise it differs by float32 rounding (attention and matrix kernels round
+differently for other shapes). tests/test_population.py checks both.
 
 **Lockstep.** All members step together: mini-batch k of every member runs in pass k. A member
 with fewer mini-batches (fewer examples, or a first call with an empty replay buffer) sits
@@ -53,6 +56,7 @@ from distillgym.students.plain import (
     _suite_config,
     apply_rotary,
     batch_plan,
+    cell_means,
     check_no_pretraining,
     encode,
     id_dtype,
@@ -361,7 +365,7 @@ class PopulationStudent:
 
     # ------------------------------------------------------------------ training
     def train(self, examples: Sequence[Sequence[Example] | ExampleArrays | None],
-              rngs: Sequence[np.random.Generator | None], track_cells: bool = False) -> list[TrainStats]:
+              rngs: Sequence[np.random.Generator | None], track_cells: bool = True) -> list[TrainStats]:
         """One pass over each member's examples (``examples[p]``, shuffled and replay-mixed with
         ``rngs[p]`` exactly as :meth:`PlainStudent.train` does); None or an empty list leaves a
         member untouched. Returns one :class:`TrainStats` per member; its ``seconds`` is the
@@ -385,16 +389,26 @@ class PopulationStudent:
         bs, A = cfg.batch_size, self.replay_ids.shape[1]
         new_ids, new_plen, new_len = self._stack_rows(rows)
         dummy = A + new_ids.shape[1] - 1  # an all-padding row
+        # pass k of member p: its new rows, then its replayed rows (the plain student's batch),
+        # then padding rows up to the largest batch of the pass
         idx = np.full((P, K, bs), dummy, np.int64)
+        rows_in = np.zeros((P, K), np.int64)
         for p, pl in enumerate(plans):
             if pl is None:
                 continue
-            kp = pl.n_batches
-            order = np.full(kp * pl.n_new, dummy - A, np.int64)
-            order[: len(pl.order)] = pl.order
-            idx[p, :kp, : pl.n_new] = A + order.reshape(kp, pl.n_new)
-            if pl.replay is not None:
-                idx[p, :kp, pl.n_new :] = pl.replay
+            kp, n_new, n_rep = pl.n_batches, pl.n_new, pl.n_replay
+            new = np.full(kp * n_new, dummy - A, np.int64)
+            new[: len(pl.order)] = pl.order
+            new = A + new.reshape(kp, n_new)
+            last = len(pl.order) - (kp - 1) * n_new  # new rows in the last pass
+            idx[p, :kp, :n_new] = new
+            if n_rep:
+                idx[p, : kp - 1, n_new:] = pl.replay[: kp - 1]
+                idx[p, kp - 1, last : last + n_rep] = pl.replay[kp - 1]
+                idx[p, kp - 1, last + n_rep :] = dummy
+            rows_in[p, :kp] = n_new + n_rep
+            rows_in[p, kp - 1] = last + n_rep
+        width = rows_in.max(axis=0)  # rows of each pass
         pool_len_cpu = np.concatenate([self.replay_len_cpu, new_len], axis=1)
         sel_len = pool_len_cpu[np.arange(P)[:, None, None], idx]  # (P, K, bs)
         T = np.maximum(sel_len.max(axis=(0, 2)), 2)  # per pass: the longest row of any member
@@ -428,15 +442,15 @@ class PopulationStudent:
         shapes = [(P,) + (1,) * (p.dim() - 1) for p in params]
         self.model.train()
         for k in range(K):
-            sel = idx_t[:, k]
-            x = pool_ids[members, sel, : int(T[k])].long()  # (P, bs, T)
+            sel = idx_t[:, k, : int(width[k])]
+            x = pool_ids[members, sel, : int(T[k])].long()  # (P, rows of the pass, T)
             targets = make_targets(x, pool_plen[members, sel], pool_len[members, sel])
             logits = self.model(x)
             tok = F.cross_entropy(logits.flatten(0, -2).float(), targets.flatten(), ignore_index=-100,
                                   reduction="none").view(P, -1)
             loss = tok.sum(1) / (targets != -100).view(P, -1).sum(1).clamp(min=1)  # (P,) member means
             if track_cells:
-                cell_rows.append(row_loss(logits, targets))
+                cell_rows.append(F.pad(row_loss(logits, targets), (0, bs - int(width[k]))))
             act = active_t[:, k] & alive
             for p in params:
                 p.grad = None
@@ -519,15 +533,9 @@ class PopulationStudent:
     @staticmethod
     def _cell_loss(rows: TokenRows, plan: Any, losses: np.ndarray, applied: int) -> dict[tuple[str, int], float]:
         """Mean row loss of the new rows per (skill, level), over the applied passes."""
-        out_sum: dict[tuple[str, int], float] = {}
-        out_n: dict[tuple[str, int], int] = {}
-        for k in range(applied):
-            new = plan.new_rows(k)
-            for j, v in zip(new, losses[k, : len(new)], strict=True):
-                key = (rows.skills[int(rows.skill[j])], int(rows.difficulty[j]))
-                out_sum[key] = out_sum.get(key, 0.0) + float(v)
-                out_n[key] = out_n.get(key, 0) + 1
-        return {k: out_sum[k] / out_n[k] for k in out_sum}
+        n = min(len(plan.order), applied * plan.n_new)
+        per_pass = losses[:applied, : plan.n_new].reshape(-1)[:n]  # pass k's new rows sit in its first columns
+        return cell_means(rows, plan.order[:n], per_pass)
 
     def _add_replay(self, rows: list[TokenRows], members: list[int], ids_t: torch.Tensor, plen_t: torch.Tensor,
                     len_t: torch.Tensor, len_np: np.ndarray) -> None:
