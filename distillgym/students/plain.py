@@ -61,6 +61,7 @@ __all__ = [
     "lr_at",
     "member_grad_norms",
     "make_targets",
+    "member_loss",
     "cell_means",
     "row_loss",
     "param_shapes",
@@ -356,6 +357,16 @@ def make_targets(ids: torch.Tensor, prompt_len: torch.Tensor, length: torch.Tens
     return torch.where(scored, nxt, torch.full_like(nxt, -100))
 
 
+def member_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """(P,) training loss of each population member: mean cross-entropy over the member's scored
+    tokens, from logits (P, B, T, V) and targets (P, B, T). The plain student uses it with P = 1,
+    so both compute the same numbers in the same order."""
+    P = targets.shape[0]
+    tok = F.cross_entropy(logits.flatten(0, -2).float(), targets.flatten(), ignore_index=-100,
+                          reduction="none").view(P, -1)
+    return tok.sum(1) / (targets != -100).view(P, -1).sum(1).clamp(min=1)
+
+
 def row_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """(...,) mean cross-entropy over each row's scored tokens (0 for a row with none)."""
     tok = F.cross_entropy(logits.detach().flatten(0, -2).float(), targets.flatten(), ignore_index=-100,
@@ -604,7 +615,7 @@ class PlainStudent:
                 plen, length = np.concatenate([plen, r_plen]), np.concatenate([length, r_len])
             x, targets = self._tensors(ids, plen, length)
             logits = self.model(x)
-            loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
+            loss = member_loss(logits[None], targets[None])[0]
             if not torch.isfinite(loss):
                 self.optimizer.zero_grad(set_to_none=True)
                 raise TrainingDivergedError(self._diverged(f"training loss became {loss.item()}", stats),

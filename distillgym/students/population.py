@@ -63,6 +63,7 @@ from distillgym.students.plain import (
     init_weights,
     make_targets,
     member_grad_norms,
+    member_loss,
     param_shapes,
     rotary_tables,
     row_loss,
@@ -446,9 +447,7 @@ class PopulationStudent:
             x = pool_ids[members, sel, : int(T[k])].long()  # (P, rows of the pass, T)
             targets = make_targets(x, pool_plen[members, sel], pool_len[members, sel])
             logits = self.model(x)
-            tok = F.cross_entropy(logits.flatten(0, -2).float(), targets.flatten(), ignore_index=-100,
-                                  reduction="none").view(P, -1)
-            loss = tok.sum(1) / (targets != -100).view(P, -1).sum(1).clamp(min=1)  # (P,) member means
+            loss = member_loss(logits, targets)  # (P,) member means
             if track_cells:
                 cell_rows.append(F.pad(row_loss(logits, targets), (0, bs - int(width[k]))))
             act = active_t[:, k] & alive
