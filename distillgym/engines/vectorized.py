@@ -60,14 +60,19 @@ class VectorizedEngine:
         batches = self.suite.generate_many(  # type: ignore[attr-defined]
             [(rng, [(it.skill, it.difficulty, int(it.n)) for it in plan]) for plan, rng in requests], split=split
         )
+        ok = None
+        if self.verify and sum(len(b) for b in batches):  # one vectorised check for every request
+            ok = self.suite.verify_arrays(ExampleArrays.concat(batches, self.suite.skills))  # type: ignore[attr-defined]
         out = []
+        start = 0
         for examples in batches:
             cost = EngineCost()
-            if self.verify and len(examples):
-                ok = self.suite.verify_arrays(examples)  # type: ignore[attr-defined]
-                if not ok.all():
-                    cost.reject("wrong", int((~ok).sum()))
-                    examples = examples.take(ok)
+            if ok is not None:
+                mine = ok[start : start + len(examples)]
+                start += len(examples)
+                if not mine.all():
+                    cost.reject("wrong", int((~mine).sum()))
+                    examples = examples.take(mine)
             cost.examples = len(examples)
             cost.tokens = int(examples.prompt_len.sum() + examples.answer_len.sum())
             out.append((examples, cost))
