@@ -16,7 +16,9 @@ Three parts (``--parts``, comma separated):
   env (``gymnasium.make_vec(id, num_envs=N)``: one population in this process, 1 torch thread)
   and the async vector env (``vectorization_mode="async"``: N spawned processes, 1 torch thread
   each), on ``--env`` with the uniform-cell action sequence (sub-env i steps cell
-  (t + i) mod 28), after one reset; with model FLOP utilisation.
+  (t + i) mod 28): ``--steps`` timed steps after a reset and one untimed step (the first step
+  of an episode trains without replay, so it takes a quarter of the optimiser steps of the
+  others); with model FLOP utilisation.
 
 Model FLOP utilisation (MFU) is achieved training FLOPs (real tokens x nanoGPT's 6N + 12LHT
 per token, T = max_positions; padding and evaluation not counted) per second over the FLOPs per
@@ -220,10 +222,11 @@ def bench_env(args: Args, peak: float) -> list[dict[str, Any]]:
             t0 = time.perf_counter()
             venv.reset(seed=list(range(N)))
             reset_s = time.perf_counter() - t0
+            venv.step(_actions(0, N, level))  # untimed: the first step trains without replay
             tok = 0
             phases = {"generate": 0.0, "train": 0.0, "evaluate": 0.0}
             t0 = time.perf_counter()
-            for t in range(args.steps):
+            for t in range(1, args.steps + 1):
                 _, _, _, _, info = venv.step(_actions(t, N, level))
                 tok += int(np.sum(info["costs"]["tokens"]))
                 for k in phases:
@@ -292,7 +295,8 @@ def main() -> None:
                   f"{r['tokens_per_cpu_s']:,.0f} | {100 * r['mfu']:.1f} % |")
         print()
     if "env" in result:
-        print(f"env: {args.env}, {args.examples_per_step} examples per step, {args.steps} timed steps after a reset, CPU\n")
+        print(f"env: {args.env}, {args.examples_per_step} examples per step, {args.steps} timed steps after a reset and "
+              "one untimed step, CPU\n")
         print("| vector env | N | env steps/s | training tokens/s | threads | MFU | reset s |")
         print("|---|---:|---:|---:|---:|---:|---:|")
         for r in result["env"]:

@@ -84,6 +84,8 @@ class _Hub:
         self._requests: dict[int, _Request] = {}
         self._live: set[int] = set()
         self._local = threading.local()
+        self.member_lock = threading.Lock()
+        """Held by the per-member calls that run at once in sub-env threads (they may grow shared tensors)."""
 
     # ---------------------------------------------------------------- running jobs
     def run(self, jobs: dict[int, Callable[[], Any]]) -> dict[int, tuple[Any, BaseException | None]]:
@@ -226,13 +228,16 @@ class MemberStudent:
         return self.hub.call(self.index, "predict", list(prompts), int(max_new_tokens))
 
     def snapshot(self) -> dict[str, Any]:
-        return self.hub.population.snapshot(self.index)
+        with self.hub.member_lock:
+            return self.hub.population.snapshot(self.index)
 
     def restore(self, snapshot: dict[str, Any]) -> None:
-        self.hub.population.restore(self.index, snapshot)
+        with self.hub.member_lock:
+            self.hub.population.restore(self.index, snapshot)
 
     def reinit(self, seed: int) -> None:
-        self.hub.population.reinit(self.index, seed)
+        with self.hub.member_lock:
+            self.hub.population.reinit(self.index, seed)
 
     def costs(self) -> dict[str, Any]:
         c = dict(self.hub.population.costs())
