@@ -394,84 +394,97 @@ class ArithmeticSuiteV2(ArithmeticSuiteV1):
         """Answers recomputed from prompt code points alone: ``(answer codes, answer lengths, ok)``,
         where ``ok`` is False for a row that is not a well-formed arithmetic prompt (its answer
         row is then empty). Parses the digits back into numbers and applies the operation, like
-        :meth:`solve` but for every row at once."""
-        codes = np.asarray(codes, dtype=np.int64)
-        lengths = np.asarray(lengths, dtype=np.int64)
-        n, width = codes.shape
-        pos = np.arange(width)[None, :]
-        inside = pos < lengths[:, None]
-        body = inside & (pos < lengths[:, None] - 1)  # every character before the final "="
-        is_digit = (codes >= 48) & (codes <= 57)
-        is_op = np.isin(codes, [_C["+"], _C["-"], _C["*"], _C["?"]]) & body
-        last = codes[np.arange(n), np.maximum(lengths - 1, 0)]
-        well = (lengths >= 3) & (last == _C["="])
-        first = codes[:, 0]
-        unary = np.isin(first, [_C["c"], _C["s"]])
-        n_ops = is_op.sum(1)
-        # every body character is a digit or an operator, except a leading c/s
-        allowed = is_digit | is_op | ((pos == 0) & unary[:, None])
-        well &= ~(body & ~allowed).any(1)
-
-        def number(start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            """The digits in [start, end) as an int (and whether the span is a canonical number)."""
-            span = (pos >= start[:, None]) & (pos < end[:, None])
-            exponent = np.clip(end[:, None] - 1 - pos, 0, 18)
-            value = np.where(span, (codes - 48) * _POW10[exponent], 0).sum(1)
-            count = span.sum(1)
-            lead = codes[np.arange(n), np.clip(start, 0, width - 1)]
-            canonical = (count >= 1) & (count <= 18) & ((count == 1) | (lead != 48)) & (span <= is_digit).all(1)
-            return value, canonical
-
-        value = np.zeros(n, np.int64)
-        symbol = np.zeros(n, np.int64)
-        ok = np.zeros(n, bool)
-        # c / s: one number
-        u_val, u_ok = number(np.ones(n, np.int64), lengths - 1)
-        sel = well & unary & (n_ops == 0) & u_ok
-        value = np.where(sel, np.where(first == _C["s"], u_val + 1, u_val), value)
-        ok |= sel
-        # binary: a op b
-        op_pos = np.argmax(is_op, axis=1)
-        op = codes[np.arange(n), op_pos]
-        a, a_ok = number(np.zeros(n, np.int64), op_pos)
-        b, b_ok = number(op_pos + 1, lengths - 1)
-        sel = well & ~unary & (n_ops == 1) & a_ok & b_ok
-        sel &= ~((op == _C["-"]) & (a < b)) & ~((op == _C["*"]) & ~((b >= 1) & (b <= 9) & (lengths - 2 - op_pos == 1)))
-        binary = np.select([op == _C["+"], op == _C["-"], op == _C["*"]], [a + b, a - b, a * b], 0)
-        value = np.where(sel & (op != _C["?"]), binary, value)
-        symbol = np.where(sel & (op == _C["?"]), np.where(a < b, _C["<"], np.where(a > b, _C[">"], _C["="])), symbol)
-        ok |= sel
-        # chain: d (+|-) d (+|-) d ... =, every term one digit, running total never below 0
-        chain = well & ~unary & (n_ops >= 2) & (lengths % 2 == 0)
-        even, odd = (pos % 2 == 0) & body, (pos % 2 == 1) & body
-        chain &= ~(even & ~is_digit).any(1) & ~(odd & ~np.isin(codes, [_C["+"], _C["-"]])).any(1)
-        total = codes[:, 0] - 48
+        :meth:`solve` but for every row at once: one pass over the columns, each a vector over
+        the rows (Horner's rule for the numbers)."""
+        n = len(codes)
+        cols = np.ascontiguousarray(np.asarray(codes).T).astype(np.int32)  # (width, n): one row per position
+        width = cols.shape[0]
+        L = np.asarray(lengths, dtype=np.int64)
+        rows = np.arange(n)
+        last = np.asarray(codes)[rows, np.maximum(L - 1, 0)] if n else np.zeros(0, np.int64)
+        first = cols[0] if width else np.zeros(n, np.int32)
+        unary = (first == _C["c"]) | (first == _C["s"])
+        well = (L >= 3) & (last == _C["="])
+        n_ops = np.zeros(n, np.int64)
+        op_pos = np.full(n, -1, np.int64)
+        bad = np.zeros(n, bool)  # a body character that is neither a digit nor an operator (nor a leading c/s)
+        for j in range(width):
+            c = cols[j]
+            body = j < L - 1
+            op = ((c == _C["+"]) | (c == _C["-"]) | (c == _C["*"]) | (c == _C["?"])) & body
+            digit = (c >= 48) & (c <= 57)
+            bad |= body & ~(digit | op | ((j == 0) & unary))
+            op_pos = np.where(op & (op_pos < 0), j, op_pos)
+            n_ops += op
+        well &= ~bad
+        binary = well & ~unary & (n_ops == 1)
+        chain = well & ~unary & (n_ops >= 2) & (L % 2 == 0)
+        # numbers by Horner's rule: a = [0, op), b = (op, L-1); for c/s prompts the operand is b
+        # with the letter in the operator's place
+        split = np.where(unary, 0, op_pos)
+        spans = {"a": (np.zeros(n, np.int64), split), "b": (split + 1, L - 1)}
+        value = {k: np.zeros(n, np.int64) for k in spans}
+        count = {k: np.zeros(n, np.int64) for k in spans}
+        nondigit = {k: np.zeros(n, bool) for k in spans}
+        total = cols[0].astype(np.int64) - 48 if width else np.zeros(n, np.int64)
         never_negative = np.ones(n, bool)
-        for j in range(1, width - 1, 2):  # operator positions; the term follows at j + 1
-            active = chain & (j < lengths - 1)
-            t = codes[:, j + 1] - 48
-            step = np.where(codes[:, j] == _C["-"], -t, t)
-            total = np.where(active, total + step, total)
-            never_negative &= ~active | (total >= 0)
-        chain &= never_negative
-        value = np.where(chain, total, value)
-        ok |= chain
-        digits, nd = _digit_field(np.where(ok & (symbol == 0), value, 0))
-        width_out = max(digits.shape[1], 1)
-        out = np.zeros((n, width_out), np.uint32)
+        chain_shape = np.ones(n, bool)  # digits at even and + or - at odd body positions
+        for j in range(width):
+            c = cols[j].astype(np.int64)
+            digit = (c >= 48) & (c <= 57)
+            for k, (lo, hi) in spans.items():
+                inside = (j >= lo) & (j < hi)
+                value[k] = np.where(inside, value[k] * 10 + (c - 48), value[k])
+                count[k] += inside
+                nondigit[k] |= inside & ~digit
+            body = j < L - 1
+            if j % 2 == 0:
+                chain_shape &= ~body | digit
+            else:
+                sign = (c == _C["+"]) | (c == _C["-"])
+                chain_shape &= ~body | sign
+                if j + 1 < width:
+                    t = cols[j + 1].astype(np.int64) - 48
+                    active = chain & body
+                    total = np.where(active, total + np.where(c == _C["-"], -t, t), total)
+                    never_negative &= ~active | (total >= 0)
+        lead = {"a": first, "b": np.asarray(codes)[rows, np.clip(split + 1, 0, max(width - 1, 0))] if n else first}
+        canonical = {k: (count[k] >= 1) & (count[k] <= 18) & ~nondigit[k] & ((count[k] == 1) | (lead[k] != 48))
+                     for k in spans}
+        a, b = value["a"], value["b"]
+        op = np.asarray(codes)[rows, np.maximum(op_pos, 0)] if n else first
+        result = np.zeros(n, np.int64)
+        symbol = np.zeros(n, np.int64)
+        sel_u = well & unary & (n_ops == 0) & canonical["b"]
+        result = np.where(sel_u, np.where(first == _C["s"], b + 1, b), result)
+        sel_b = binary & canonical["a"] & canonical["b"]
+        sel_b &= ~((op == _C["-"]) & (a < b)) & ~((op == _C["*"]) & ~((b >= 1) & (b <= 9) & (count["b"] == 1)))
+        arith = np.select([op == _C["+"], op == _C["-"], op == _C["*"]], [a + b, a - b, a * b], 0)
+        result = np.where(sel_b & (op != _C["?"]), arith, result)
+        symbol = np.where(sel_b & (op == _C["?"]), np.where(a < b, _C["<"], np.where(a > b, _C[">"], _C["="])), symbol)
+        sel_c = chain & chain_shape & never_negative
+        result = np.where(sel_c, total, result)
+        ok = sel_u | sel_b | sel_c
+        digits, nd = _digit_field(np.where(ok & (symbol == 0), result, 0))
+        out = np.zeros((n, max(digits.shape[1], 1)), np.uint32)
         out[:, : digits.shape[1]] = digits
-        out_len = np.where(ok, nd, 0)
         is_sym = ok & (symbol != 0)
         out[is_sym] = 0
         out[is_sym, 0] = symbol[is_sym]
-        out_len = np.where(is_sym, 1, out_len)
         out[~ok] = 0
+        out_len = np.where(is_sym, 1, np.where(ok, nd, 0))
         return out, out_len, ok
 
-    def verify_arrays(self, examples: ExampleArrays) -> np.ndarray:
-        """Per row, whether the gold answer equals the answer :meth:`solve_arrays` recomputes."""
-        solved, solved_len, ok = self.solve_arrays(examples.prompt, examples.prompt_len)
-        width = max(solved.shape[1], examples.answer.shape[1])
-        a = np.pad(solved, ((0, 0), (0, width - solved.shape[1])))
-        b = np.pad(examples.answer, ((0, 0), (0, width - examples.answer.shape[1])))
-        return ok & (solved_len == examples.answer_len) & (a == b).all(1)
+    def verify_arrays(self, examples: ExampleArrays, chunk: int = 32768) -> np.ndarray:
+        """Per row, whether the gold answer equals the answer :meth:`solve_arrays` recomputes
+        (in chunks of ``chunk`` rows, so the temporaries stay in cache)."""
+        ok = np.zeros(len(examples), bool)
+        for i in range(0, len(examples), chunk):
+            s = slice(i, i + chunk)
+            solved, solved_len, good = self.solve_arrays(examples.prompt[s], examples.prompt_len[s])
+            gold = examples.answer[s]
+            width = max(solved.shape[1], gold.shape[1])
+            a = np.pad(solved, ((0, 0), (0, width - solved.shape[1])))
+            b = np.pad(gold, ((0, 0), (0, width - gold.shape[1])))
+            ok[s] = good & (solved_len == examples.answer_len[s]) & (a == b).all(1)
+        return ok
