@@ -42,7 +42,10 @@ each sub-env with its own entry (None: unseeded). Later episodes of a sub-env dr
 from that sub-env's own generator, as a single env's do.
 
 ``info`` is Gymnasium's vector form (a dict of per-sub-env arrays with ``_key`` masks);
-``last_infos`` keeps the list of per-sub-env ``info`` dicts of the last call.
+``last_infos`` keeps the list of per-sub-env ``info`` dicts of the last call. A sub-env's
+``info["costs"]["seconds"]`` are the wall times of its phases as it saw them: a batched call
+counts whole (it waited for the work of every sub-env), so summing phase seconds over
+sub-envs counts shared time N times; the cost of a vector step for all N is its wall time.
 """
 
 from __future__ import annotations

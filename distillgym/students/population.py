@@ -370,7 +370,9 @@ class PopulationStudent:
         """One pass over each member's examples (``examples[p]``, shuffled and replay-mixed with
         ``rngs[p]`` exactly as :meth:`PlainStudent.train` does); None or an empty list leaves a
         member untouched. Returns one :class:`TrainStats` per member; its ``seconds`` is the
-        member's equal share of the call's wall time (``extra["call_seconds"]`` the whole).
+        call's wall time (what each member's caller waited; summed over members it counts the
+        shared time once per member), ``extra["share_seconds"]`` that divided by the members
+        trained.
         Raises :class:`PopulationDivergedError` (see the module docstring)."""
         t0 = time.perf_counter()
         cfg, P, dev = self.config, self.size, self.device
@@ -523,8 +525,8 @@ class PopulationStudent:
         trained = sum(pl is not None for pl in plans)
         for p in range(P):
             if plans[p] is not None:
-                stats[p].seconds = wall / trained
-                stats[p].extra["call_seconds"] = wall
+                stats[p].seconds = wall
+                stats[p].extra["share_seconds"] = wall / trained
         if errors:
             raise PopulationDivergedError(errors, stats)
         return stats
