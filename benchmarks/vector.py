@@ -29,7 +29,7 @@ not measurable while they run), so on a shared machine the env MFU also counts t
 processes took; env MFU also covers all of a step (data, evaluation, Python), not only training.
 
 Run (the numbers in benchmarks/README.md; a loaded machine inflates every time):
-    python benchmarks/vector.py --parts data,student,env --out vector.json
+    python benchmarks/vector.py --parts data,student,env --out benchmarks/results/vector/vector.json
     python benchmarks/vector.py --parts env --native-n 1,2,4,8,16 --async-n 1,2,4 --steps 2
 """
 
