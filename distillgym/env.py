@@ -27,7 +27,15 @@ import numpy as np
 from gymnasium import spaces
 
 from distillgym.engines.base import EngineCost, make_engine
-from distillgym.errors import ConfigError, DistillGymError, UnknownNameError, check_bool, check_int, did_you_mean
+from distillgym.errors import (
+    ConfigError,
+    DistillGymError,
+    TrainingDivergedError,
+    UnknownNameError,
+    check_bool,
+    check_int,
+    did_you_mean,
+)
 from distillgym.feedback import Evaluator, SkillReport
 from distillgym.levels import make_level
 from distillgym.rewards import REWARDS, RewardFn
@@ -465,11 +473,15 @@ class TeachingEnv(gym.Env):
                     else "the student's weights may have changed"
                 )
                 self._broken = f"{type(err).__name__} at step {t}"
-                raise type(err)(
+                msg = (
                     f"{err} [env: step {t} failed while training on {len(examples)} examples; {changed}; the env's "
-                    f"step counter, budget ({self.budget_left} left) and report were not advanced; call reset()]",
-                    *([applied] if applied is not None else []),
-                ) from err
+                    f"step counter, budget ({self.budget_left} left) and report were not advanced; call reset()]"
+                )
+                try:
+                    wrapped = type(err)(msg, *([applied] if applied is not None else []))
+                except TypeError:  # an error class with another constructor
+                    wrapped = TrainingDivergedError(msg, applied or 0)
+                raise wrapped from err
             self._broken = f"{type(err).__name__} at step {t}"
             raise
         self._t = t
@@ -527,6 +539,34 @@ class TeachingEnv(gym.Env):
                 info["final"]["test_loss_matrix"] = _nan_to_none(test.loss)
         costs["seconds"] = _seconds(**seconds, total=time.perf_counter() - t_start)
         return self._obs(), reward, terminated, truncated, info
+
+    # ------------------------------------------------------------------ look-ahead
+    def snapshot(self) -> dict[str, Any]:
+        """The episode's whole state (student, counters, budget, report), for look-ahead: a step
+        after :meth:`restore` of a snapshot is the step that would have followed it. The random
+        streams need no saving: a step's generator is derived from the episode seed and the step
+        index."""
+        if self._report is None:
+            raise ConfigError("call reset() before snapshot()")
+        return {
+            "student": self.student.snapshot(),
+            "spent": self._spent,
+            "t": self._t,
+            "done": self._done,
+            "broken": self._broken,
+            "report": self._report,
+            "totals": dict(self._totals),
+            "episode_seed": self._episode_seed,
+        }
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        """Back to a :meth:`snapshot` of this episode."""
+        if snap.get("episode_seed") != self._episode_seed:
+            raise ConfigError("that snapshot belongs to another episode (reset() since); take a new one")
+        self.student.restore(snap["student"])
+        self._spent, self._t, self._done, self._broken = snap["spent"], snap["t"], snap["done"], snap["broken"]
+        self._report = snap["report"]
+        self._totals = dict(snap["totals"])
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":

@@ -222,7 +222,7 @@ def test_config_errors(v1):
         engine.generate([PlanItem("add", 1, -1)], rng_for(0))
     with pytest.raises(UnknownNameError, match="unknown skill"):
         engine.generate([PlanItem("ad", 1, 1)], rng_for(0))
-    with pytest.raises(ConfigError, match="bad engine_kwargs"):
+    with pytest.raises(ConfigError, match="temprature"):
         make_engine("llm", v1, backend=fake, temprature=1.0)
     empty, cost = engine.generate([], rng_for(0))
     assert empty == [] and cost.calls == 0 and fake.batches == [] and fake.seeds == []
