@@ -743,7 +743,8 @@ def run_suite(
     if say is None:
         say = _warn_plain if progress else (lambda _msg: None)
     t0 = time.perf_counter()
-    all_jobs = suite.jobs()  # builds every env and teacher once: a bad suite fails here
+    suite.resolve(threads=threads)  # builds every env and teacher once: a bad suite fails here
+    all_jobs = suite.jobs()
     writer = ResultsWriter(out_dir)
     finished = [e for e in writer.episodes() if _is_ok(e)]
     done = {(e["teacher"], e["seed"], e["config_hash"]) for e in finished}
