@@ -15,6 +15,7 @@ from distillgym.agents.ioa import IOATeacher
 from distillgym.agents.learning_progress import LearningProgressTeacher
 from distillgym.agents.llm_teacher import LLMTeacher
 from distillgym.agents.mixing import MixTeacher, StratifiedTeacher
+from distillgym.agents.oracle import OracleLookahead
 from distillgym.agents.simple import RandomTeacher, SingleSkillTeacher, UniformTeacher
 from distillgym.agents.tscl import TSCLSamplingTeacher, TSCLWindowTeacher
 from distillgym.agents.writer import ScriptedWriter
@@ -34,6 +35,7 @@ __all__ = [
     "LLMTeacher",
     "MixTeacher",
     "StratifiedTeacher",
+    "OracleLookahead",
     "ScriptedWriter",
     "RandomTeacher",
     "SingleSkillTeacher",

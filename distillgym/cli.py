@@ -1,4 +1,4 @@
-"""``distillgym`` command line: envs, teachers, run, bench."""
+"""``distillgym`` command line: envs, teachers, run, bench, leaderboard, plot, verify, train-teacher."""
 
 from __future__ import annotations
 
@@ -96,17 +96,18 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     )
     counts = run_suite(
         suite, out, workers=args.workers, executor=args.executor, ray_address=args.ray_address,
-        progress=not args.no_progress, wandb=args.wandb,
+        progress=not args.no_progress, wandb=args.wandb, allow_mixed_fingerprints=args.allow_mixed_fingerprints,
+        say=lambda msg: print(f"distillgym: {msg}", file=sys.stderr, flush=True),
     )
     print(f"ran {counts['ran']} episodes, skipped {counts['skipped']} already in {out} ({counts['seconds']:.0f} s)",
           file=sys.stderr)
     episodes, _ = read_results(out)
-    keep = {t.label for t in suite.teachers}
-    episodes = [e for e in episodes if e["teacher"] in keep and e["seed"] in suite.seeds]
+    keep = {(j.label, j.config_hash) for j in suite.jobs()}
+    episodes = [e for e in episodes if (e["teacher"], e["config_hash"]) in keep and e["seed"] in suite.seeds]
     rows = leaderboard(episodes)
     if args.json:
-        print(json.dumps({"suite": suite.name, "out": out, "rows": rows}))
-        return 0
+        print(json.dumps({"suite": suite.name, "out": out, "rows": rows, "failed": counts["failures"]}))
+        return _failure_summary(counts, out)
     print(render(rows, "md"))
     try:
         from distillgym.plots import plot_results
@@ -116,7 +117,19 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     except DistillGymError as err:  # matplotlib missing: the table is still there
         print(f"(no plots: {err})")
     print(f"results: {out}/results.jsonl  (distillgym leaderboard {out} --format md|csv|json)")
-    return 0
+    return _failure_summary(counts, out)
+
+
+def _failure_summary(counts: dict[str, Any], out: str) -> int:
+    """Print the failed episodes of a run (stderr) and return the exit code: 0, or 1 when any failed."""
+    if not counts["failed"]:
+        return 0
+    print(f"distillgym: {counts['failed']} of {counts['ran']} episodes failed (recorded as failed lines with their "
+          f"tracebacks in {out}/results.jsonl; run the same command again to retry them):", file=sys.stderr)
+    for f in counts["failures"]:
+        first = f["error"].splitlines()[0] if f["error"] else ""
+        print(f"  {f['label']} seed {f['seed']} [{f['config_hash'][:8]}]: {first}", file=sys.stderr)
+    return 1
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -128,6 +141,28 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
         raise ConfigError(f"no finished episodes in {args.results}")
     print(render(leaderboard(episodes, args.baseline, args.threshold), args.format, args.baseline, args.threshold))
     return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from distillgym.verify_results import render_verify, verify
+
+    def show(row: dict[str, Any]) -> None:
+        if args.json:
+            return
+        now = "FAILED" if row["status"] != "ok" else f"{row['now']:.4f}"
+        print(f"distillgym: verify: {row['teacher']} seed {row['seed']}: recorded {row['recorded']:.4f}, rerun {now}"
+              + (" (identical)" if row.get("exact") else ""), file=sys.stderr, flush=True)
+
+    report = verify(args.results, episodes=args.episodes, seed=args.seed, threads=args.threads,
+                    workers=args.workers, on_episode=show)
+    if args.out:
+        from pathlib import Path
+
+        Path(args.out).write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print(json.dumps(report, default=str) if args.json else render_verify(report))
+    tol = args.tolerance
+    bad = [r for r in report["rows"] if r["status"] != "ok" or (not r["exact"] if tol == 0 else abs(r["drift"]) > tol)]
+    return 1 if bad else 0
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
@@ -171,6 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also log each episode as a Weights & Biases run, grouped by teacher, in OUT/wandb "
         "(offline unless WANDB_MODE is set)",
     )
+    b.add_argument(
+        "--allow-mixed-fingerprints",
+        action="store_true",
+        help="resume into a results directory even where its finished episodes of the same config were recorded "
+        "with another fingerprint (machine, library versions, commit, threads); without it such a resume stops",
+    )
     b.add_argument("--no-progress", action="store_true")
     b.add_argument("--json", action="store_true")
     b.set_defaults(fn=_cmd_bench)
@@ -178,14 +219,38 @@ def build_parser() -> argparse.ArgumentParser:
     lb = sub.add_parser("leaderboard", help="leaderboard of a results directory or file")
     lb.add_argument("results")
     lb.add_argument("--format", default="md", help="md, csv or json")
-    lb.add_argument("--baseline", default="uniform")
+    lb.add_argument(
+        "--baseline",
+        default="uniform",
+        help="teacher label the paired tests compare against (default uniform), or LABEL@HASH (a config-hash prefix) "
+        "when the label has several configurations in one env",
+    )
     lb.add_argument("--threshold", type=float, default=0.25, help="validation accuracy for the data-efficiency column")
     lb.set_defaults(fn=_cmd_leaderboard)
 
-    pl = sub.add_parser("plot", help="learning curves and skill heatmaps of a results directory, as PNG")
+    plot_help = ("learning curves, skill heatmaps and the costs plot (final test accuracy against model tokens per "
+                 "episode) of a results directory, as PNG")
+    pl = sub.add_parser("plot", help=plot_help, description=plot_help)
     pl.add_argument("results")
     pl.add_argument("--out", default=None, help="folder for the PNGs (default RESULTS/plots)")
     pl.set_defaults(fn=_cmd_plot)
+
+    verify_help = ("re-run recorded episodes of a results directory and report exact equality or the drift of final "
+                   "test accuracy, with the recorded and current fingerprints side by side; exits 1 when any rerun "
+                   "differs (beyond --tolerance)")
+    v = sub.add_parser("verify", help=verify_help, description=verify_help)
+    v.add_argument("results", help="a results directory (or its results.jsonl) written by `distillgym bench`")
+    v.add_argument("--episodes", type=int, default=10, help="how many episodes to re-run (default 10; all if fewer)")
+    v.add_argument("--seed", type=int, default=0, help="seed of the choice of episodes (default 0)")
+    v.add_argument("--threads", type=int, default=None,
+                   help="torch threads per rerun (default: the recorded fingerprint's, else 1)")
+    v.add_argument("--workers", type=int, default=1, help="parallel reruns")
+    v.add_argument("--tolerance", type=float, default=0.0,
+                   help="exit 0 when every |drift| of final test accuracy is at most this (default 0: bit-identical "
+                   "episodes required)")
+    v.add_argument("--out", default=None, help="also write the full report as JSON to this file")
+    v.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    v.set_defaults(fn=_cmd_verify)
 
     from distillgym.learned import add_train_teacher_parser
 

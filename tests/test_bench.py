@@ -223,3 +223,196 @@ def test_cli_leaderboard_and_plot(uninterrupted, tmp_path, capsys):
     assert any(n.startswith("learning_curves") for n in pngs) and any(n.startswith("heatmaps") for n in pngs)
     assert all((tmp_path / n).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for n in pngs)
     assert main(["leaderboard", str(tmp_path / "nothing")]) == 2
+
+
+# ---------------------------------------------------------------------------- fail fast, failed episodes, resume
+MICRO = 'budget = 256\nexamples_per_step = 128\nn_val_per_cell = 2\nn_test_per_cell = 2\n'
+
+
+def _suite_file(tmp_path, teachers: str, name: str = "s", seeds: str = "[0, 1]") -> Path:
+    p = tmp_path / f"{name}.toml"
+    p.write_text(f'name = "{name}"\nenv = "distillgym/ArithSkills-v1"\nseeds = {seeds}\n\n[env_kwargs]\n{MICRO}\n'
+                 + teachers)
+    return p
+
+
+@pytest.mark.parametrize("teachers,error,match", [
+    ('[[teachers]]\nname = "unifrom"\n', UnknownNameError, "Did you mean 'uniform'"),
+    ('[[teachers]]\nname = "uniform"\nlabel = "bad"\nkwargs = { ordr = "x" }\n', ConfigError, "ordr"),
+    ('[[teachers]]\nname = "single-skill"\nkwargs = { skill = "ad" }\n', UnknownNameError, "unknown skill 'ad'"),
+    ('[[teachers]]\nname = "stratified"\n', ConfigError, "no adapter"),
+])
+def test_a_bad_suite_fails_before_any_episode(tmp_path, teachers, error, match):
+    """Every teacher and env is built (and reset) in the runner's process first: the usual error, at once."""
+    suite = load_suite(str(_suite_file(tmp_path, '[[teachers]]\nname = "uniform"\n\n' + teachers)))
+    t0 = time.perf_counter()
+    with pytest.raises(error, match=match) as err:
+        run_suite(suite, tmp_path / "out", workers=2, progress=False)
+    assert "suite 's'" in str(err.value) or error is UnknownNameError
+    assert time.perf_counter() - t0 < 60  # not after an episode (each takes longer on this machine)
+    assert not (tmp_path / "out" / "results.jsonl").exists()
+
+
+def test_labels_are_unique_per_env_and_entries_take_their_own_env(tmp_path):
+    same = _suite_file(tmp_path, '[[teachers]]\nname = "uniform"\n[[teachers]]\nname = "uniform"\n'
+                                 'env_kwargs = { student_init = "fixed" }\n', name="dup")
+    with pytest.raises(ConfigError, match="unique within an env"):
+        load_suite(str(same))
+    ok = _suite_file(tmp_path, '[[teachers]]\nname = "uniform"\n[[teachers]]\nname = "uniform"\n'
+                               'env = "distillgym/ArithMix-v1"\n[[teachers]]\nname = "uniform"\nlabel = "uniform-fixed"\n'
+                               'env_kwargs = { student_init = "fixed" }\n', name="ok")
+    s = load_suite(str(ok))
+    jobs = s.jobs()
+    assert {(j.env, j.label) for j in jobs} == {("distillgym/ArithSkills-v1", "uniform"),
+                                                ("distillgym/ArithMix-v1", "uniform"),
+                                                ("distillgym/ArithSkills-v1", "uniform-fixed")}
+    by = {(j.env, j.label): j for j in jobs if j.seed == 0}
+    assert by[("distillgym/ArithSkills-v1", "uniform-fixed")].env_config["student_init"] == "fixed"
+    assert by[("distillgym/ArithSkills-v1", "uniform-fixed")].env_config["budget"] == 256  # merged over the suite's
+    assert len({j.config_hash for j in by.values()}) == 3
+
+
+FLAKY = """
+import os
+import numpy as np
+
+class Flaky:
+    '''Cycles through the cells; raises at step 2 of the episode whose seed is in $FLAKY_SEEDS.'''
+    name = "flaky"
+    def __init__(self, api_key=None):
+        self.api_key = api_key
+    def reset(self, action_space, info, seed=None):
+        self.seed, self.t = seed, 0
+        self.stats = {"note": "configured"}
+    def act(self, obs, info):
+        self.t += 1
+        if self.t == 2 and str(self.seed) in os.environ.get("FLAKY_SEEDS", "").split(","):
+            raise RuntimeError(f"teacher bug at step 2 (seed {self.seed}, key {os.environ.get('OPENAI_API_KEY')})")
+        return np.array([self.t % 7, 0])
+"""
+
+
+@pytest.fixture
+def flaky(tmp_path, monkeypatch):
+    (tmp_path / "flakylab.py").write_text(FLAKY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # for spawned workers
+    return _suite_file(tmp_path, '[[teachers]]\nname = "uniform"\n[[teachers]]\nname = "flakylab:Flaky"\n'
+                                 'label = "flaky"\n', name="flaky")
+
+
+def test_an_episode_that_raises_is_recorded_and_the_others_go_on(flaky, tmp_path, monkeypatch, capsys):
+    from distillgym.cli import main
+
+    monkeypatch.setenv("FLAKY_SEEDS", "1")
+    out = tmp_path / "r"
+    assert main(["bench", str(flaky), "--out", str(out), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "1 of 4 episodes failed" in err and "flaky seed 1" in err and "RuntimeError: teacher bug at step 2" in err
+    eps, steps = read_results(out)
+    assert len(eps) == 4 and len(steps) == 3 * 2  # 2 steps per ok episode, none for the failed one
+    bad = [e for e in eps if e.get("status") == "failed"]
+    assert len(bad) == 1 and bad[0]["teacher"] == "flaky" and bad[0]["seed"] == 1
+    assert bad[0]["final_test_accuracy"] is None and bad[0]["steps_completed"] == 1
+    assert "raise RuntimeError" in bad[0]["traceback"] and bad[0]["fingerprint"]["torch_threads"] == 1
+    rows = {r["teacher"]: r for r in leaderboard(eps)}
+    assert rows["flaky"]["failed"] == 1 and rows["flaky"]["n"] == 1 and rows["uniform"]["n"] == 2
+    # a rerun retries only the failed episode; the ok line then wins over the failed one
+    monkeypatch.delenv("FLAKY_SEEDS")
+    counts = run_suite(load_suite(str(flaky)), out, progress=False)
+    assert counts["ran"] == 1 and counts["skipped"] == 3 and counts["failed"] == 0
+    eps, steps = read_results(out)
+    assert len(eps) == 4 and all(e["status"] == "ok" for e in eps) and len(steps) == 8
+    # the file still holds the failed line, before the ok one; order does not matter to read_results
+    lines = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    key = [(r.get("status"), r["type"]) for r in lines if r["teacher"] == "flaky" and r["seed"] == 1]
+    assert key.index(("failed", "episode")) < key.index(("ok", "episode"))
+    p = tmp_path / "reversed.jsonl"
+    p.write_text("".join(reversed((out / "results.jsonl").read_text().splitlines(keepends=True))))
+    assert sorted(e["status"] for e in read_results(p)[0]) == ["ok"] * 4
+
+
+@pytest.mark.slow
+def test_a_failure_in_a_worker_process_does_not_stop_the_pool(flaky, tmp_path, monkeypatch):
+    monkeypatch.setenv("FLAKY_SEEDS", "0")
+    counts = run_suite(load_suite(str(flaky)), tmp_path / "p", workers=2, progress=False)
+    assert counts["ran"] == 4 and counts["failed"] == 1 and counts["ok"] == 3
+    assert counts["failures"][0]["label"] == "flaky" and counts["failures"][0]["seed"] == 0
+
+
+def test_nothing_written_contains_an_api_key(flaky, tmp_path, monkeypatch):
+    """Credentials in teacher kwargs and in the environment stay out of every file the runner writes."""
+    planted_env, planted_kw = "sk-PLANTED-env-0123456789", "sk-PLANTED-kwarg-9876543210"
+    monkeypatch.setenv("OPENAI_API_KEY", planted_env)
+    monkeypatch.setenv("FLAKY_SEEDS", "1")  # the failing episode's error message and traceback quote the env key
+    text = flaky.read_text().replace('label = "flaky"', f'label = "flaky"\nkwargs = {{ api_key = "{planted_kw}" }}')
+    flaky.write_text(text)
+    out = tmp_path / "k"
+    try:
+        import wandb  # noqa: F401
+        use_wandb = True
+        monkeypatch.setenv("WANDB_MODE", "offline")
+        monkeypatch.setenv("WANDB_SILENT", "true")
+        monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+        monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb-cache"))
+    except ImportError:
+        use_wandb = False
+    counts = run_suite(load_suite(str(flaky)), out, progress=False, wandb=use_wandb)
+    assert counts["failed"] == 1 and "<redacted>" in counts["failures"][0]["error"]
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert any(p.name == "results.jsonl" for p in files) and any(p.name.startswith("suite-") for p in files)
+    for p in files:
+        data = p.read_bytes()
+        assert planted_env.encode() not in data and planted_kw.encode() not in data, p
+    eps, _ = read_results(out)
+    flaky_eps = [e for e in eps if e["teacher"] == "flaky"]
+    assert all(e["teacher_kwargs"] == {"api_key": "<redacted>"} for e in flaky_eps)
+    assert all(e["teacher_args"]["api_key"] == "<redacted>" for e in flaky_eps)
+
+
+def test_resume_onto_another_fingerprint_is_not_pooled_silently(uninterrupted, tmp_path):
+    from distillgym.bench import FingerprintMismatchError
+
+    lines = [json.loads(x) for x in (uninterrupted / "results.jsonl").read_text().splitlines()]
+    kept, dropped = [], ("ioa", 1)
+    for r in lines:
+        if (r["teacher"], r["seed"]) == dropped:
+            continue  # an episode still to run in the ioa group
+        if r["type"] == "episode":
+            r["fingerprint"] = {**r["fingerprint"], "cpu": "Another CPU", "torch": "2.99.0"}
+        kept.append(json.dumps(r))
+    out = tmp_path / "mixed"
+    out.mkdir()
+    (out / "results.jsonl").write_text("\n".join(kept) + "\n")
+    with pytest.raises(FingerprintMismatchError) as err:
+        run_suite(load_suite("tiny"), out, progress=False)
+    msg = str(err.value)
+    assert "'Another CPU' there" in msg and "torch" in msg and "--allow-mixed-fingerprints" in msg and "--out" in msg
+    assert "ioa" in msg and "uniform" not in msg.split("\n")[1]  # only the group this run adds to
+    assert len(read_results(out)[0]) == 3  # nothing ran
+    counts = run_suite(load_suite("tiny"), out, progress=False, allow_mixed_fingerprints=True)
+    assert counts["ran"] == 1 and len(counts["mixed_fingerprints"]) == 1
+    rows = {r["teacher"]: r for r in leaderboard(read_results(out)[0])}
+    assert rows["ioa"]["fingerprints"] == 2 and set(rows["ioa"]["fingerprint_diff"]) == {"cpu", "torch"}
+    assert rows["uniform"]["fingerprints"] == 1
+    # a finished suite runs nothing, so there is nothing to pool and no error
+    assert run_suite(load_suite("tiny"), out, progress=False)["ran"] == 0
+
+
+def test_episode_lines_carry_fingerprint_status_costs_and_the_resolved_config(uninterrupted):
+    from distillgym.fingerprint import HASH_VERSION, fingerprint
+
+    eps, _ = read_results(uninterrupted)
+    suite = load_suite("tiny")
+    hashes = {j.label: j.config_hash for j in suite.jobs()}
+    for e in eps:
+        assert e["status"] == "ok" and e["reference_row"] is False and e["config_hash_version"] == HASH_VERSION
+        assert e["fingerprint"] == fingerprint(torch_threads=1) | {"git_dirty": e["fingerprint"]["git_dirty"]}
+        assert e["config_hash"] == hashes[e["teacher"]]
+        assert e["env_config"]["budget"] == 1024 and e["env_config"]["student_kwargs"]["replay_fraction"] == 0.75
+        assert set(e["costs"]) >= {"teacher_tokens_in", "teacher_tokens_out", "teacher_calls", "engine_tokens_in",
+                                   "engine_tokens_out", "engine_calls", "student_tokens", "student_flops", "examples"}
+        assert e["costs"]["student_tokens"] > 0 and e["costs"]["examples"] == 1024
+    record = json.loads((uninterrupted / "suite-tiny.json").read_text())
+    assert record["config_hash_version"] == HASH_VERSION
+    assert {r["config_hash"] for r in record["resolved"].values()} == set(hashes.values())

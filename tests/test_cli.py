@@ -141,3 +141,21 @@ def test_run_table_on_the_mix_and_open_levels(capsys):
         assert main(["run", "--env", env, "--teacher", teacher, "--env-kwargs", ONE_STEP_JSON]) == 0
         lines = capsys.readouterr().out.strip().splitlines()
         assert lines[1].split()[: len(want)] == want, lines[1]
+
+
+def test_help_texts_name_the_baseline_form_the_costs_plot_and_verify(capsys):
+    for cmd, words in (("leaderboard", ["LABEL@HASH"]), ("plot", ["costs"]),
+                       ("verify", ["--episodes", "drift", "fingerprints"]),
+                       ("bench", ["--allow-mixed-fingerprints"])):
+        with pytest.raises(SystemExit):
+            main([cmd, "--help"])
+        out = " ".join(capsys.readouterr().out.split())
+        for w in words:
+            assert w in out, (cmd, w)
+
+
+def test_bench_with_a_misspelt_teacher_exits_2_before_running(capsys, tmp_path):
+    code = main(["bench", "tiny", "--teachers", "uniform,ioaa", "--out", str(tmp_path / "o"), "--no-progress"])
+    assert code == 2
+    assert "unknown teacher 'ioaa'" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "results.jsonl").exists()

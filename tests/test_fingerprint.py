@@ -1,0 +1,157 @@
+"""Fingerprints, credential redaction, resolved teacher arguments and the config hash."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+
+from distillgym.bench import Suite, TeacherEntry
+from distillgym.errors import ConfigError, UnknownNameError
+from distillgym.fingerprint import (
+    REDACTED,
+    config_hash,
+    fingerprint,
+    fingerprint_diff,
+    redact,
+    scrub,
+    secret_values,
+    teacher_identity,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+PPO = REPO / "benchmarks" / "policies" / "ppo-192" / "policy.zip"
+TINY = dict(budget=256, examples_per_step=256, n_val_per_cell=2, n_test_per_cell=2)
+ENV = "distillgym/ArithSkills-v1"
+
+
+def test_fingerprint_records_versions_machine_device_and_threads():
+    import numpy
+    import torch
+
+    fp = fingerprint(torch_threads=3)
+    for key in ("distillgym", "git_commit", "git_dirty", "python", "torch", "transformers", "numpy", "gymnasium",
+                "machine", "cpu", "cpu_flags", "cpu_capability", "cpu_count", "device", "gpu", "torch_threads"):
+        assert key in fp, key
+    assert fp["torch"] == torch.__version__ and fp["numpy"] == numpy.__version__
+    assert fp["torch_threads"] == 3 and fp["device"] == "cpu" and fp["gpu"] is None
+    assert fp["cpu"] and fp["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert (REPO / ".git").exists() == (fp["git_commit"] is not None)
+    assert fingerprint(torch_threads=3) == fp  # stable within a process
+    assert json.loads(json.dumps(fp)) == fp
+    assert fingerprint_diff(fp, {**fp, "torch_threads": 1}) == {"torch_threads": (3, 1)}
+    assert fingerprint_diff(None, fp) == {"fingerprint": (None, "(recorded)")}
+    assert fingerprint_diff(None, None) == {} and fingerprint_diff(fp, dict(fp)) == {}
+
+
+def test_redact_and_scrub_credentials(monkeypatch):
+    kw = {"api_key": "sk-abcdef123", "model": "gpt", "max_tokens": 5, "tokenizer": "t",
+          "backend": {"openai_api_key": "sk-nested999", "auth_token": None}, "hf_token": "hf_xyz12345"}
+    out = redact(kw)
+    assert out["api_key"] == REDACTED and out["backend"]["openai_api_key"] == REDACTED
+    assert out["hf_token"] == REDACTED and out["backend"]["auth_token"] is None  # None hides nothing
+    assert out["model"] == "gpt" and out["max_tokens"] == 5 and out["tokenizer"] == "t"
+    assert kw["api_key"] == "sk-abcdef123"  # a copy
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-the-environment")
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false-but-long")  # not a credential
+    secrets = secret_values(kw)
+    assert {"sk-abcdef123", "sk-nested999", "hf_xyz12345", "sk-from-the-environment"} <= set(secrets)
+    assert "false-but-long" not in secrets
+    text = "401: key sk-from-the-environment rejected; arg sk-abcdef123"
+    assert scrub(text, secrets) == f"401: key {REDACTED} rejected; arg {REDACTED}"
+
+
+def test_teacher_identity_fills_defaults_and_rejects_bad_arguments():
+    uni = teacher_identity("uniform")
+    assert uni == {"teacher": "uniform", "args": {"order": "shuffled"}, "content": {}}
+    assert teacher_identity("uniform", {"order": "shuffled"}) == uni  # an explicit default is the same teacher
+    assert teacher_identity("ioa", {"mastery_ratio": 0.8})["args"]["mastery_ratio"] == 0.8
+    assert "level_mastery_ratio" in teacher_identity("ioa")["args"]
+    with pytest.raises(ConfigError, match="ordr"):
+        teacher_identity("uniform", {"ordr": "x"})
+    with pytest.raises(UnknownNameError, match="Did you mean 'uniform'"):
+        teacher_identity("unifrom")
+    llm = teacher_identity("llm", {"backend": "openai", "backend_kwargs": {"api_key": "sk-secret-value-1"}})
+    assert llm["args"]["backend_kwargs"]["api_key"] == REDACTED and "sk-secret-value-1" not in json.dumps(llm)
+
+
+def test_config_hash_changes_with_a_ppo_files_bytes(tmp_path):
+    pytest.importorskip("stable_baselines3")
+    p = tmp_path / "policy.zip"
+    shutil.copy(PPO, p)
+    shutil.copy(PPO.with_suffix(".json"), tmp_path / "policy.json")
+    a = teacher_identity(f"ppo:{p}")
+    assert a["args"]["deterministic"] is True and len(a["content"]["policy_sha256"]) == 64
+    assert teacher_identity(f"ppo:{tmp_path}")["content"] == a["content"]  # the folder resolves to the same file
+    cfg = {"budget": 1}
+    with open(p, "ab") as f:
+        f.write(b"\0")
+    b = teacher_identity(f"ppo:{p}")
+    assert b["content"]["policy_sha256"] != a["content"]["policy_sha256"]
+    assert config_hash(ENV, cfg, a) != config_hash(ENV, cfg, b)
+    (tmp_path / "policy.json").write_text("{}")
+    assert teacher_identity(f"ppo:{p}")["content"]["meta_sha256"] != b["content"]["meta_sha256"]
+
+
+def test_config_hash_covers_a_user_teachers_module_source(tmp_path, monkeypatch):
+    mod = tmp_path / "myteachers_fp.py"
+    mod.write_text("class Mine:\n    name = 'mine'\n    def __init__(self, k=3):\n        self.k = k\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    a = teacher_identity("myteachers_fp:Mine")
+    assert a["args"] == {"k": 3} and "module_sha256" in a["content"]
+    mod.write_text(mod.read_text() + "# a change in the module\n")
+    b = teacher_identity("myteachers_fp:Mine")
+    assert b["content"] != a["content"] and config_hash(ENV, {}, a) != config_hash(ENV, {}, b)
+
+
+def _suite(env_kwargs=None, teachers=None) -> Suite:
+    return Suite("t", ENV, [0], teachers or [TeacherEntry("uniform")], dict(TINY if env_kwargs is None else env_kwargs))
+
+
+def test_config_hash_changes_when_a_default_changes(monkeypatch):
+    """The hash covers the resolved env config and the teacher's defaults, not only the arguments given."""
+    from distillgym.agents import UniformTeacher
+
+    base = _suite().config_hash(TeacherEntry("uniform"))
+    # the same configuration written out explicitly is the same hash
+    assert _suite({**TINY, "n_errors": 8, "student_init": "seed"}).config_hash(TeacherEntry("uniform")) == base
+    assert _suite(teachers=[TeacherEntry("uniform", {"order": "shuffled"})]).config_hash(
+        TeacherEntry("uniform", {"order": "shuffled"})) == base
+    # a changed env default (as a new release could make it) changes the hash
+    monkeypatch.setitem(gym.registry[ENV].kwargs, "n_errors", 4)
+    env_changed = _suite().config_hash(TeacherEntry("uniform"))
+    assert env_changed != base
+    monkeypatch.delitem(gym.registry[ENV].kwargs, "n_errors")
+    assert _suite().config_hash(TeacherEntry("uniform")) == base
+    # a changed teacher default changes it too
+    monkeypatch.setattr(UniformTeacher.__init__, "__defaults__", ("skill-major",))
+    assert _suite().config_hash(TeacherEntry("uniform")) not in (base, env_changed)
+
+
+def test_suite_cache_follows_changes_of_the_suite():
+    s = _suite()
+    h = s.config_hash(s.teachers[0])
+    s.env_kwargs = {**TINY, "budget": 512}
+    assert s.config_hash(s.teachers[0]) != h
+
+
+def test_user_teacher_source_in_a_suite(tmp_path, monkeypatch):
+    (tmp_path / "myteachers_fp2.py").write_text(textwrap.dedent("""
+        import numpy as np
+
+        class Fixed:
+            name = "fixed"
+            def reset(self, action_space, info, seed=None):
+                pass
+            def act(self, obs, info):
+                return np.array([0, 0])
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    s = _suite(teachers=[TeacherEntry("myteachers_fp2:Fixed")])
+    r = s.resolved(s.teachers[0])
+    assert r.identity["content"]["module_sha256"] and r.env_config["budget"] == 256
+    assert r.config_hash == config_hash(ENV, r.env_config, r.identity)

@@ -1,0 +1,89 @@
+"""``distillgym verify``: re-run recorded episodes; exact on this machine, drift when a record differs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from distillgym.bench import load_suite, run_suite
+from distillgym.cli import main
+from distillgym.errors import ConfigError
+from distillgym.verify_results import render_verify, select_episodes, verify
+
+SUITE = """name = "v"
+env = "distillgym/ArithSkills-v1"
+seeds = [0, 1]
+teachers = ["uniform"]
+
+[env_kwargs]
+budget = 512
+examples_per_step = 256
+n_val_per_cell = 4
+n_test_per_cell = 4
+"""
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    d = tmp_path_factory.mktemp("verify")
+    (d / "v.toml").write_text(SUITE)
+    run_suite(load_suite(str(d / "v.toml")), d / "r", progress=False)
+    return d / "r"
+
+
+def test_selection_is_seeded_and_in_file_order():
+    eps = [{"teacher": "t", "seed": s, "status": "ok" if s != 3 else "failed"} for s in range(10)]
+    a = select_episodes(eps, 4, seed=0)
+    assert a == select_episodes(eps, 4, seed=0) and len(a) == 4
+    assert [e["seed"] for e in a] == sorted(e["seed"] for e in a) and all(e["seed"] != 3 for e in a)
+    assert select_episodes(eps, 4, seed=1) != a
+    assert len(select_episodes(eps, 50)) == 9
+
+
+def test_verify_is_exact_on_this_machine_and_reports_drift_when_a_record_differs(recorded, tmp_path, capsys):
+    # an altered copy: seed 1's final test accuracy and last validation point changed, seed 0's fingerprint removed
+    lines = []
+    for raw in (recorded / "results.jsonl").read_text().splitlines():
+        r = json.loads(raw)
+        if r["type"] == "episode" and r["seed"] == 1:
+            true_acc = r["final_test_accuracy"]
+            r["final_test_accuracy"] = true_acc + 0.25
+            r["curve"][-1][1] += 0.5
+        if r["type"] == "episode" and r["seed"] == 0:
+            del r["fingerprint"]
+        lines.append(json.dumps(r))
+    (tmp_path / "results.jsonl").write_text("\n".join(lines) + "\n")
+
+    assert main(["verify", str(recorded), "--episodes", "2", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["summary"]["exact"] == 2 and rep["summary"]["drifted"] == 0
+    for row in rep["rows"]:
+        assert row["exact"] and row["drift"] == 0 and row["fingerprint_diff"] == {}
+        assert row["same_actions"] is True and row["config_same"] is True and row["first_different_step"] is None
+
+    assert main(["verify", str(tmp_path), "--episodes", "2", "--json", "--out", str(tmp_path / "rep.json")]) == 1
+    rep = json.loads(capsys.readouterr().out)
+    assert json.loads((tmp_path / "rep.json").read_text())["summary"] == rep["summary"]
+    rows = {r["seed"]: r for r in rep["rows"]}
+    assert rows[0]["exact"] and rows[0]["fingerprint_diff"] == {"fingerprint": [None, "(recorded)"]}
+    assert not rows[1]["exact"] and rows[1]["drift"] == pytest.approx(-0.25)
+    assert rows[1]["now"] == true_acc and rows[1]["first_different_step"] == 2  # the curve's last point: step 2
+    s = rep["summary"]
+    assert s["exact"] == 1 and s["drifted"] == 1 and s["max_abs_drift"] == pytest.approx(0.25)
+    md = render_verify(verify(tmp_path, episodes=1, seed=0))  # one rerun, to check the text
+    assert "| uniform |" in md and "bit-identical" in md and "| key | recorded | rerun |" in md
+
+
+def test_verify_tolerance_and_errors(recorded, tmp_path, capsys):
+    lines = [json.loads(x) for x in (recorded / "results.jsonl").read_text().splitlines()]
+    for r in lines:
+        if r["type"] == "episode":
+            r["final_test_accuracy"] += 0.001
+    one = [r for r in lines if r["seed"] == 0]
+    (tmp_path / "results.jsonl").write_text("\n".join(json.dumps(r) for r in one) + "\n")
+    assert main(["verify", str(tmp_path), "--tolerance", "0.01"]) == 0
+    assert "0 of 1 bit-identical" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="episodes"):
+        verify(recorded, episodes=0)
+    assert main(["verify", str(tmp_path / "nothing")]) == 2
