@@ -7,7 +7,9 @@ user's own teacher. Each teacher declares the action levels it acts at (``levels
 """
 
 from distillgym.agents import ppo  # noqa: F401  (registers the ppo: prefix; SB3 is imported lazily)
+from distillgym.agents.aioli import AioliTeacher
 from distillgym.agents.base import PREFIXES, TEACHERS, BaseTeacher, Teacher, make_teacher, register_teacher
+from distillgym.agents.doremi import DoReMiTeacher
 from distillgym.agents.dump_ucb import DumpUCBTeacher
 from distillgym.agents.edge import EdgeTeacher
 from distillgym.agents.error_targeting import ErrorTargetingTeacher
@@ -16,7 +18,9 @@ from distillgym.agents.learning_progress import LearningProgressTeacher
 from distillgym.agents.llm_teacher import LLMTeacher
 from distillgym.agents.mixing import MixTeacher, StratifiedTeacher
 from distillgym.agents.oracle import OracleLookahead
+from distillgym.agents.odm import ODMTeacher
 from distillgym.agents.simple import RandomTeacher, SingleSkillTeacher, UniformTeacher
+from distillgym.agents.skill_it import SkillItTeacher
 from distillgym.agents.tscl import TSCLSamplingTeacher, TSCLWindowTeacher
 from distillgym.agents.writer import ScriptedWriter
 
@@ -36,6 +40,10 @@ __all__ = [
     "MixTeacher",
     "StratifiedTeacher",
     "OracleLookahead",
+    "ODMTeacher",
+    "SkillItTeacher",
+    "DoReMiTeacher",
+    "AioliTeacher",
     "ScriptedWriter",
     "RandomTeacher",
     "SingleSkillTeacher",
