@@ -182,6 +182,8 @@ def test_fewshot_prefix_is_from_the_train_part(tiny_dir, v1):
     st = _student(tiny_dir, v1, prompt_format="fewshot")
     shots = st.few_shot_examples()
     assert [e.skill for e in shots] == list(v1.skills) and all(v1.part_of(e.prompt) == "train" for e in shots)
+    assert {e.difficulty for e in shots} == {1}
+    assert {e.difficulty for e in _student(tiny_dir, v1, shot_level=9).few_shot_examples()} == {3}  # clipped
     text = st.format_text("12+3=", "15")
     assert text.startswith("".join(v1.format_line(e) + "\n" for e in shots)) and text.endswith("12+3=15</s>")
     assert _student(tiny_dir, v1, prompt_format="plain").format_text("12+3=", "15") == "12+3=15</s>"

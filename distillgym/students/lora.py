@@ -14,11 +14,12 @@ on CPU.
 format ends the answer with the tokenizer's EOS token):
 
 - ``"fewshot"`` (default): a fixed prefix of solved examples, one line per skill
-  (``suite.format_line`` of one level-0 item drawn from the *train* part of the suite with a
-  fixed generator, so no validation or test item is ever shown; at most ``max_shots`` skills,
-  in the suite's order), then the prompt, the answer and EOS. For ``arith-v1`` the prefix is
-  ``"c6=6\\ns91=92\\n7+1=8\\n9-2=7\\n41*6=246\\n4?7=<\\n4-4+5=5\\n"`` (plus the tokenizer's
-  BOS token if it adds one by default; SmolLM2's does not).
+  (``suite.format_line`` of one item at level ``shot_level``, default 1, drawn from the
+  *train* part of the suite with a fixed generator, so no validation or test item is ever
+  shown; at most ``max_shots`` skills, in the suite's order), then the prompt, the answer and
+  EOS. For ``arith-v1`` the prefix is
+  ``"c9306=9306\\ns8899=8900\\n10+41=51\\n68-10=58\\n652*5=3260\\n61?59=>\\n3-1+9-4=7\\n"``
+  (plus the tokenizer's BOS token if it adds one by default; SmolLM2's does not).
 - ``"plain"``: the prompt, the answer and EOS (no prefix, no chat template).
 - ``"chat"``: the tokenizer's chat template with the prompt as the one user message and the
   answer as the assistant's reply (SmolLM2: its default system message, ``<|im_start|>user``,
@@ -26,10 +27,11 @@ format ends the answer with the tokenizer's EOS token):
   which is its EOS).
 
 Measured on SmolLM2-135M-Instruct (16 validation items in each of 14 arith-v1 cells: every
-skill at levels 0 and 2, greedy, answer cut at the first newline): pretrained mean accuracy
-0.17 with ``fewshot`` (successor L0 0.69, mul L0 0.50, sub and compare L0 0.31, copy L2 0.25,
-add L0 0.19), 0.013 with ``plain`` (only copy L2, 0.19) and 0.0 with ``chat`` (the model
-answers in sentences); see benchmarks/README.md. ``fewshot`` is therefore the default.
+skill at levels 0 and 2; greedy, cut at the first newline; benchmarks/lora_student.py): the
+pretrained student's mean accuracy is 0.188 with ``fewshot`` (level-1 shots; 0.098 with
+level-0 shots, 0.174 with level 2, 0.156 with level 3), 0.013 with ``plain`` (only copy L2 is
+ever right) and 0.000 with ``chat`` (the model answers in sentences). ``fewshot`` with level-1
+shots is therefore the default.
 
 The shared prefix (the few-shot lines, or the chat template's opening) is run once per
 mini-batch with batch size 1, its key/value cache repeated across the batch, and the rows
@@ -137,6 +139,8 @@ class LoRAConfig:
     """``"fewshot"``, ``"plain"`` or ``"chat"`` (see the module docstring)."""
     max_shots: int = 8
     """Most skills shown in the few-shot prefix (one line each)."""
+    shot_level: int = 1
+    """Difficulty level of the few-shot examples (clipped to the suite's highest level)."""
     seed: int = 0
     """Seed of the initial adapter (``reinit`` replaces it)."""
     device: str = "auto"
@@ -168,6 +172,7 @@ class LoRAConfig:
         check_choice(f"{_OWNER} mode", self.mode, MODES)
         check_choice(f"{_OWNER} prompt_format", self.prompt_format, PROMPT_FORMATS)
         check_int(_OWNER, "max_shots", self.max_shots, 1)
+        check_int(_OWNER, "shot_level", self.shot_level, 0)
         check_int(_OWNER, "seed", self.seed, 0)
         check_int(_OWNER, "eval_batch_size", self.eval_batch_size, 1)
         if not isinstance(self.device, str):
@@ -344,8 +349,9 @@ class LoRAStudent:
         """The few-shot prefix's examples: per skill (at most ``max_shots``), one level-0 item
         from the train part, drawn from a fixed generator."""
         s = self.suite
+        level = min(self.config.shot_level, s.n_difficulties - 1)
         return [
-            s.generate(skill, 0, rng_for(0, _STREAM_SHOTS, i), 1, split="train")[0]
+            s.generate(skill, level, rng_for(0, _STREAM_SHOTS, i), 1, split="train")[0]
             for i, skill in enumerate(s.skills[: self.config.max_shots])
         ]
 
