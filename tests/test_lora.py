@@ -15,34 +15,11 @@ from distillgym.students import make_student  # noqa: E402
 from distillgym.students.base import Student  # noqa: E402
 from distillgym.tasks import make_suite  # noqa: E402
 
-SPECIALS = ["<pad>", "<unk>", "<s>", "</s>"]
 
+def _save_tiny_model(path, chars: str, chat: bool = True) -> str:
+    from distillgym.students.lora import save_tiny_causal_lm
 
-def _save_tiny_model(path, chars: str, chat: bool = True, seed: int = 0) -> str:
-    """A 2-layer Llama (width 32) over single characters, with a character tokenizer, saved
-    with save_pretrained into ``path``."""
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    vocab = {t: i for i, t in enumerate(SPECIALS + sorted(set(chars)))}
-    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    core.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
-    core.decoder = decoders.Fuse()
-    tok = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", unk_token="<unk>", bos_token="<s>",
-                                  eos_token="</s>")
-    if chat:
-        tok.chat_template = (
-            "{% for m in messages %}{{ '<s>' + m['role'][0] + ':' + m['content'] + '</s>' }}{% endfor %}"
-            "{% if add_generation_prompt %}{{ '<s>a:' }}{% endif %}"
-        )
-    cfg = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                      pad_token_id=0, bos_token_id=2, eos_token_id=3, tie_word_embeddings=True,
-                      initializer_range=0.3)
-    torch.manual_seed(seed)
-    LlamaForCausalLM(cfg).save_pretrained(path)
-    tok.save_pretrained(path)
-    return str(path)
+    return save_tiny_causal_lm(path, chars, chat_template=chat)
 
 
 @pytest.fixture(scope="module")

@@ -94,7 +94,14 @@ from distillgym.students.tiny import resolve_device
 from distillgym.tasks.base import TaskSuite
 from distillgym.types import Example
 
-__all__ = ["LoRAConfig", "LoRAStudent", "PROMPT_FORMATS", "MODES", "default_target_modules"]
+__all__ = [
+    "LoRAConfig",
+    "LoRAStudent",
+    "PROMPT_FORMATS",
+    "MODES",
+    "default_target_modules",
+    "save_tiny_causal_lm",
+]
 
 PROMPT_FORMATS = ("fewshot", "plain", "chat")
 MODES = ("continue", "retrain")
@@ -729,3 +736,42 @@ class LoRAStudent:
             ids = ids[: ids.index(self.eos_id)]
         text = self.tokenizer.decode(ids, skip_special_tokens=True)
         return text.split("\n", 1)[0].strip()
+
+
+def save_tiny_causal_lm(path: str | Path, chars: str, chat_template: bool = True, seed: int = 0) -> str:
+    """Save a small, randomly initialised causal LM with a one-character-per-token tokenizer to
+    ``path`` (``save_pretrained`` of both) and return the path: a local model for tests and smoke
+    runs of the LoRA student without a download. It is a real model (trained by real gradient
+    steps), only small and untrained.
+
+    The model is a 2-layer Llama of width 32 (4 heads, 2 key/value heads, MLP width 64,
+    initializer range 0.3 so that a frozen tied embedding still allows confident logits; about
+    25k parameters); the tokenizer's vocabulary is ``<pad> <unk> <s> </s>`` and the distinct
+    characters of ``chars``. ``chat_template`` adds the template ``<s>{role[0]}:{content}</s>``
+    per message and ``<s>a:`` as the generation prompt (its letters must be in ``chars`` for the
+    ``chat`` prompt format to encode it). The weights come from ``seed`` alone."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<unk>", "<s>", "</s>"]
+    vocab = {t: i for i, t in enumerate(specials + sorted(set(chars) - set(specials)))}
+    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    core.decoder = decoders.Fuse()
+    tok = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", unk_token="<unk>", bos_token="<s>",
+                                  eos_token="</s>")
+    if chat_template:
+        tok.chat_template = (
+            "{% for m in messages %}{{ '<s>' + m['role'][0] + ':' + m['content'] + '</s>' }}{% endfor %}"
+            "{% if add_generation_prompt %}{{ '<s>a:' }}{% endif %}"
+        )
+    cfg = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                      pad_token_id=0, bos_token_id=2, eos_token_id=3, tie_word_embeddings=True,
+                      initializer_range=0.3)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        model = LlamaForCausalLM(cfg)
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return str(path)
