@@ -1,33 +1,35 @@
 """How good is the pretrained LoRA student at the start, how much does a uniform episode teach
 it, and how fast is it on this machine?
 
-Three parts, each optional (``--parts``):
+Two parts (``--parts``):
 
-- ``formats``: the pretrained student's starting accuracy per cell under each prompt format
-  (``fewshot`` with shots of each level in ``--shot-levels``, ``plain``, ``chat``; see
-  distillgym/students/lora.py) on ``--format-items``
-  validation items of the cells at levels ``--format-levels`` of every skill (greedy answers
-  cut at EOS or newline, scored by the suite's rule). This is what chose the default format.
-- ``episode``: a uniform episode run by hand, without the environment core: ``--steps`` steps,
-  each asking the procedural engine for ``--examples-per-step`` train-part examples spread
-  evenly over the 28 cells (``n // 28`` per cell, the remainder to the first cells in a
-  seeded shuffled order), one ``student.train`` call, then the accuracy on a fixed validation
-  set of ``--n-val-per-cell`` items per cell. Printed: accuracy per cell at the start and the
-  end, the gain, and per step the time of each phase, training tokens/s and the process's
-  resident memory before the step and its peak during the step (Linux ``VmHWM``, reset before
-  each step; elsewhere the peak over the process's life).
-- ``speed`` (inside ``episode``): model FLOP utilisation, the student's training FLOPs
-  (``TrainStats.flops``, see ``LoRAStudent.flops_per_token``) per train second against the
-  FLOP/s of a ``--matmul-size`` float32 matmul timed in the same process with the same
-  thread count.
+- ``formats``: the pretrained student's starting accuracy per cell under each prompt format in
+  ``--formats`` (``fewshot`` with shots of each level in ``--shot-levels``, ``plain``, ``chat``;
+  see distillgym/students/lora.py) on ``--format-items`` validation items (distinct, from the
+  validation part) of the cells at levels ``--format-levels`` of every skill: greedy answers cut
+  at EOS or newline, scored by the suite's rule. This is what chose the default format.
+- ``env``: one episode of the registered ``--env`` (default ``distillgym/ArithSkills-SmolLM2-v1``
+  with its default budget, step size and validation/test sizes) with the ``--teacher`` (default
+  ``uniform``), seed ``--seed``. Printed: the validation accuracy per cell at reset and at the
+  end, the gain, the hidden test accuracy at the end, and per step the wall time of each phase,
+  the step's process CPU time, the resident memory before the step and its peak during the step
+  (Linux ``VmHWM``, reset before each step; elsewhere the peak over the process's life), the
+  training tokens per second and the model FLOP utilisation: the student's training FLOPs
+  (``TrainStats.flops``, see ``LoRAStudent.flops_per_token``) per second of training against the
+  FLOP/s of a ``--matmul-size`` float32 matmul timed in the same process with the same thread
+  count. Both rates are given per wall second and per CPU second of the training call; on a
+  machine shared with other jobs the wall-clock rates are lower than the machine can do, and
+  with one torch thread the CPU-second rates estimate a dedicated core.
 
-Run (results in benchmarks/README.md; the machine's other jobs change the times):
+Run (results in benchmarks/README.md; the machine's other jobs change the wall times):
     python benchmarks/lora_student.py --threads 1 --parts formats --shot-levels 0,1,2,3
-    python benchmarks/lora_student.py --threads 1 --parts episode --steps 4 --json --out lora.json
+    python benchmarks/lora_student.py --threads 1 --parts formats --formats fewshot --format-levels 0,1,2,3
+    python benchmarks/lora_student.py --threads 1 --parts env --json --out lora-env.json
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import resource
@@ -41,36 +43,28 @@ from _args import emit_json, parse_dataclass_args  # benchmarks/_args.py, beside
 
 @dataclass
 class Args:
-    parts: str = "formats,episode"
-    """Comma-separated parts to run: formats, episode."""
+    parts: str = "formats,env"
+    """Comma-separated parts to run: formats, env."""
     model: str = "smollm2"
-    """The student's base model (a named model or a local directory)."""
+    """The student's base model in the formats part (a named model or a local directory)."""
     suite: str = "arith-v1"
-    """Task suite."""
-    prompt_format: str = "fewshot"
-    """Prompt format of the episode's student."""
-    mode: str = "continue"
-    """Transition mode of the episode's student: continue or retrain."""
-    lr: float = 1e-3
-    """LoRA learning rate of the episode's student."""
-    rank: int = 8
-    """LoRA rank of the episode's student."""
-    batch_size: int = 16
-    """Examples per optimiser step."""
-    steps: int = 4
-    """Episode steps (one train call each)."""
-    examples_per_step: int = 112
-    """Training examples per step, spread evenly over the cells."""
-    n_val_per_cell: int = 8
-    """Validation items per cell for the episode's accuracy."""
+    """Task suite of the formats part."""
+    formats: str = "fewshot,plain,chat"
+    """Prompt formats compared in the formats part."""
+    shot_levels: str = "1"
+    """Few-shot example levels (comma-separated) compared in the formats part."""
     format_items: int = 16
     """Validation items per cell in the formats part."""
     format_levels: str = "0,2"
     """Levels (comma-separated) of every skill scored in the formats part."""
-    shot_levels: str = "1"
-    """Few-shot example levels (comma-separated) compared in the formats part."""
+    env: str = "distillgym/ArithSkills-SmolLM2-v1"
+    """Env id of the env part (its registered defaults are used)."""
+    env_kwargs: str = ""
+    """JSON object of gym.make keyword arguments overriding the env's defaults (e.g. for a quick check)."""
+    teacher: str = "uniform"
+    """Teacher of the env part."""
     seed: int = 0
-    """Seed of the data, the validation set and the adapter."""
+    """Seed of the validation items (formats), of the episode and the teacher (env)."""
     threads: int = 1
     """torch threads."""
     matmul_size: int = 1024
@@ -116,18 +110,19 @@ def rss_mib() -> float:
     return float("nan")
 
 
-def matmul_flops(n: int, reps: int = 5) -> float:
-    """Best FLOP/s of an n x n float32 matmul (after one warm-up)."""
+def matmul_flops(n: int, reps: int = 5) -> tuple[float, float]:
+    """Best FLOP/s of an n x n float32 matmul (after one warm-up), per wall second and per
+    process CPU second."""
     import torch
 
     a, b = torch.randn(n, n), torch.randn(n, n)
     a @ b
-    best = float("inf")
+    wall = cpu = float("inf")
     for _ in range(reps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         a @ b
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best
+        wall, cpu = min(wall, time.perf_counter() - t0), min(cpu, time.process_time() - c0)
+    return 2 * n**3 / wall, 2 * n**3 / max(cpu, 1e-9)
 
 
 def cell_accuracy(student: Any, suite: Any, examples: list) -> dict[tuple[str, int], float]:
@@ -168,8 +163,14 @@ def run_formats(args: Args, suite: Any) -> dict[str, Any]:
     cells = [(s, d) for s in suite.skills for d in levels]
     val = validation_set(suite, args.seed, args.format_items, cells)
     out: dict[str, Any] = {}
-    variants = [(f"fewshot-{lv}", "fewshot", int(lv)) for lv in args.shot_levels.split(",")]
-    for label, fmt, lv in [*variants, ("plain", "plain", 1), ("chat", "chat", 1)]:
+    wanted = [f.strip() for f in args.formats.split(",") if f.strip()]
+    variants = []
+    for fmt in wanted:
+        if fmt == "fewshot":
+            variants += [(f"fewshot-{lv}", "fewshot", int(lv)) for lv in args.shot_levels.split(",")]
+        else:
+            variants.append((fmt, fmt, 1))
+    for label, fmt, lv in variants:
         t0 = time.perf_counter()
         st = make_student("lora", suite, model=args.model, device="cpu", prompt_format=fmt, shot_level=lv,
                           seed=args.seed)
@@ -193,86 +194,114 @@ def run_formats(args: Args, suite: Any) -> dict[str, Any]:
     return out
 
 
-def run_episode(args: Args, suite: Any) -> dict[str, Any]:
+def run_env(args: Args) -> dict[str, Any]:
+    import gymnasium as gym
     import numpy as np
 
-    from distillgym.engines import ProceduralEngine
-    from distillgym.seeding import STREAM_EPISODE, STREAM_TRAIN, rng_for
-    from distillgym.students import make_student
-    from distillgym.types import PlanItem
+    import distillgym  # noqa: F401  (registers the envs)
+    from distillgym.agents import make_teacher
+    from distillgym.agents.adapters import adapt_teacher
 
-    t0 = time.perf_counter()
-    st = make_student("lora", suite, model=args.model, device="cpu", prompt_format=args.prompt_format,
-                      mode=args.mode, lr=args.lr, rank=args.rank, batch_size=args.batch_size, seed=args.seed)
-    load_s = time.perf_counter() - t0
-    cells = suite.cells
-    val = validation_set(suite, args.seed, args.n_val_per_cell, cells)
-    engine = ProceduralEngine(suite)
-    t0 = time.perf_counter()
-    start = cell_accuracy(st, suite, val)
-    eval0_s = time.perf_counter() - t0
-    peak_flops = matmul_flops(args.matmul_size)
+    t0, c0 = time.perf_counter(), time.process_time()
+    env = gym.make(args.env, **(json.loads(args.env_kwargs) if args.env_kwargs else {}))
+    unwrapped = env.unwrapped
+    suite = unwrapped.suite
+    student = unwrapped.student
+    make_s = time.perf_counter() - t0
+    train_cpu: list[float] = []
+    original = student.train
+
+    def timed_train(examples: Any, rng: Any = None, **kw: Any) -> Any:
+        c = time.process_time()
+        out = original(examples, rng, **kw)
+        train_cpu.append(time.process_time() - c)
+        return out
+
+    student.train = timed_train  # measures the CPU time of each training call; the call is unchanged
+    peak_wall, peak_cpu = matmul_flops(args.matmul_size)
+    t1, c1 = time.perf_counter(), time.process_time()
+    obs, info = env.reset(seed=args.seed)
+    reset_s, reset_cpu = time.perf_counter() - t1, time.process_time() - c1
+    start = np.array(obs["accuracy"], dtype=float)
+    teacher = adapt_teacher(make_teacher(args.teacher), info["level"])
+    teacher.reset(env.action_space, info, seed=args.seed)
     steps = []
-    acc = start
-    for k in range(args.steps):
-        base, extra = divmod(args.examples_per_step, len(cells))
-        order = rng_for(args.seed, STREAM_EPISODE, k).permutation(len(cells))
-        n = np.full(len(cells), base)
-        n[order[:extra]] += 1
-        plan = [PlanItem(s, d, int(c)) for (s, d), c in zip(cells, n, strict=True) if c]
+    done = False
+    while not done:
+        action = teacher.act(obs, info)
         rss_before = rss_mib()
         peak_reset = reset_peak_rss()
-        t0 = time.perf_counter()
-        examples, _ = engine.generate(plan, rng_for(args.seed, STREAM_TRAIN, k), split="train")
-        gen_s = time.perf_counter() - t0
-        stats = st.train(examples, rng_for(args.seed, STREAM_TRAIN, k, 1))
-        t0 = time.perf_counter()
-        acc = cell_accuracy(st, suite, val)
-        eval_s = time.perf_counter() - t0
+        t1, c1 = time.perf_counter(), time.process_time()
+        obs, reward, term, trunc, info = env.step(action)
+        wall, cpu = time.perf_counter() - t1, time.process_time() - c1
+        teacher.update(obs, reward, term, trunc, info)
+        done = term or trunc
+        costs, sec = info["costs"], info["costs"]["seconds"]
+        tr_wall, tr_cpu = float(sec["train"]), train_cpu[-1]
         step = {
-            "step": k + 1,
-            "examples": stats.examples,
-            "tokens": stats.tokens,
-            "optimizer_steps": stats.optimizer_steps,
-            "loss": stats.loss,
-            "generate_s": gen_s,
-            "train_s": stats.seconds,
-            "evaluate_s": eval_s,
-            "step_s": gen_s + stats.seconds + eval_s,
-            "tokens_per_s": stats.tokens / stats.seconds,
-            "train_flops_per_s": stats.flops / stats.seconds,
-            "mfu": stats.flops / stats.seconds / peak_flops,
-            "mean_accuracy": sum(acc.values()) / len(acc),
+            "step": len(steps) + 1,
+            "action": info["action"],
+            "examples": costs["examples"],
+            "tokens": costs["tokens"],
+            "optimizer_steps": costs["optimizer_steps"],
+            "train_loss": info["train_loss"],
+            "mean_accuracy": info["mean_accuracy"],
+            "reward": reward,
+            "seconds": {k: float(v) for k, v in sec.items()},
+            "cpu_seconds": cpu,
+            "train_cpu_seconds": tr_cpu,
+            "tokens_per_s": costs["tokens"] / tr_wall,
+            "tokens_per_cpu_s": costs["tokens"] / tr_cpu,
+            "mfu_wall": costs["student_flops"] / tr_wall / peak_wall,
+            "mfu_cpu": costs["student_flops"] / tr_cpu / peak_cpu,
             "rss_before_mib": rss_before,
             "peak_rss_mib": peak_rss_mib(),
             "peak_is_of_the_step": peak_reset,
         }
         steps.append(step)
         if not args.json:
-            print(f"step {k + 1}: loss {stats.loss:.3f}, mean acc {step['mean_accuracy']:.3f}, "
-                  f"{step['step_s']:.0f} s (train {stats.seconds:.0f}, eval {eval_s:.0f}), "
-                  f"{step['tokens_per_s']:.0f} tok/s, MFU {step['mfu']:.2f}, RSS {rss_before:.0f} MiB before, "
-                  f"peak {step['peak_rss_mib']:.0f} MiB during the step",
-                  flush=True)
+            a = info["action"]
+            print(f"step {step['step']} ({a.get('skill', '')} L{a.get('difficulty', '')}): loss {step['train_loss']:.3f}, "
+                  f"val acc {step['mean_accuracy']:.3f}, wall {wall:.0f} s (train {tr_wall:.0f}, evaluate "
+                  f"{float(sec['evaluate']):.0f}), CPU {cpu:.0f} s (train {tr_cpu:.0f}), {step['tokens_per_cpu_s']:.0f} "
+                  f"tok/CPU-s, MFU {step['mfu_cpu']:.2f} (CPU) / {step['mfu_wall']:.2f} (wall), RSS {rss_before:.0f} MiB "
+                  f"before, peak {step['peak_rss_mib']:.0f} MiB during", flush=True)
+    end = np.array(obs["accuracy"], dtype=float)
+    final = info["final"]
+    cells = [f"{s} L{d}" for s in suite.skills for d in range(suite.n_difficulties)]
     result = {
-        "load_s": load_s,
-        "first_eval_s": eval0_s,
-        "matmul_flops_per_s": peak_flops,
-        "costs": st.costs(),
-        "start_accuracy": {f"{s} L{d}": v for (s, d), v in start.items()},
-        "end_accuracy": {f"{s} L{d}": v for (s, d), v in acc.items()},
-        "start_mean": sum(start.values()) / len(start),
-        "end_mean": sum(acc.values()) / len(acc),
+        "env": args.env,
+        "teacher": args.teacher,
+        "env_config": unwrapped.config,
+        "costs": student.costs(),
+        "make_s": make_s,
+        "reset_s": reset_s,
+        "reset_cpu_s": reset_cpu,
+        "episode_wall_s": time.perf_counter() - t0,
+        "episode_cpu_s": time.process_time() - c0,
+        "matmul_flops_per_s": peak_wall,
+        "matmul_flops_per_cpu_s": peak_cpu,
+        "val_start": dict(zip(cells, start.ravel().tolist(), strict=True)),
+        "val_end": dict(zip(cells, end.ravel().tolist(), strict=True)),
+        "val_start_mean": float(start.mean()),
+        "val_end_mean": float(end.mean()),
+        "test_end": dict(zip(cells, np.array(final["test_accuracy_matrix"]).ravel().tolist(), strict=True)),
+        "test_end_mean": final["test_accuracy"],
         "steps": steps,
     }
+    env.close()
     if not args.json:
         levels = list(range(suite.n_difficulties))
-        gain = {c: acc[c] - start[c] for c in start}
-        print(f"\n## uniform episode: {args.steps} steps x {args.examples_per_step} examples, "
-              f"{args.n_val_per_cell} validation items per cell\n")
-        print(table(suite, {"start": start, "end": acc, "gain": gain}, levels))
-        print(f"\nload {load_s:.0f} s, first evaluation {eval0_s:.0f} s, matmul peak {peak_flops / 1e9:.1f} GFLOP/s, "
-              f"costs {st.costs()}")
+        to_cells = {k: {(s, d): float(m[i, d]) for i, s in enumerate(suite.skills) for d in levels}
+                    for k, m in (("start", start), ("end", end), ("gain", end - start),
+                                 ("test", np.array(final["test_accuracy_matrix"])))}
+        print(f"\n## {args.env}, teacher {args.teacher}, seed {args.seed}: validation accuracy per cell "
+              f"({unwrapped.n_val_per_cell} items) at reset, at the end, the gain; hidden test accuracy "
+              f"({unwrapped.n_test_per_cell} items) at the end\n")
+        print(table(suite, to_cells, levels))
+        print(f"\nmake {make_s:.0f} s, reset {reset_s:.0f} s (CPU {reset_cpu:.0f} s), episode wall "
+              f"{result['episode_wall_s']:.0f} s, CPU {result['episode_cpu_s']:.0f} s; matmul peak "
+              f"{peak_wall / 1e9:.1f} GFLOP/s (wall), {peak_cpu / 1e9:.1f} GFLOP/CPU-s; costs {student.costs()}")
     return result
 
 
@@ -284,19 +313,18 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from distillgym.tasks import make_suite
 
-    suite = make_suite(args.suite)
     t0 = time.perf_counter()
     result: dict[str, Any] = {"args": asdict(args), "torch": torch.__version__, "threads": args.threads,
                               "cpus": os.cpu_count(), "python": platform.python_version(),
                               "load_average_at_start": os.getloadavg()}
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    unknown = sorted(set(parts) - {"formats", "episode"})
+    unknown = sorted(set(parts) - {"formats", "env"})
     if unknown:
-        sys.exit(f"unknown part(s) {unknown}; use formats and/or episode")
+        sys.exit(f"unknown part(s) {unknown}; use formats and/or env")
     if "formats" in parts:
-        result["formats"] = run_formats(args, suite)
-    if "episode" in parts:
-        result["episode"] = run_episode(args, suite)
+        result["formats"] = run_formats(args, make_suite(args.suite))
+    if "env" in parts:
+        result["env"] = run_env(args)
     result["wall_s"] = time.perf_counter() - t0
     result["load_average_at_end"] = os.getloadavg()
     if not emit_json(result, args.out, args.json):

@@ -226,3 +226,34 @@ def test_smollm2_steps_lower_the_loss_and_reset_restores(v1):
     st.restore(snap)
     assert st.predict([e.prompt for e in held], max_new_tokens=6) == before_pred
     np.testing.assert_array_equal(st.answer_loss(held), before_loss)
+
+
+def test_env_resets_draw_a_fresh_adapter_without_reloading_the_base(tiny_dir, v1, monkeypatch):
+    """The registered id with a small saved model: reset() reinitialises the adapter from the
+    episode seed and never loads the model again; retrain mode runs through the env."""
+    import gymnasium as gym
+    import transformers
+
+    import distillgym  # noqa: F401  (registers the envs)
+
+    small = dict(budget=64, examples_per_step=32, n_val_per_cell=1, n_test_per_cell=1)
+    env = gym.make("distillgym/ArithSkills-SmolLM2-v1", student_kwargs={"model": tiny_dir, "mode": "retrain"},
+                   **small).unwrapped
+    base = env.student.model.get_base_model()
+
+    def no_reload(*args, **kwargs):
+        raise AssertionError("the base model was loaded again")
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", no_reload)
+    env.reset(seed=1)
+    a1 = _adapter(env.student)
+    _, _, _, _, info = env.step(np.array([0, 0]))
+    assert info["costs"]["optimizer_steps"] == 2 and len(env.student.accumulated) == 32
+    _, _, term, _, info = env.step(np.array([2, 1]))
+    assert term and info["costs"]["optimizer_steps"] == 4 and "final" in info  # retrain: all 64 examples
+    env.reset(seed=1)
+    assert _same(_adapter(env.student), a1) and env.student.accumulated == []
+    env.reset(seed=2)
+    assert not _same(_adapter(env.student), a1)
+    assert env.student.model.get_base_model() is base
+    assert env.config["student_kwargs"]["mode"] == "retrain"
