@@ -30,10 +30,14 @@ attention and MLP projection adapted, AdamW lr 1e-3, 16 examples per optimiser s
 ``continue`` transition (``student_kwargs={"mode": "retrain"}`` gives DataEnvGym's fresh adapter on
 all data each step), the few-shot prompt format; at reset a fresh adapter is drawn from the episode
 seed (the base model is loaded once per env, never at reset). The episode is sized so that a
-default episode takes at most 10 minutes on 2 CPU cores: LORA_BUDGET examples in steps of
-LORA_STEP, LORA_VAL validation and LORA_TEST test items per cell (see benchmarks/README.md for
-the measured time, the pretrained student's starting accuracy per cell and the gain of a uniform
-episode). Override any of these with ``gym.make`` keyword arguments.
+default episode takes at most 10 minutes on 2 CPU cores: 512 examples in steps of 64 (8 steps of
+4 optimiser steps), 4 validation and 8 test items per cell. A default episode with the uniform
+teacher took 383 s of CPU time with one torch thread (about 37 s a step: 15 s training, 22 s
+evaluation by generation; see benchmarks/README.md for its wall time on a shared machine, the
+pretrained student's starting accuracy per cell and the gain). Evaluation, not training, is
+most of a step: 4 validation items per cell are few (a cell's accuracy moves in steps of 0.25),
+so raise ``n_val_per_cell`` where time allows. Override any of these with ``gym.make`` keyword
+arguments.
 
 ## Version History
 - ``ArithSkills-v0``: the original environment (its class was ``ArithSkillsEnv``); kept bit-identical

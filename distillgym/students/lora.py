@@ -118,7 +118,8 @@ class LoRAConfig:
     """The LoRA student's model, adapter and optimiser. Every field is checked by :meth:`validate`."""
 
     model: str = "smollm2"
-    """A named model (``smollm2``) or a local directory made by ``save_pretrained``."""
+    """A named model (``smollm2``) or a local directory made by ``save_pretrained`` (a ``Path`` is
+    taken as its string)."""
     rank: int = 8
     """LoRA rank r of every adapted projection."""
     alpha: float = 16.0
@@ -196,6 +197,8 @@ class LoRAConfig:
             raise ConfigError(f"unknown {_OWNER} argument(s) {unknown}; valid arguments are {known}")
         if isinstance(d.get("target_modules"), list):
             d["target_modules"] = tuple(d["target_modules"])
+        if isinstance(d.get("model"), Path):
+            d["model"] = str(d["model"])  # the env's config must stay JSON-able
         cfg = cls(**d)
         cfg.validate()
         return cfg
