@@ -9,8 +9,10 @@ Every built-in teacher declares the levels it acts at (``levels``, e.g. ``("cell
   ``info["action"]`` with the skill and difficulty of a one-hot step, as in a cell env.
 - **cell or mix teacher on an open env** (:class:`PlanToText`): the teacher's cell or mix is
   turned into an allocation of the step's lines (as the mix level allocates examples) and each
-  line is written with the suite's own generator, from the *train* part only, with the
-  adapter's own seeded generator: the same teacher with a perfect, honest writer. So
+  line is written with the suite's own generator, from the *train* part only, distinct within
+  the step (a cell's train part may hold fewer distinct items than its share of lines; then
+  fewer lines are written, and charged), with the adapter's own seeded generator: the same
+  teacher with a perfect, honest writer. So
   ``stratified`` on ``ArithOpen-v1`` is the equal mix written out as text.
 
 A teacher without ``levels`` (a user's ``package.module:Class``) is used as is.
@@ -122,7 +124,8 @@ class PlanToText(_Wrapper):
         for s, skill in enumerate(self.skills):
             for d in range(self.shape[1]):
                 if counts[s, d]:
-                    lines += [self.suite.format_line(e) for e in self.suite.generate(skill, d, self.rng, int(counts[s, d]), split="train")]
+                    items = self.suite.generate(skill, d, self.rng, int(counts[s, d]), split="train", distinct=True)
+                    lines += [self.suite.format_line(e) for e in {e.prompt: e for e in items}.values()]
         return "\n".join(lines)
 
     def update(self, observation: Any, reward: float, terminated: bool, truncated: bool, info: dict[str, Any]) -> None:

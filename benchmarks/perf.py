@@ -5,7 +5,9 @@ env's default budget and student, ``device="cpu"``) with a fixed teacher (defaul
 teacher, which visits every skill x difficulty cell once per cycle in a seeded shuffled order;
 on a mix or open env it plays through the documented adapter) and prints
 
-- the episode wall time (reset + all steps) and its split by phase: reset (building the
+- the episode wall time (reset + all steps), its process CPU time (which, with one torch
+  thread, is what the episode costs on an idle core even when other jobs share the machine),
+  and its split by phase: reset (building the
   validation and test sets and the first evaluation), generate, train, evaluate (the
   validation pass after each step, including greedy decoding of the sampled errors), test
   (the hidden test set at the end) and other (teacher, env bookkeeping);
@@ -104,7 +106,7 @@ def run_episode(env_id: str, seed: int, teacher_name: str, budget: int) -> dict[
     env = gym.make(env_id, device="cpu", **kwargs)  # the default env, on the CPU
     phases = dict.fromkeys(("reset", "generate", "train", "evaluate", "test"), 0.0)
     tokens = examples = steps = 0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     obs, info = env.reset(seed=seed)
     phases["reset"] = time.perf_counter() - t0
     teacher = adapt_teacher(make_teacher(teacher_name), info["level"])
@@ -122,6 +124,7 @@ def run_episode(env_id: str, seed: int, teacher_name: str, budget: int) -> dict[
         if terminated or truncated:
             break
     wall = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     phases["other"] = wall - sum(phases.values())
     student = env.unwrapped.student
     result = {
@@ -130,6 +133,7 @@ def run_episode(env_id: str, seed: int, teacher_name: str, budget: int) -> dict[
         "student_config": dataclasses.asdict(student.config),
         "seed": seed,
         "wall": wall,
+        "cpu_seconds": cpu,
         "phases": phases,
         "tokens": tokens,
         "examples": examples,
@@ -155,6 +159,7 @@ def main() -> None:
 
     n = len(eps)
     wall = sum(e["wall"] for e in eps) / n
+    cpu = sum(e["cpu_seconds"] for e in eps) / n
     phases = {k: sum(e["phases"][k] for e in eps) / n for k in eps[0]["phases"]}
     tokens = sum(e["tokens"] for e in eps) / n
     examples = sum(e["examples"] for e in eps) / n
@@ -165,6 +170,7 @@ def main() -> None:
         "env": args.env,
         "episodes": eps,
         "wall_seconds": wall,
+        "cpu_seconds": cpu,
         "phases_seconds": phases,
         "train_tokens_per_s": tokens / train_s,
         "train_examples_per_s": examples / train_s,
@@ -196,7 +202,8 @@ def main() -> None:
     print("|---|---:|---:|")
     for k, v in phases.items():
         print(f"| {k} | {v:.2f} | {100 * v / wall:.1f} |")
-    print(f"| **episode total** | **{wall:.2f}** | 100.0 |\n")
+    print(f"| **episode total** | **{wall:.2f}** | 100.0 |")
+    print(f"| process CPU time (all threads; equals wall on an idle core with 1 thread) | {cpu:.2f} | |\n")
     print("| metric | value |")
     print("|---|---:|")
     print(f"| training tokens/s (train time only) | {tokens / train_s:,.0f} |")

@@ -1,6 +1,6 @@
 """distillgym: Gymnasium environments whose transition is student training plus evaluation.
 
-``import distillgym`` registers the environments (``distillgym/ArithSkills-v0``) and stays
+``import distillgym`` registers the environments (``distillgym/ArithSkills-v1`` and the others in ``distillgym.envs``) and stays
 light: torch and transformers are imported when an environment is made.
 """
 

@@ -4,7 +4,7 @@ A suite is a TOML file (``benchmarks/suites/NAME.toml``)::
 
     name = "quick"
     description = "..."
-    env = "distillgym/ArithSkills-v0"
+    env = "distillgym/ArithSkills-v1"
     seeds = [0, 1, 2]          # or a count: seeds = 3
     teachers = ["random"]      # plain names, or [[teachers]] tables as below (not both in one file)
     [env_kwargs]               # constructor arguments of the env (the budget among them)
@@ -43,6 +43,7 @@ from typing import Any
 
 from distillgym.errors import ConfigError, UnknownNameError, did_you_mean, require
 from distillgym.leaderboard import curve_auc
+from distillgym.runner import DEFAULT_ENV
 
 __all__ = [
     "RESULT_FORMAT",
@@ -102,7 +103,7 @@ class Suite:
 
     def validate(self) -> None:
         if not isinstance(self.env, str) or not self.env:
-            raise ConfigError(f"suite {self.name!r}: 'env' must be an environment id such as 'distillgym/ArithSkills-v0'")
+            raise ConfigError(f"suite {self.name!r}: 'env' must be an environment id such as 'distillgym/ArithSkills-v1'")
         if not self.seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in self.seeds):
             raise ConfigError(f"suite {self.name!r}: 'seeds' must be a positive count or a list of integers, got {self.seeds!r}")
         if len(set(self.seeds)) != len(self.seeds):
@@ -207,7 +208,7 @@ def load_suite(name_or_path: str) -> Suite:
         teachers.append(TeacherEntry(t["name"], dict(t.get("kwargs", {})), t.get("label", "")))
     suite = Suite(
         name=data.get("name", path.stem),
-        env=data.get("env", "distillgym/ArithSkills-v0"),
+        env=data.get("env", DEFAULT_ENV),
         seeds=list(seeds),
         teachers=teachers,
         env_kwargs=dict(data.get("env_kwargs", {})),

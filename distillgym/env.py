@@ -528,6 +528,34 @@ class TeachingEnv(gym.Env):
         costs["seconds"] = _seconds(**seconds, total=time.perf_counter() - t_start)
         return self._obs(), reward, terminated, truncated, info
 
+    # ------------------------------------------------------------------ look-ahead
+    def snapshot(self) -> dict[str, Any]:
+        """The episode's whole state (student, counters, budget, report), for look-ahead: a step
+        after :meth:`restore` of a snapshot is the step that would have followed it. The random
+        streams need no saving: a step's generator is derived from the episode seed and the step
+        index."""
+        if self._report is None:
+            raise ConfigError("call reset() before snapshot()")
+        return {
+            "student": self.student.snapshot(),
+            "spent": self._spent,
+            "t": self._t,
+            "done": self._done,
+            "broken": self._broken,
+            "report": self._report,
+            "totals": dict(self._totals),
+            "episode_seed": self._episode_seed,
+        }
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        """Back to a :meth:`snapshot` of this episode."""
+        if snap.get("episode_seed") != self._episode_seed:
+            raise ConfigError("that snapshot belongs to another episode (reset() since); take a new one")
+        self.student.restore(snap["student"])
+        self._spent, self._t, self._done, self._broken = snap["spent"], snap["t"], snap["done"], snap["broken"]
+        self._report = snap["report"]
+        self._totals = dict(snap["totals"])
+
     def render(self) -> str | None:
         if self.render_mode != "ansi":
             return None

@@ -284,7 +284,9 @@ def leaderboard(episodes: Sequence[dict[str, Any]], baseline: str | None = "unif
                 f"{sorted(r['config_hash'] for r in base)}; pass baseline='{b_label}@HASH' with one of them"
             )
         _compare(env_rows, base[0] if base else None, b_label)
-        ranked = sorted((r for r in env_rows if not r["reference"] and r["n"] > 0), key=lambda r: -r["mean"])
+        # ties broken by label and hash, so the ranking does not depend on the order of the results file
+        ranked = sorted((r for r in env_rows if not r["reference"] and r["n"] > 0),
+                        key=lambda r: (-r["mean"], r["label"], r["config_hash"]))
         for k, r in enumerate(ranked, start=1):
             r["rank"] = k
     for r in rows:

@@ -179,7 +179,10 @@ class MixLevel(ActionLevel):
         ]
         total = w.sum()
         mix = w / total if total > 0 else np.full(self.shape, 1.0 / w.size)
-        return Plan(items=items, info={"allocation": counts.tolist(), "mix": mix.round(6).tolist(), "n": int(n)})
+        info: dict[str, Any] = {"allocation": counts.tolist(), "mix": mix.round(6).tolist(), "n": int(n)}
+        if len(items) == 1:  # a one-hot step names its cell, as the cell level does
+            info["skill"], info["difficulty"] = items[0].skill, items[0].difficulty
+        return Plan(items=items, info=info)
 
     def describe(self) -> dict[str, Any]:
         return {"level": self.name, "action_shape": list(self.shape), "rule": "w = (clip(a, -1, 1) + 1) / 2"}

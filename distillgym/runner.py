@@ -13,7 +13,7 @@ from typing import Any
 
 __all__ = ["DEFAULT_ENV", "run_episode", "step_record"]
 
-DEFAULT_ENV = "distillgym/ArithSkills-v0"
+DEFAULT_ENV = "distillgym/ArithSkills-v1"
 
 
 def step_record(t: int, info: dict[str, Any], reward: float) -> dict[str, Any]:
@@ -49,8 +49,9 @@ def run_episode(
     (used as is, not closed). ``teacher`` is a name (built with ``teacher_kwargs``) or a
     teacher object. Returns a JSON-able dict with ``teacher``, ``seed``, ``env``,
     ``final_test_accuracy``, ``val_accuracy_start``, ``val_accuracy_end``, ``seconds``,
-    ``examples``, ``costs`` (the episode's totals) and ``steps`` (one record per step, also
-    passed to ``on_step`` as it happens)."""
+    ``examples``, ``costs`` (the episode's totals: the teacher's model tokens and calls, the data
+    engine's, the student's training tokens and FLOPs, the examples trained on and the budget
+    charged) and ``steps`` (one record per step, also passed to ``on_step`` as it happens)."""
     import gymnasium as gym
 
     import distillgym  # noqa: F401  (registers the envs)
@@ -89,6 +90,20 @@ def run_episode(
         if own_env:
             env.close()
     final = info["final"]
+    totals = dict(info.get("totals") or {})
+    stats = dict(getattr(agent, "stats", None) or {})
+    costs = {
+        "teacher_tokens_in": float(stats.get("tokens_in", 0) or 0),
+        "teacher_tokens_out": float(stats.get("tokens_out", 0) or 0),
+        "teacher_calls": float(stats.get("prompts", 0) or 0),
+        "engine_tokens_in": float(totals.get("engine_tokens_in", 0)),
+        "engine_tokens_out": float(totals.get("engine_tokens_out", 0)),
+        "engine_calls": float(totals.get("engine_calls", 0)),
+        "student_tokens": float(totals.get("tokens", 0)),
+        "student_flops": float(totals.get("student_flops", 0.0)),
+        "examples": float(totals.get("examples", 0)),
+        "charged": float(totals.get("charged", 0)),
+    }
     return {
         "teacher": teacher if isinstance(teacher, str) else getattr(agent, "name", type(agent).__name__),
         "seed": seed,
@@ -103,8 +118,8 @@ def run_episode(
         "return": ret,
         "examples": final["examples"],
         "truncated": bool(truncated),
-        "costs": dict(info.get("totals") or {}),
+        "costs": costs,
         "seconds": time.perf_counter() - t0,
-        "teacher_stats": dict(getattr(agent, "stats", None) or {}),
+        "teacher_stats": stats,
         "steps": steps,
     }

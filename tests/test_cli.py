@@ -42,7 +42,7 @@ def test_run_json_prints_one_object(capsys):
     res = json.loads(out)
     for key in ("teacher", "seed", "env", "final_test_accuracy", "val_accuracy_start", "val_accuracy_end", "seconds"):
         assert key in res
-    assert res["teacher"] == "uniform" and res["seed"] == 0 and res["env"] == "distillgym/ArithSkills-v0"
+    assert res["teacher"] == "uniform" and res["seed"] == 0 and res["env"] == "distillgym/ArithSkills-v1"
     assert 0.0 <= res["final_test_accuracy"] <= 1.0 and res["seconds"] > 0
     assert res["examples"] == 1024 and len(res["steps"]) == 2
 
@@ -63,8 +63,8 @@ def test_run_table(capsys):
     assert code == 0
     out = capsys.readouterr().out
     lines = out.strip().splitlines()
-    assert lines[0].split()[:3] == ["step", "skill", "L"]
-    assert lines[1].split()[:3] == ["1", "add", "1"]
+    assert lines[0].split()[:3] == ["step", "data", "val"]
+    assert lines[1].split()[:3] == ["1", "add", "L1"]
     assert lines[-1].startswith("final test accuracy") and "512 examples" in lines[-1]
 
 
@@ -119,7 +119,7 @@ def test_bench_prints_mean_and_ci(capsys, tmp_path, monkeypatch):
     kwargs = json.loads(BENCH_JSON)
     for teacher in ("uniform", "single-skill"):
         accs = [
-            run_episode("distillgym/ArithSkills-v0", teacher, seed, kwargs)["final_test_accuracy"] for seed in (0, 1)
+            run_episode("distillgym/ArithSkills-v1", teacher, seed, kwargs)["final_test_accuracy"] for seed in (0, 1)
         ]
         mean = float(np.mean(accs))
         means.append(mean)
@@ -130,3 +130,14 @@ def test_bench_prints_mean_and_ci(capsys, tmp_path, monkeypatch):
         (lo, hi), *_ = _intervals(line)
         assert lo - 1e-3 <= mean <= hi + 1e-3, line
     assert any(m > 0 for m in means)  # the numbers checked are not all trivially 0.000
+
+
+@pytest.mark.slow
+def test_run_table_on_the_mix_and_open_levels(capsys):
+    for env, teacher, want in (
+        ("distillgym/ArithMix-v1", "stratified", ["1", "mix", "over", "28", "cells"]),
+        ("distillgym/ArithOpen-v1", "scripted-writer", ["1", "512", "of", "512", "lines", "ok"]),
+    ):
+        assert main(["run", "--env", env, "--teacher", teacher, "--env-kwargs", ONE_STEP_JSON]) == 0
+        lines = capsys.readouterr().out.strip().splitlines()
+        assert lines[1].split()[: len(want)] == want, lines[1]

@@ -18,14 +18,13 @@ Engines are built by name from :data:`ENGINES` (``make_engine("procedural", suit
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from distillgym.errors import ConfigError, UnknownNameError, did_you_mean
+from distillgym.registry import build
 from distillgym.tasks.base import TaskSuite
 from distillgym.types import Example, PlanItem
 
@@ -96,19 +95,4 @@ def register_engine(name: str, factory: Callable[..., DataEngine] | str) -> None
 
 def make_engine(spec: str | DataEngine, suite: TaskSuite, **kwargs: Any) -> DataEngine:
     """An engine by registered name (``factory(suite, **kwargs)``) or an engine object as is."""
-    if not isinstance(spec, str):
-        if not callable(getattr(spec, "generate", None)):
-            raise ConfigError(f"engine must be a name in {sorted(ENGINES)} or an object with generate(), got {spec!r}")
-        if kwargs:
-            raise ConfigError("engine_kwargs are for an engine given by name, not for an engine object")
-        return spec
-    if spec not in ENGINES:
-        raise UnknownNameError(f"unknown data engine {spec!r}: {did_you_mean(spec, ENGINES)}")
-    factory = ENGINES[spec]
-    if isinstance(factory, str):
-        module, _, attr = factory.partition(":")
-        factory = getattr(importlib.import_module(module), attr)
-    try:
-        return factory(suite, **kwargs)
-    except TypeError as err:
-        raise ConfigError(f"bad engine_kwargs {kwargs!r} for data engine {spec!r}: {err}") from None
+    return build(ENGINES, spec, "data engine", "generate", suite, **kwargs)

@@ -30,14 +30,13 @@ Students are built by name from :data:`STUDENTS` with ``make_student(name, suite
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from distillgym.errors import ConfigError, UnknownNameError, did_you_mean
+from distillgym.registry import build
 from distillgym.tasks.base import TaskSuite
 from distillgym.types import Example
 
@@ -96,25 +95,6 @@ def register_student(name: str, factory: Callable[..., Student] | str) -> None:
     STUDENTS[name] = factory
 
 
-def _resolve(spec: str) -> Callable[..., Student]:
-    module, _, attr = spec.partition(":")
-    obj: Any = importlib.import_module(module)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
 def make_student(spec: str | Student, suite: TaskSuite, **kwargs: Any) -> Student:
     """A student by registered name (built for ``suite``) or a student object as is."""
-    if not isinstance(spec, str):
-        if not callable(getattr(spec, "train", None)):
-            raise ConfigError(f"student must be a name in {sorted(STUDENTS)} or a Student object, got {spec!r}")
-        if kwargs:
-            raise ConfigError("student_kwargs are for a student given by name, not for a student object")
-        return spec
-    if spec not in STUDENTS:
-        raise UnknownNameError(f"unknown student {spec!r}: {did_you_mean(spec, STUDENTS)}")
-    factory = STUDENTS[spec]
-    if isinstance(factory, str):
-        factory = _resolve(factory)
-    return factory(suite, **kwargs)
+    return build(STUDENTS, spec, "student", "train", suite, **kwargs)

@@ -7,11 +7,11 @@ adds one (a class or any callable returning a :class:`TaskSuite`; a string
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import Any
 
-from distillgym.errors import ConfigError, UnknownNameError, did_you_mean
+from distillgym.errors import ConfigError
+from distillgym.registry import build
 from distillgym.tasks.arithmetic import ArithmeticSuite, ArithmeticSuiteV1
 from distillgym.tasks.base import MIN_PARTITION_ITEMS, SPLITS, TaskSuite, content_fraction
 
@@ -37,27 +37,10 @@ def register_suite(name: str, factory: Callable[..., TaskSuite] | str) -> None:
     SUITES[name] = factory
 
 
-def _factory(name: str) -> Callable[..., TaskSuite]:
-    f = SUITES[name]
-    if isinstance(f, str):
-        module, _, attr = f.partition(":")
-        f = getattr(importlib.import_module(module), attr)
-        SUITES[name] = f
-    return f
-
-
 def make_suite(name: str | TaskSuite, **kwargs: Any) -> TaskSuite:
     """A suite by registered name (``kwargs`` go to its constructor), or a suite object as is."""
-    if isinstance(name, TaskSuite):
-        if kwargs:
-            raise ConfigError("suite_kwargs are for a suite given by name, not for a suite object")
-        suite = name
-    else:
-        if name not in SUITES:
-            raise UnknownNameError(f"unknown task suite {name!r}: {did_you_mean(str(name), SUITES)}")
-        try:
-            suite = _factory(name)(**kwargs)
-        except TypeError as err:
-            raise ConfigError(f"bad arguments {kwargs!r} for task suite {name!r}: {err}") from None
+    suite = name if isinstance(name, TaskSuite) else build(SUITES, name, "task suite", "generate", **kwargs)
+    if isinstance(name, TaskSuite) and kwargs:
+        raise ConfigError("suite_kwargs are for a suite given by name, not for a suite object")
     suite.validate()
     return suite
