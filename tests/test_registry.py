@@ -4,10 +4,7 @@ no validation or test prompt is ever trained on; vector envs match single envs."
 
 from __future__ import annotations
 
-import functools
-import os
 import warnings
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -17,7 +14,6 @@ pytest.importorskip("torch")
 
 import distillgym  # noqa: E402,F401
 from distillgym import ENV_IDS  # noqa: E402
-from distillgym.envs import PRETRAINED_STUDENT_IDS  # noqa: E402
 from distillgym.seeding import rng_for  # noqa: E402
 from distillgym.tasks import SUITES, make_suite  # noqa: E402
 
@@ -25,23 +21,7 @@ SMALL = dict(budget=2048, examples_per_step=512, n_val_per_cell=8, n_test_per_ce
 TINY = dict(budget=1024, examples_per_step=512, n_val_per_cell=4, n_test_per_cell=4)
 
 
-@functools.cache
-def _small_lm() -> str:
-    """A small saved causal LM (random weights, character tokenizer) in this session's cache: it
-    stands in for the pretrained model of a pretrained-student id here, where SmolLM2 would take
-    minutes per episode (tests/test_lora.py also runs the real SmolLM2)."""
-    from distillgym.students.lora import save_tiny_causal_lm
-
-    path = Path(os.environ["DISTILLGYM_CACHE"]) / "tiny-lm"
-    return save_tiny_causal_lm(path, make_suite("arith-v1").alphabet + "\n") if not path.is_dir() else str(path)
-
-
 def _make(env_id, **kwargs):
-    if env_id in PRETRAINED_STUDENT_IDS:
-        pytest.importorskip("peft")
-        given = gym.spec(env_id).kwargs.get("student_kwargs") or {}
-        small = {"model": _small_lm(), "batch_size": 128, "eval_batch_size": 256}  # few, large steps: quick
-        kwargs["student_kwargs"] = {**given, **small, **kwargs.get("student_kwargs", {})}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*out of date.*")
         return gym.make(env_id, **kwargs)
