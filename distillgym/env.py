@@ -27,7 +27,15 @@ import numpy as np
 from gymnasium import spaces
 
 from distillgym.engines.base import EngineCost, make_engine
-from distillgym.errors import ConfigError, DistillGymError, UnknownNameError, check_bool, check_int, did_you_mean
+from distillgym.errors import (
+    ConfigError,
+    DistillGymError,
+    TrainingDivergedError,
+    UnknownNameError,
+    check_bool,
+    check_int,
+    did_you_mean,
+)
 from distillgym.feedback import Evaluator, SkillReport
 from distillgym.levels import make_level
 from distillgym.rewards import REWARDS, RewardFn
@@ -465,11 +473,15 @@ class TeachingEnv(gym.Env):
                     else "the student's weights may have changed"
                 )
                 self._broken = f"{type(err).__name__} at step {t}"
-                raise type(err)(
+                msg = (
                     f"{err} [env: step {t} failed while training on {len(examples)} examples; {changed}; the env's "
-                    f"step counter, budget ({self.budget_left} left) and report were not advanced; call reset()]",
-                    *([applied] if applied is not None else []),
-                ) from err
+                    f"step counter, budget ({self.budget_left} left) and report were not advanced; call reset()]"
+                )
+                try:
+                    wrapped = type(err)(msg, *([applied] if applied is not None else []))
+                except TypeError:  # an error class with another constructor
+                    wrapped = TrainingDivergedError(msg, applied or 0)
+                raise wrapped from err
             self._broken = f"{type(err).__name__} at step {t}"
             raise
         self._t = t

@@ -2,7 +2,8 @@
 
 ``train_teacher(...)`` trains ``PPO("MultiInputPolicy")`` on ``n_envs`` copies of the env,
 each in its own spawned worker process (``SubprocVecEnv(start_method="spawn")``, one torch
-thread per worker), saves checkpoints to ``OUT/checkpoints/`` and the final policy to
+thread per worker) or, with ``vec="native"``, as one native vector env whose students are one
+population (``--vec native --n-envs N`` on the command line), saves checkpoints to ``OUT/checkpoints/`` and the final policy to
 ``OUT/policy.zip`` with ``OUT/policy.json`` (env id and kwargs, timesteps, seed, seconds,
 package versions) beside it. The policy is then a teacher named ``ppo:OUT/policy.zip``
 (see :mod:`distillgym.agents.ppo`). ``distillgym train-teacher`` is the command line.
@@ -39,7 +40,7 @@ from distillgym.runner import DEFAULT_ENV
 __all__ = ["ALGOS", "DEFAULT_PPO_KWARGS", "VEC_KINDS", "train_teacher", "add_train_teacher_parser", "EnvFactory"]
 
 ALGOS = ("ppo",)
-VEC_KINDS = ("subproc", "dummy")
+VEC_KINDS = ("subproc", "dummy", "native")
 
 DEFAULT_PPO_KWARGS: dict[str, Any] = {
     "n_steps": 32,
@@ -140,7 +141,10 @@ def train_teacher(
     rollout it is in, so it runs ``ceil(timesteps / (n_steps * n_envs))`` whole rollouts (the
     summary's ``timesteps`` is the number actually run). ``checkpoint_every`` is in env steps
     too (rounded to whole vectorised steps). ``vec="subproc"`` runs each env in a spawned
-    process with one torch thread; ``"dummy"`` runs them one after another in this process.
+    process with one torch thread; ``"dummy"`` runs them one after another in this process;
+    ``"native"`` runs them as one native vector env in this process, the ``n_envs`` students one
+    population on one device (GPU when present; only ids with a vector entry point, e.g.
+    ``distillgym/ArithSkills-v2``; see :mod:`distillgym.vector` and :mod:`distillgym.interop.sb3`).
 
     Returns ``{"path", "meta_path", "checkpoints", "out_dir", "timesteps",
     "requested_timesteps", "seconds", "learn_seconds", "seconds_per_1000_steps"}``, where
@@ -172,7 +176,13 @@ def train_teacher(
     ckpt_dir = out / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
 
-    if vec == "subproc":
+    if vec == "native":
+        from stable_baselines3.common.vec_env import VecMonitor
+
+        from distillgym.interop.sb3 import make_native_vec_env
+
+        venv = VecMonitor(make_native_vec_env(env_id, n_envs, env_kwargs))
+    elif vec == "subproc":
         fns = [EnvFactory(env_id, env_kwargs, torch_threads=1) for _ in range(n_envs)]
         venv = SubprocVecEnv(fns, start_method="spawn")
     else:
@@ -262,12 +272,15 @@ def add_train_teacher_parser(subparsers: Any) -> Any:
     p.add_argument("--env", default=DEFAULT_ENV)
     p.add_argument("--algo", default="ppo", help=f"RL algorithm; one of {list(ALGOS)}")
     p.add_argument("--timesteps", type=int, required=True, help="env steps to train for, summed over the envs")
-    p.add_argument("--n-envs", type=int, default=2, help="envs run in parallel (one worker process each)")
+    p.add_argument("--n-envs", type=int, default=2,
+                   help="envs run in parallel (one worker process each; with --vec native, one population member each)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="output folder (default runs/ppo-<env>-<seed>-<time>)")
     p.add_argument("--env-kwargs", type=_json_arg, default=None, help="JSON object of env constructor arguments")
     p.add_argument("--ppo-kwargs", type=_json_arg, default=None, help="JSON object overriding PPO hyperparameters")
-    p.add_argument("--vec", default="subproc", help=f"vectorised env kind; one of {list(VEC_KINDS)}")
+    p.add_argument("--vec", default="subproc",
+                   help=f"vectorised env kind; one of {list(VEC_KINDS)} (native: one population of students, "
+                        "v2 ids such as distillgym/ArithSkills-v2)")
     p.add_argument("--checkpoint-every", type=int, default=1024, help="save a checkpoint every N env steps")
     p.add_argument("--quiet", action="store_true", help="do not print SB3's training log")
     p.set_defaults(fn=_cmd_train_teacher)

@@ -16,13 +16,23 @@ id                             level   suite      what differs
                                                   ``loss`` in the observation
 ``distillgym/ArithOpen-v1``    open    arith-v1   as ArithSkills-v1, the action written examples (text);
                                                   ``loss`` in the observation
+``distillgym/ArithSkills-v2``  cell    arith-v2   as ArithSkills-v1 with the plain student (plain torch),
+                                                  the arith-v2 partition and the vectorized engine; a
+                                                  native vector env (``make_vec``: one population)
+``distillgym/ArithMix-v2``     mix     arith-v2   as ArithMix-v1, with ArithSkills-v2's parts
 ``distillgym/ArithSkills-      cell    arith-v1   as ArithSkills-v1 with a pretrained student: SmolLM2-
 SmolLM2-v1``                                      135M-Instruct with a LoRA adapter (``student="lora"``),
                                                   a small budget sized for CPU (below)
 =============================  ======  =========  ======================================================
 
-The first four: 49,152 examples per episode in steps of 2,048 (24 steps), 32 validation and 64 test
-items per cell, 8 sampled errors in each report, the ``delta_mean`` reward, the tiny student.
+All of them but ``ArithSkills-SmolLM2-v1``: 49,152 examples per episode in steps of 2,048 (24 steps),
+32 validation and 64 test items per cell, 8 sampled errors in each report, the ``delta_mean`` reward;
+the tiny student (v0, v1) or the plain student (v2).
+
+The v2 ids have a vector entry point: ``gymnasium.make_vec(id, num_envs=N,
+vectorization_mode="vector_entry_point")`` (the default mode for them) returns
+:class:`distillgym.vector.PopulationVectorEnv`, whose N students are one population in one batched
+model on one device; ``vectorization_mode="async"`` gives Gymnasium's process-per-env vector env.
 
 ``ArithSkills-SmolLM2-v1``: the student is :class:`distillgym.students.lora.LoRAStudent` on
 SmolLM2-135M-Instruct (``pip install "distillgym[lora,smollm2]"``), rank 8, alpha 16, every
@@ -49,17 +59,24 @@ arguments.
   validation for one seed, and one training step covered most test prompts of about 10 cells);
   the arithmetic levels of the 8 cells with fewer than 200 items were redefined (see
   :mod:`distillgym.tasks.arithmetic`); the student's initial weights are drawn from the episode seed.
+- ``ArithSkills-v2``, ``ArithMix-v2``: the student is the plain student
+  (:mod:`distillgym.students.plain`: the tiny student's architecture in plain torch, initial weights
+  drawn with a ``torch.Generator``, token-row replay), the suite ``arith-v2`` (v1's cells; a content
+  partition by a numpy-computable hash, so the parts differ from v1's; the vectorised generator) and
+  the engine ``vectorized``; so their numbers differ from v1's. New: the native vector env.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ENV_IDS", "ENV_DEFAULTS", "PRETRAINED_STUDENT_IDS", "register_envs"]
+__all__ = ["ENV_IDS", "ENV_DEFAULTS", "VECTOR_ENTRY_POINTS", "PRETRAINED_STUDENT_IDS", "register_envs"]
 
 _ENTRY = "distillgym.env:TeachingEnv"
 
 _V1 = dict(suite="arith-v1", split="content", student_init="seed")
+_V2 = dict(suite="arith-v2", split="content", student_init="seed", student="plain", engine="vectorized")
+_VECTOR = "distillgym.vector:PopulationVectorEnv"
 
 ENV_DEFAULTS: dict[str, dict[str, Any]] = {
     "distillgym/ArithSkills-v0": dict(
@@ -68,6 +85,8 @@ ENV_DEFAULTS: dict[str, dict[str, Any]] = {
     "distillgym/ArithSkills-v1": dict(**_V1, level="cell"),
     "distillgym/ArithMix-v1": dict(**_V1, level="mix"),
     "distillgym/ArithOpen-v1": dict(**_V1, level="open"),
+    "distillgym/ArithSkills-v2": dict(**_V2, level="cell"),
+    "distillgym/ArithMix-v2": dict(**_V2, level="mix"),
     "distillgym/ArithSkills-SmolLM2-v1": dict(
         **_V1,
         level="cell",
@@ -79,6 +98,9 @@ ENV_DEFAULTS: dict[str, dict[str, Any]] = {
         n_test_per_cell=8,
     ),
 }
+
+VECTOR_ENTRY_POINTS: dict[str, str] = {"distillgym/ArithSkills-v2": _VECTOR, "distillgym/ArithMix-v2": _VECTOR}
+"""Ids with a native vector env (``gymnasium.make_vec(id, num_envs=N)``)."""
 
 ENV_IDS = tuple(ENV_DEFAULTS)
 PRETRAINED_STUDENT_IDS = tuple(k for k, v in ENV_DEFAULTS.items() if v.get("student") == "lora")
@@ -92,4 +114,5 @@ def register_envs() -> None:
 
     for env_id, kwargs in ENV_DEFAULTS.items():
         if env_id not in gym.registry:
-            gym.register(id=env_id, entry_point=_ENTRY, kwargs=dict(kwargs))
+            gym.register(id=env_id, entry_point=_ENTRY, vector_entry_point=VECTOR_ENTRY_POINTS.get(env_id),
+                         kwargs=dict(kwargs))

@@ -85,6 +85,7 @@ class DataEngine(Protocol):
 
 ENGINES: dict[str, Callable[..., DataEngine] | str] = {
     "procedural": "distillgym.engines.procedural:ProceduralEngine",
+    "vectorized": "distillgym.engines.vectorized:VectorizedEngine",
 }
 
 

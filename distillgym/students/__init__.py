@@ -20,6 +20,8 @@ __all__ = [
     "TinyStudent",
     "CharTokenizer",
     "resolve_device",
+    "PlainStudent",
+    "PopulationStudent",
 ]
 
 
@@ -28,6 +30,14 @@ def __getattr__(name: str) -> Any:
         from distillgym.students import tiny
 
         return getattr(tiny, name)
+    if name == "PlainStudent":
+        from distillgym.students.plain import PlainStudent
+
+        return PlainStudent
+    if name == "PopulationStudent":
+        from distillgym.students.population import PopulationStudent
+
+        return PopulationStudent
     if name == "CharTokenizer":
         from distillgym.students.tokenizer import CharTokenizer
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from distillgym.errors import ConfigError
 from distillgym.registry import build
+from distillgym.tasks.arith_v2 import ArithmeticSuiteV2
 from distillgym.tasks.arithmetic import ArithmeticSuite, ArithmeticSuiteV1
 from distillgym.tasks.base import MIN_PARTITION_ITEMS, SPLITS, TaskSuite, content_fraction
 
@@ -19,6 +20,7 @@ __all__ = [
     "TaskSuite",
     "ArithmeticSuite",
     "ArithmeticSuiteV1",
+    "ArithmeticSuiteV2",
     "SUITES",
     "SPLITS",
     "MIN_PARTITION_ITEMS",
@@ -30,6 +32,7 @@ __all__ = [
 SUITES: dict[str, Callable[..., TaskSuite] | str] = {
     "arith": ArithmeticSuite,
     "arith-v1": ArithmeticSuiteV1,
+    "arith-v2": ArithmeticSuiteV2,
 }
 
 

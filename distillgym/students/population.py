@@ -1,0 +1,638 @@
+"""A population of P plain students in one batched model.
+
+Every parameter of :class:`~distillgym.students.plain.PlainLM` gets a leading population
+dimension (:class:`PopulationLM`): member p's weights are ``param[p]``, and every matrix
+product of the forward pass is one batched product over the P members (``torch.bmm``), so a
+mini-batch step trains all P students with one pass of kernels instead of P. Members share
+nothing but the kernels: each has its own weights, AdamW state (implemented here on the
+stacked tensors, the same update as ``torch.optim.AdamW``), per-member gradient clipping (the
+norm is taken over that member's gradients only), learning-rate schedule, replay buffer, data
+and random stream.
+
+:class:`PopulationStudent` is the population interface: ``train`` takes one example list and
+one random generator per member and returns one :class:`TrainStats` per member;
+``score_and_loss`` / ``score`` / ``answer_loss`` / ``predict`` take one list per member;
+``snapshot(i)`` / ``restore(i, snapshot)`` / ``reinit(i, seed)`` act on one member. A member's
+snapshot has exactly the format of :meth:`PlainStudent.snapshot
+<distillgym.students.plain.PlainStudent.snapshot>`, so state moves between a population
+member and a single plain student both ways (:meth:`PopulationStudent.member`).
+
+**Equivalence.** Member p trained in the population equals a :class:`PlainStudent` trained
+alone on the same data with the same generator. A pass holds, for each member, exactly the
+plain student's mini-batch (its new rows, then its replayed rows), padded with empty rows to
+the largest batch of the pass and to its longest row; where every member's batch has the same
+shape the result is the plain student's bit for bit (on the development machine; P = 1
+included), and otherwise it differs by float32 rounding (attention and matrix kernels round
+differently for other shapes). tests/test_population.py checks both.
+
+**Lockstep.** All members step together: mini-batch k of every member runs in pass k. A member
+with fewer mini-batches (fewer examples, or a first call with an empty replay buffer) sits
+out the remaining passes: its rows are padding that scores nothing, and its weights and
+optimiser state are left exactly as they are (masked updates). A member whose loss or
+gradient norm is not finite stops at that step (never applied) for the rest of the call while
+the others go on; ``train`` then raises :class:`PopulationDivergedError` naming the members,
+after the others' training and replay are complete.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from distillgym.errors import ConfigError, TrainingDivergedError
+from distillgym.students.base import TrainStats
+from distillgym.students.plain import (
+    ADAM_EPS,
+    BETAS,
+    PlainConfig,
+    PlainStudent,
+    TokenRows,
+    _suite_config,
+    apply_rotary,
+    batch_plan,
+    cell_means,
+    check_no_pretraining,
+    encode,
+    id_dtype,
+    init_weights,
+    make_targets,
+    member_grad_norms,
+    member_loss,
+    param_shapes,
+    rotary_tables,
+    row_loss,
+)
+from distillgym.students.tiny import StudentConfig, resolve_device
+from distillgym.students.tokenizer import BOS, EOS, PAD, CharTokenizer
+from distillgym.tasks.arrays import ExampleArrays
+from distillgym.types import Example
+
+__all__ = ["PopulationLM", "PopulationStudent", "PopulationDivergedError"]
+
+
+class PopulationDivergedError(TrainingDivergedError):
+    """Some members' training diverged in a population ``train`` call. ``errors`` maps a member
+    index to its :class:`TrainingDivergedError` (whose ``applied`` counts that member's applied
+    steps); ``stats`` holds every member's :class:`TrainStats` (the diverged members' cover the
+    steps applied before the failure)."""
+
+    def __init__(self, errors: dict[int, TrainingDivergedError], stats: list[TrainStats]) -> None:
+        detail = "; ".join(f"member {i}: {e}" for i, e in sorted(errors.items()))
+        super().__init__(f"training diverged for {len(errors)} population member(s): {detail}",
+                         min((e.applied for e in errors.values()), default=0))
+        self.errors = errors
+        self.stats = stats
+
+
+# ============================================================================ the batched model
+def _linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Member-wise ``x @ w.T``: x (P, ..., in), w (P, out, in) -> (P, ..., out), one batched product."""
+    P = x.shape[0]
+    y = torch.bmm(x.reshape(P, -1, x.shape[-1]), w.transpose(1, 2))
+    return y.view(*x.shape[:-1], w.shape[1])
+
+
+def _rms_norm(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
+    """RMSNorm of x (P, B, T, H) with member weights w (P, H)."""
+    return w[:, None, None, :] * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
+
+
+class PopulationLM(nn.Module):
+    """P :class:`~distillgym.students.plain.PlainLM` models as stacked parameters:
+    ``forward(ids (P, B, T)) -> logits (P, B, T, vocab)``. Parameter ``names[j]`` of member p is
+    ``params[j][p]`` (names and order of :func:`~distillgym.students.plain.param_shapes`)."""
+
+    def __init__(self, cfg: PlainConfig, size: int) -> None:
+        super().__init__()
+        self.cfg, self.size = cfg, int(size)
+        shapes = param_shapes(cfg)
+        self.names = list(shapes)
+        self.params = nn.ParameterList([nn.Parameter(torch.zeros(self.size, *s)) for s in shapes.values()])
+        self.index = {n: j for j, n in enumerate(self.names)}
+        cos, sin = rotary_tables(cfg)
+        self.register_buffer("cos", cos, persistent=False)
+        self.register_buffer("sin", sin, persistent=False)
+
+    def weight(self, name: str) -> torch.Tensor:
+        return self.params[self.index[name]]
+
+    def set_member(self, p: int, weights: dict[str, torch.Tensor]) -> None:
+        """Member p's weights from a plain-model state dict."""
+        missing = set(self.names) - set(weights)
+        if missing:
+            raise ConfigError(f"member weights lack {sorted(missing)}")
+        with torch.no_grad():
+            for j, name in enumerate(self.names):
+                self.params[j][p].copy_(weights[name])
+
+    def member(self, p: int) -> dict[str, torch.Tensor]:
+        """Member p's weights as a plain-model state dict (copies)."""
+        return {name: self.params[j][p].detach().clone() for j, name in enumerate(self.names)}
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        cfg = self.cfg
+        P, B, T = ids.shape
+        nh, hd, H, V = cfg.num_heads, cfg.head_dim, cfg.hidden_size, cfg.vocab_size
+        emb = self.weight("embed.weight")  # (P, V, H)
+        offset = (torch.arange(P, device=ids.device) * V).view(P, 1, 1)
+        x = F.embedding(ids + offset, emb.reshape(P * V, H))  # (P, B, T, H)
+        cos, sin = self.cos[:T], self.sin[:T]
+        for i in range(cfg.num_layers):
+            b = f"blocks.{i}."
+            h = _rms_norm(x, self.weight(b + "attn_norm.weight"), cfg.rms_eps)
+
+            def heads(w: torch.Tensor, h: torch.Tensor = h) -> torch.Tensor:  # (P*B, nh, T, hd)
+                return _linear(h, w).view(P, B, T, nh, hd).permute(0, 1, 3, 2, 4).reshape(P * B, nh, T, hd)
+
+            q = apply_rotary(heads(self.weight(b + "attn.q.weight")), cos, sin)
+            k = apply_rotary(heads(self.weight(b + "attn.k.weight")), cos, sin)
+            v = heads(self.weight(b + "attn.v.weight"))
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (P*B, nh, T, hd)
+            y = y.view(P, B, nh, T, hd).permute(0, 1, 3, 2, 4).reshape(P, B, T, H)
+            x = x + _linear(y, self.weight(b + "attn.o.weight"))
+            h = _rms_norm(x, self.weight(b + "mlp_norm.weight"), cfg.rms_eps)
+            gate = _linear(h, self.weight(b + "mlp.gate.weight"))
+            up = _linear(h, self.weight(b + "mlp.up.weight"))
+            x = x + _linear(F.silu(gate) * up, self.weight(b + "mlp.down.weight"))
+        x = _rms_norm(x, self.weight("norm.weight"), cfg.rms_eps)
+        return _linear(x, emb)  # tied output embedding: (P, B, T, V)
+
+
+# ============================================================================ the population student
+class PopulationStudent:
+    """P plain students trained, scored and decoded together (see the module docstring).
+
+    ``size``: P. ``seeds``: each member's initial-weight seed (default ``config.init_seed`` for
+    every member, so all start equal)."""
+
+    name = "population"
+    teacher_forced_exact = True
+    """Each member's :meth:`score` equals its greedy decoding plus exact match."""
+
+    def __init__(self, config: StudentConfig, alphabet: str, size: int, seeds: Sequence[int] | None = None) -> None:
+        config.validate()
+        check_no_pretraining(config, "population")
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+            raise ConfigError(f"PopulationStudent size must be an integer >= 1, got {size!r}")
+        seeds = [config.init_seed] * int(size) if seeds is None else [int(s) for s in seeds]
+        if len(seeds) != size:
+            raise ConfigError(f"PopulationStudent got {len(seeds)} seeds for {size} members; give one seed per member")
+        self.config = config
+        self.size = int(size)
+        self.tokenizer = CharTokenizer(alphabet, reverse_answers=config.reverse_answers)
+        self.device = resolve_device(config.device)
+        self.model_config = PlainConfig.from_student(config, self.tokenizer.vocab_size)
+        self.model = PopulationLM(self.model_config, self.size).to(self.device)
+        self.n_params = sum(int(np.prod(s)) for s in param_shapes(self.model_config).values())
+        """Parameters of one member."""
+        self._ids_np = id_dtype(self.tokenizer.vocab_size)
+        self._ids_torch = torch.uint8 if self._ids_np == np.uint8 else torch.int32
+        self.capacity = config.replay_capacity
+        self.exp_avg = [torch.zeros_like(p) for p in self.model.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.model.params]
+        self.adam_step = np.zeros(self.size, np.int64)
+        """Optimiser steps applied since the member's optimiser was last fresh (AdamW's ``step``)."""
+        self.step = np.zeros(self.size, np.int64)
+        """Schedule step per member (what ``PlainStudent.step`` is)."""
+        W = config.max_positions
+        self.replay_ids = torch.zeros((self.size, 0, W), dtype=self._ids_torch, device=self.device)
+        self.replay_plen = torch.zeros((self.size, 0), dtype=torch.int64, device=self.device)
+        self.replay_len = torch.zeros((self.size, 0), dtype=torch.int64, device=self.device)
+        self.replay_len_cpu = np.zeros((self.size, 0), np.int64)
+        self.replay_count = np.zeros(self.size, np.int64)
+        for p, seed in enumerate(seeds):
+            self.reinit(p, seed)
+
+    @classmethod
+    def for_suite(cls, suite: Any, size: int, seeds: Sequence[int] | None = None, device: str | None = None,
+                  config: StudentConfig | None = None, **fields: Any) -> PopulationStudent:
+        """``size`` members for ``suite`` (``StudentConfig`` fields as for the plain student)."""
+        return cls(_suite_config(suite, device, config, fields), suite.alphabet, size, seeds)
+
+    # ------------------------------------------------------------------ members
+    def _check_member(self, i: int) -> int:
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < self.size:
+            raise ConfigError(f"member index must be an integer in 0..{self.size - 1}, got {i!r}")
+        return int(i)
+
+    def _replay_filled(self, i: int) -> int:
+        return int(min(self.replay_count[i], self.capacity))
+
+    def _grow_replay(self, size: int) -> None:
+        """Make room for ``size`` replay slots per member (at most the capacity)."""
+        have = self.replay_ids.shape[1]
+        if size <= have:
+            return
+        new = min(self.capacity, max(size, 2 * have))
+        grow = new - have
+        P, W = self.size, self.config.max_positions
+        self.replay_ids = torch.cat([self.replay_ids, self.replay_ids.new_zeros((P, grow, W))], dim=1)
+        self.replay_plen = torch.cat([self.replay_plen, self.replay_plen.new_zeros((P, grow))], dim=1)
+        self.replay_len = torch.cat([self.replay_len, self.replay_len.new_zeros((P, grow))], dim=1)
+        self.replay_len_cpu = np.concatenate([self.replay_len_cpu, np.zeros((P, grow), np.int64)], axis=1)
+
+    def state(self, i: int) -> dict[str, torch.Tensor]:
+        """A copy of member i's weights (a plain-model state dict)."""
+        return self.model.member(self._check_member(i))
+
+    def load_state(self, i: int, state: dict[str, torch.Tensor]) -> None:
+        """Member i's weights; a fresh optimiser, warm-up and replay buffer for it."""
+        i = self._check_member(i)
+        self.model.set_member(i, state)
+        with torch.no_grad():
+            for ea, eas in zip(self.exp_avg, self.exp_avg_sq, strict=True):
+                ea[i].zero_()
+                eas[i].zero_()
+        self.adam_step[i] = 0
+        self.step[i] = 0
+        self.replay_count[i] = 0
+
+    def reinit(self, i: int, seed: int) -> None:
+        """Member i: fresh initial weights drawn from ``seed``, fresh optimiser and replay buffer."""
+        self.load_state(i, init_weights(self.model_config, seed))
+
+    def snapshot(self, i: int) -> dict[str, Any]:
+        """Member i's weights, optimiser state, schedule step and replay buffer, copied, in
+        :meth:`PlainStudent.snapshot` format (optimiser state as ``torch.optim.AdamW`` writes it)."""
+        i = self._check_member(i)
+        optimizer = None
+        if self.adam_step[i] > 0:
+            lr = _lr(self.config, np.array([self.step[i] - 1]))[0]
+            optimizer = {
+                "state": {
+                    j: {"step": torch.tensor(float(self.adam_step[i])), "exp_avg": self.exp_avg[j][i].detach().clone(),
+                        "exp_avg_sq": self.exp_avg_sq[j][i].detach().clone()}
+                    for j in range(len(self.model.names))
+                },
+                "param_groups": [self._param_group(float(lr))],
+            }
+        m = self._replay_filled(i)
+        replay = {
+            "ids": self.replay_ids[i, :m].cpu().numpy().astype(self._ids_np),
+            "prompt_len": self.replay_plen[i, :m].cpu().numpy(),
+            "length": self.replay_len[i, :m].cpu().numpy(),
+            "count": int(self.replay_count[i]),
+        }
+        return {"weights": self.state(i), "optimizer": optimizer, "step": int(self.step[i]), "replay": replay}
+
+    def _param_group(self, lr: float) -> dict[str, Any]:
+        dummy = [nn.Parameter(torch.zeros(1)) for _ in self.model.names]
+        group = torch.optim.AdamW(dummy, lr=self.config.lr, betas=BETAS, eps=ADAM_EPS,
+                                  weight_decay=self.config.weight_decay).state_dict()["param_groups"][0]
+        group["lr"] = lr
+        return group
+
+    def restore(self, i: int, snapshot: dict[str, Any]) -> None:
+        """Member i back to a snapshot exactly (one of a member, or of a :class:`PlainStudent`)."""
+        i = self._check_member(i)
+        self.load_state(i, {k: v.to(self.device) for k, v in snapshot["weights"].items()})
+        opt = snapshot.get("optimizer")
+        if opt is not None:
+            state = opt["state"]
+            if sorted(state) != list(range(len(self.model.names))):
+                raise ConfigError(f"optimizer state has entries {sorted(state)}, expected one per parameter "
+                                  f"(0..{len(self.model.names) - 1})")
+            with torch.no_grad():
+                for j in range(len(self.model.names)):
+                    self.exp_avg[j][i].copy_(state[j]["exp_avg"])
+                    self.exp_avg_sq[j][i].copy_(state[j]["exp_avg_sq"])
+            self.adam_step[i] = int(float(state[0]["step"]))
+        self.step[i] = int(snapshot.get("step", 0))
+        replay = snapshot.get("replay")
+        if replay:
+            ids = np.asarray(replay["ids"])
+            m = min(len(ids), self.capacity)
+            self._grow_replay(m)
+            W = self.config.max_positions
+            block = np.full((m, W), PAD, self._ids_np)
+            block[:, : min(W, ids.shape[1])] = ids[:m, :W]
+            self.replay_ids[i, :m] = torch.from_numpy(block).to(self.device)
+            plen = np.asarray(replay["prompt_len"], np.int64)[:m]
+            length = np.asarray(replay["length"], np.int64)[:m]
+            self.replay_plen[i, :m] = torch.from_numpy(plen).to(self.device)
+            self.replay_len[i, :m] = torch.from_numpy(length).to(self.device)
+            self.replay_len_cpu[i, :m] = length
+            self.replay_count[i] = int(replay["count"]) if m == len(ids) else m
+
+    def member(self, i: int) -> PlainStudent:
+        """A separate :class:`PlainStudent` holding member i's state (a copy)."""
+        s = PlainStudent(self.config, self.tokenizer.alphabet)
+        s.restore(self.snapshot(i))
+        return s
+
+    def costs(self) -> dict[str, Any]:
+        """Per member (every member has the same shape)."""
+        return {"n_params": self.n_params, "trainable_params": self.n_params,
+                "flops_per_token": self.flops_per_token(), "population_size": self.size}
+
+    def flops_per_token(self, seq_len: int | None = None) -> float:
+        """One member's training FLOPs per token, nanoGPT's 6 N + 12 L H T."""
+        c = self.config
+        return 6 * self.n_params + 12 * c.num_layers * c.hidden_size * (seq_len or c.max_positions)
+
+    # ------------------------------------------------------------------ batching helpers
+    def encode(self, examples: Sequence[Example] | ExampleArrays | None) -> TokenRows:
+        return encode(self.tokenizer, examples if examples is not None else [],
+                      max_positions=self.config.max_positions)
+
+    def _per_member(self, what: str, values: Sequence[Any]) -> None:
+        if len(values) != self.size:
+            raise ConfigError(f"{what} needs one entry per member ({self.size}), got {len(values)}")
+
+    def _stack_rows(self, rows: list[TokenRows], extra: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(P, n_max + extra, max_positions) ids and (P, n_max + extra) prompt/row lengths; rows
+        beyond a member's own are padding (length 0: nothing scored)."""
+        n_max = max((len(r) for r in rows), default=0)
+        W = self.config.max_positions
+        ids = np.zeros((self.size, n_max + extra, W), self._ids_np)
+        plen = np.zeros((self.size, n_max + extra), np.int64)
+        length = np.zeros((self.size, n_max + extra), np.int64)
+        for p, r in enumerate(rows):
+            n = len(r)
+            if n:
+                ids[p, :n, : r.ids.shape[1]] = r.ids
+                plen[p, :n] = r.prompt_len
+                length[p, :n] = r.length
+        return ids, plen, length
+
+    def _to(self, a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(a).to(self.device)
+
+    # ------------------------------------------------------------------ training
+    def train(self, examples: Sequence[Sequence[Example] | ExampleArrays | None],
+              rngs: Sequence[np.random.Generator | None], track_cells: bool = True) -> list[TrainStats]:
+        """One pass over each member's examples (``examples[p]``, shuffled and replay-mixed with
+        ``rngs[p]`` exactly as :meth:`PlainStudent.train` does); None or an empty list leaves a
+        member untouched. Returns one :class:`TrainStats` per member; its ``seconds`` is the
+        call's wall time (what each member's caller waited; summed over members it counts the
+        shared time once per member), ``extra["share_seconds"]`` that divided by the members
+        trained.
+        Raises :class:`PopulationDivergedError` (see the module docstring)."""
+        t0 = time.perf_counter()
+        cfg, P, dev = self.config, self.size, self.device
+        self._per_member("train: examples", examples)
+        self._per_member("train: rngs", rngs)
+        rows = [self.encode(e) for e in examples]
+        plans = []
+        for p, r in enumerate(rows):
+            if len(r) and rngs[p] is None:
+                raise ConfigError(f"train: member {p} has examples but no random generator")
+            plans.append(batch_plan(len(r), self._replay_filled(p), cfg, rngs[p]) if len(r) else None)
+        n_batches = np.array([pl.n_batches if pl else 0 for pl in plans], np.int64)
+        K = int(n_batches.max(initial=0))
+        stats = [TrainStats() for _ in range(P)]
+        if K == 0:
+            return stats
+        bs, A = cfg.batch_size, self.replay_ids.shape[1]
+        new_ids, new_plen, new_len = self._stack_rows(rows)
+        dummy = A + new_ids.shape[1] - 1  # an all-padding row
+        # pass k of member p: its new rows, then its replayed rows (the plain student's batch),
+        # then padding rows up to the largest batch of the pass
+        idx = np.full((P, K, bs), dummy, np.int64)
+        rows_in = np.zeros((P, K), np.int64)
+        for p, pl in enumerate(plans):
+            if pl is None:
+                continue
+            kp, n_new, n_rep = pl.n_batches, pl.n_new, pl.n_replay
+            new = np.full(kp * n_new, dummy - A, np.int64)
+            new[: len(pl.order)] = pl.order
+            new = A + new.reshape(kp, n_new)
+            last = len(pl.order) - (kp - 1) * n_new  # new rows in the last pass
+            idx[p, :kp, :n_new] = new
+            if n_rep:
+                idx[p, : kp - 1, n_new:] = pl.replay[: kp - 1]
+                idx[p, kp - 1, last : last + n_rep] = pl.replay[kp - 1]
+                idx[p, kp - 1, last + n_rep :] = dummy
+            rows_in[p, :kp] = n_new + n_rep
+            rows_in[p, kp - 1] = last + n_rep
+        width = rows_in.max(axis=0)  # rows of each pass
+        pool_len_cpu = np.concatenate([self.replay_len_cpu, new_len], axis=1)
+        sel_len = pool_len_cpu[np.arange(P)[:, None, None], idx]  # (P, K, bs)
+        T = np.maximum(sel_len.max(axis=(0, 2)), 2)  # per pass: the longest row of any member
+        tokens = sel_len.sum(2)  # (P, K)
+        new_ids_t = self._to(new_ids).to(self._ids_torch)
+        new_plen_t, new_len_t = self._to(new_plen), self._to(new_len)
+        pool_ids = torch.cat([self.replay_ids, new_ids_t], dim=1)
+        pool_plen = torch.cat([self.replay_plen, new_plen_t], dim=1)
+        pool_len = torch.cat([self.replay_len, new_len_t], dim=1)
+        idx_t = self._to(idx)
+        # per (member, pass): schedule and AdamW scalars, computed in float64 on the host
+        k_ar = np.arange(K)[None, :]
+        active = k_ar < n_batches[:, None]
+        lr = _lr(cfg, self.step[:, None] + k_ar)
+        t_adam = (self.adam_step[:, None] + k_ar + 1).astype(np.float64)
+        b1, b2 = BETAS
+        scal = {
+            "wdf": 1 - lr * cfg.weight_decay,
+            "neg_step": -(lr / (1 - b1**t_adam)),
+            "bc2_sqrt": np.sqrt(1 - b2**t_adam),
+        }
+        scal_t = {k: self._to(v.astype(np.float32)) for k, v in scal.items()}
+        active_t = self._to(active)
+        alive = torch.ones(P, dtype=torch.bool, device=dev)
+        failed_at = torch.full((P,), -1, dtype=torch.int64, device=dev)
+        failed_what = torch.zeros(P, dtype=torch.int64, device=dev)  # 1: loss, 2: gradient norm
+        losses = torch.zeros((K, P), dtype=torch.float32, device=dev)
+        cell_rows: list[torch.Tensor] = []
+        members = torch.arange(P, device=dev)[:, None]
+        params = list(self.model.params)
+        shapes = [(P,) + (1,) * (p.dim() - 1) for p in params]
+        self.model.train()
+        for k in range(K):
+            sel = idx_t[:, k, : int(width[k])]
+            x = pool_ids[members, sel, : int(T[k])].long()  # (P, rows of the pass, T)
+            targets = make_targets(x, pool_plen[members, sel], pool_len[members, sel])
+            logits = self.model(x)
+            loss = member_loss(logits, targets)  # (P,) member means
+            if track_cells:
+                cell_rows.append(F.pad(row_loss(logits, targets), (0, bs - int(width[k]))))
+            act = active_t[:, k] & alive
+            for p in params:
+                p.grad = None
+            torch.where(act, loss, torch.zeros_like(loss)).sum().backward()
+            grads = [p.grad for p in params]
+            norm = member_grad_norms(grads)  # (P,) each member's global gradient norm
+            loss_ok, norm_ok = torch.isfinite(loss), torch.isfinite(norm)
+            fails = act & ~(loss_ok & norm_ok)
+            failed_at = torch.where(fails, k, failed_at)
+            failed_what = torch.where(fails, torch.where(loss_ok, 2, 1), failed_what)
+            alive = alive & ~fails
+            upd = act & ~fails
+            coef = torch.ones_like(norm)
+            if cfg.grad_clip > 0:
+                coef = torch.clamp(cfg.grad_clip / (norm + 1e-6), max=1.0)
+            coef = torch.where(upd, coef, torch.zeros_like(coef))  # non-updating members: zero gradient
+            one = torch.ones_like(coef)
+            wdf = torch.where(upd, scal_t["wdf"][:, k], one)
+            w1 = torch.where(upd, torch.full_like(coef, 1 - b1), torch.zeros_like(coef))
+            f2 = torch.where(upd, torch.full_like(coef, b2), one)
+            neg_step = torch.where(upd, scal_t["neg_step"][:, k], torch.zeros_like(coef))
+            bc2 = scal_t["bc2_sqrt"][:, k]
+            with torch.no_grad():
+                for p, g, ea, eas, s in zip(params, grads, self.exp_avg, self.exp_avg_sq, shapes, strict=True):
+                    # clipped gradient; zero for members not updating (a diverged member's may be NaN)
+                    g = torch.nan_to_num(g * coef.view(s), nan=0.0, posinf=0.0, neginf=0.0)
+                    p.mul_(wdf.view(s))  # decoupled weight decay
+                    ea.lerp_(g, w1.view(s))
+                    eas.mul_(f2.view(s)).addcmul_(g, g, value=1 - b2)
+                    denom = (eas.sqrt() / bc2.view(s)).add_(ADAM_EPS)
+                    p.add_((ea * neg_step.view(s)) / denom)
+            losses[k] = loss.detach()
+        for p in params:
+            p.grad = None
+        # ---- back on the host, once per call
+        failed = failed_at.cpu().numpy()
+        what = failed_what.cpu().numpy()
+        loss_np = losses.cpu().numpy().astype(np.float64)
+        applied = np.where(failed >= 0, failed, n_batches)
+        cell_np = torch.stack(cell_rows, 1).cpu().numpy() if track_cells else None  # (P, K, bs)
+        errors: dict[int, TrainingDivergedError] = {}
+        for p in range(P):
+            if plans[p] is None:
+                continue
+            st = stats[p]
+            a = int(applied[p])
+            st.optimizer_steps = a
+            st.tokens = int(tokens[p, :a].sum())
+            st.flops = st.tokens * self.flops_per_token()
+            st.loss = float(loss_np[:a, p].mean()) if a else float("nan")
+            if failed[p] >= 0:
+                kind = "training loss" if what[p] == 1 else "gradient norm"
+                bad = loss_np[failed[p], p] if what[p] == 1 else float("nan")
+                errors[p] = TrainingDivergedError(
+                    f"{kind} became {'non-finite' if what[p] == 2 else bad} at optimiser step "
+                    f"{int(self.step[p]) + a}; that step was not applied and "
+                    + ("no optimiser step of this call had been taken, so the weights are unchanged" if a == 0 else
+                       f"{a} earlier optimiser step(s) of this call had already changed the weights")
+                    + ". Lower StudentConfig.lr, enable grad_clip, or check the examples for malformed text.",
+                    a,
+                )
+            else:
+                st.examples = len(rows[p])
+            if cell_np is not None:
+                st.cell_loss = self._cell_loss(rows[p], plans[p], cell_np[p], a)
+            self.step[p] += a
+            self.adam_step[p] += a
+        self._add_replay(rows, [p for p in range(P) if plans[p] is not None and failed[p] < 0],
+                         new_ids_t, new_plen_t, new_len_t, new_len)
+        wall = time.perf_counter() - t0
+        trained = sum(pl is not None for pl in plans)
+        for p in range(P):
+            if plans[p] is not None:
+                stats[p].seconds = wall
+                stats[p].extra["share_seconds"] = wall / trained
+        if errors:
+            raise PopulationDivergedError(errors, stats)
+        return stats
+
+    @staticmethod
+    def _cell_loss(rows: TokenRows, plan: Any, losses: np.ndarray, applied: int) -> dict[tuple[str, int], float]:
+        """Mean row loss of the new rows per (skill, level), over the applied passes."""
+        n = min(len(plan.order), applied * plan.n_new)
+        per_pass = losses[:applied, : plan.n_new].reshape(-1)[:n]  # pass k's new rows sit in its first columns
+        return cell_means(rows, plan.order[:n], per_pass)
+
+    def _add_replay(self, rows: list[TokenRows], members: list[int], ids_t: torch.Tensor, plen_t: torch.Tensor,
+                    len_t: torch.Tensor, len_np: np.ndarray) -> None:
+        """Append each listed member's new rows to its ring (one scatter for all members)."""
+        C = self.capacity
+        if self.config.replay_fraction <= 0 or C == 0 or not members:
+            return
+        self._grow_replay(max(min(int(self.replay_count[p]) + len(rows[p]), C) for p in members))
+        who, slot, src = [], [], []
+        for p in members:
+            n = len(rows[p])
+            keep = np.arange(max(0, n - C), n)
+            who.append(np.full(len(keep), p))
+            slot.append((self.replay_count[p] + keep) % C)
+            src.append(keep)
+            self.replay_count[p] += n
+        w, s, r = (np.concatenate(a) for a in (who, slot, src))
+        wt, st, rt = self._to(w), self._to(s), self._to(r)
+        self.replay_ids[wt, st] = ids_t[wt, rt]
+        self.replay_plen[wt, st] = plen_t[wt, rt]
+        self.replay_len[wt, st] = len_t[wt, rt]
+        self.replay_len_cpu[w, s] = len_np[w, r]
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def score_and_loss(self, examples: Sequence[Sequence[Example] | ExampleArrays | None]
+                       ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per member, exact match and answer loss of its examples (as
+        :meth:`PlainStudent.score_and_loss`), every member's chunk in one pass."""
+        self._per_member("score_and_loss", examples)
+        self.model.eval()
+        rows = [self.encode(e) for e in examples]
+        ids, plen, length = self._stack_rows(rows, extra=0)
+        n_max = ids.shape[1]
+        correct = np.zeros((self.size, n_max), bool)
+        loss = np.zeros((self.size, n_max), np.float64)
+        step = self.config.eval_batch_size
+        for i in range(0, n_max, step):
+            s = slice(i, i + step)
+            T = max(int(length[:, s].max()), 2)
+            x = self._to(ids[:, s, :T]).long()
+            targets = make_targets(x, self._to(plen[:, s]), self._to(length[:, s]))
+            logits = self.model(x)
+            scored = targets != -100
+            correct[:, s] = ((logits.argmax(-1) == targets) | ~scored).all(-1).cpu().numpy()
+            loss[:, s] = row_loss(logits, targets).cpu().numpy()
+        return [(correct[p, : len(r)].copy(), loss[p, : len(r)].copy()) for p, r in enumerate(rows)]
+
+    def score(self, examples: Sequence[Sequence[Example] | ExampleArrays | None]) -> list[np.ndarray]:
+        return [c for c, _ in self.score_and_loss(examples)]
+
+    def answer_loss(self, examples: Sequence[Sequence[Example] | ExampleArrays | None]) -> list[np.ndarray]:
+        return [v for _, v in self.score_and_loss(examples)]
+
+    @torch.no_grad()
+    def predict(self, prompts: Sequence[Sequence[str] | None], max_new_tokens: int) -> list[list[str]]:
+        """Per member, greedy answers to its prompts (as :meth:`PlainStudent.predict`): prompts of
+        one length are decoded together across all members, without padding or cache."""
+        self._per_member("predict", prompts)
+        self.model.eval()
+        prompts = [list(p or []) for p in prompts]
+        results = [[""] * len(p) for p in prompts]
+        lengths = sorted({len(q) for p in prompts for q in p})
+        for ell in lengths:
+            where = [[i for i, q in enumerate(p) if len(q) == ell] for p in prompts]
+            c = max(len(w) for w in where)
+            ids = np.full((self.size, c, ell + 1), PAD, np.int64)
+            ids[:, :, 0] = BOS
+            live = np.zeros((self.size, c), bool)
+            for p, w in enumerate(where):
+                for row, i in enumerate(w):
+                    ids[p, row] = self.tokenizer.encode_prompt(prompts[p][i])
+                    live[p, row] = True
+            x = self._to(ids)
+            done = ~self._to(live)
+            start = x.shape[-1]
+            for _ in range(max_new_tokens):
+                if x.shape[-1] >= self.config.max_positions:
+                    break
+                nxt = self.model(x)[:, :, -1].argmax(-1)
+                nxt = torch.where(done, torch.full_like(nxt, EOS), nxt)
+                x = torch.cat([x, nxt[..., None]], dim=-1)
+                done |= nxt == EOS
+                if bool(done.all()):
+                    break
+            out = x[:, :, start:].cpu().numpy()
+            for p, w in enumerate(where):
+                for row, i in enumerate(w):
+                    results[p][i] = self.tokenizer.decode_answer(out[p, row].tolist())
+        return results
+
+
+def _lr(cfg: StudentConfig, step: np.ndarray) -> np.ndarray:
+    """:func:`~distillgym.students.plain.lr_at` of an array of steps, in float64."""
+    step = np.asarray(step, dtype=np.float64)
+    if cfg.warmup_steps:
+        return np.where(step < cfg.warmup_steps, cfg.lr * (step + 1) / cfg.warmup_steps, cfg.lr)
+    return np.full_like(step, cfg.lr)
+

@@ -1,0 +1,329 @@
+"""The plain student and the population of plain students in one batched model.
+
+Tolerances. A population member and a separately trained plain student do the same arithmetic
+but not always in the same order: a population pass pads every member's mini-batch to the
+longest row (and the largest row count) of any member, and the matrix kernels block and reduce
+differently for different shapes. With the same shapes the two agree exactly on this machine
+(``test_same_shapes_agree_exactly``, asserted to 1e-6 so a different BLAS cannot fail it
+spuriously); with different data per member the difference is float32 rounding, amplified by
+Adam where a gradient is near zero (the first updates are about lr * sign(g)):
+``WEIGHT_TOL`` = 1e-4 in max absolute weight difference after 3 train calls (about 25 optimiser
+steps; measured about 3e-5), while training moves the weights by more than 1e-2.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from distillgym.errors import ConfigError, TrainingDivergedError  # noqa: E402
+from distillgym.seeding import rng_for  # noqa: E402
+from distillgym.students import STUDENTS, make_student  # noqa: E402
+from distillgym.students.plain import (  # noqa: E402
+    PlainLM,
+    PlainStudent,
+    encode,
+    from_hf_state_dict,
+    init_weights,
+    param_shapes,
+)
+from distillgym.students.population import PopulationDivergedError, PopulationStudent  # noqa: E402
+from distillgym.students.tiny import StudentConfig, TinyStudent  # noqa: E402
+from distillgym.tasks import make_suite  # noqa: E402
+from distillgym.tasks.arrays import ExampleArrays  # noqa: E402
+from distillgym.types import Example  # noqa: E402
+
+WEIGHT_TOL = 1e-4
+SMALL = dict(device="cpu", batch_size=32, warmup_steps=3)
+
+
+@pytest.fixture(scope="module")
+def v2():
+    return make_suite("arith-v2")
+
+
+def _cfg(**kw) -> StudentConfig:
+    return StudentConfig(**{**SMALL, **kw})
+
+
+def _max_diff(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys()
+    return max(float((a[k].float() - b[k].float()).abs().max()) for k in a)
+
+
+def _data(v2, member: int, call: int, n: int) -> ExampleArrays:
+    skill, level = v2.cells[(7 * member + call) % len(v2.cells)]
+    return v2.generate_arrays(skill, level, rng_for(member, call), n, split="train")
+
+
+def _greedy_correct(student, suite, examples) -> np.ndarray:
+    preds = student.predict([e.prompt for e in examples], max_new_tokens=suite.max_answer_len + 1)
+    return np.array([p == e.answer for p, e in zip(preds, examples, strict=True)])
+
+
+@pytest.fixture(scope="module")
+def val_examples(v2):
+    return [e for i, (s, d) in enumerate(v2.cells) for e in v2.generate(s, d, rng_for(77, i), 6, split="val")]
+
+
+@pytest.fixture(scope="module")
+def trained_plain(v2):
+    s = PlainStudent(StudentConfig(device="cpu"), v2.alphabet)
+    data = ExampleArrays.concat([v2.generate_arrays(sk, d, rng_for(0, i), 60, split="train")
+                                 for i, (sk, d) in enumerate(v2.cells) if d < 2], v2.skills)
+    for epoch in range(3):
+        s.train(data, rng_for(1, epoch))
+    return s
+
+
+# ---------------------------------------------------------------------------- the model
+def test_plain_model_equals_the_hf_llama_with_the_same_weights(v2, val_examples):
+    """The plain model is the tiny student's architecture: same weights, same logits."""
+    tiny = TinyStudent(StudentConfig(device="cpu"), v2.alphabet)
+    plain = PlainStudent(StudentConfig(device="cpu"), v2.alphabet)
+    plain.model.load_state_dict(from_hf_state_dict(tiny.model.state_dict(), 2))
+    assert plain.n_params == tiny.n_params
+    ids, _, _ = tiny._collate(val_examples)
+    with torch.no_grad():
+        diff = (tiny.model(input_ids=ids).logits - plain.model(ids)).abs().max().item()
+    assert diff < 1e-5
+    rows = plain.encode(val_examples)
+    np.testing.assert_array_equal(rows.ids[:, : ids.shape[1]].astype(np.int64), ids.numpy())
+
+
+def test_parameter_order_and_seeded_init(v2):
+    model = PlainLM(PlainStudent(StudentConfig(device="cpu"), v2.alphabet).model_config)
+    shapes = param_shapes(model.cfg)
+    assert [(n, tuple(p.shape)) for n, p in model.named_parameters()] == list(shapes.items())
+    a, b, c = (init_weights(model.cfg, s) for s in (3, 3, 4))
+    assert _max_diff(a, b) == 0 and _max_diff(a, c) > 0.01
+    torch.manual_seed(123)  # the global generator plays no role
+    assert _max_diff(a, init_weights(model.cfg, 3)) == 0
+    assert torch.equal(a["norm.weight"], torch.ones(64)) and abs(a["embed.weight"].std().item() - 0.02) < 0.003
+
+
+def test_encode_arrays_and_lists_agree_and_reverse_numbers(v2):
+    tok = PlainStudent(StudentConfig(device="cpu"), v2.alphabet).tokenizer
+    exs = [Example("12+3=", "15", "add", 0), Example("5?4=", ">", "compare", 0), Example("c100=", "100", "copy", 0)]
+    rows = encode(tok, exs)
+    for r, e in zip(rows.ids, exs, strict=True):
+        want = tok.encode_prompt(e.prompt) + tok.encode_answer(e.answer)
+        assert r[: len(want)].tolist() == want and not r[len(want):].any()
+    assert rows.prompt_len.tolist() == [6, 5, 6] and rows.length.tolist() == [9, 7, 10]
+    arr = ExampleArrays.from_examples(exs, v2.skills)
+    np.testing.assert_array_equal(encode(tok, arr).ids, rows.ids)
+    with pytest.raises(ConfigError, match="not in the student's alphabet"):
+        encode(tok, [Example("1/2=", "0", "add", 0)])
+    with pytest.raises(ConfigError, match="max_positions"):
+        encode(tok, exs, max_positions=8)
+
+
+# ---------------------------------------------------------------------------- the plain student
+def test_plain_student_is_registered_and_checks_its_config(v2):
+    assert "plain" in STUDENTS
+    s = make_student("plain", v2, device="cpu", hidden_size=32)
+    assert isinstance(s, PlainStudent) and s.config.hidden_size == 32 and s.costs()["n_params"] == s.n_params
+    with pytest.raises(ConfigError, match="max_positions"):
+        make_student("plain", v2, device="cpu", max_positions=10)
+    with pytest.raises(ConfigError, match="no base pre-training"):
+        make_student("plain", v2, device="cpu", pretrain_examples=100)
+
+
+def test_plain_score_agrees_with_greedy_decoding(v2, trained_plain, val_examples):
+    fresh = PlainStudent(StudentConfig(device="cpu"), v2.alphabet)
+    np.testing.assert_array_equal(fresh.score(val_examples), _greedy_correct(fresh, v2, val_examples))
+    scored = trained_plain.score(val_examples)
+    assert scored.any() and not scored.all(), "need both right and wrong items for a meaningful check"
+    np.testing.assert_array_equal(scored, _greedy_correct(trained_plain, v2, val_examples))
+    assert trained_plain.answer_loss(val_examples).mean() < fresh.answer_loss(val_examples).mean() - 0.5
+
+
+def test_plain_training_is_deterministic_and_snapshots_restore_exactly(v2):
+    a, b = PlainStudent(_cfg(), v2.alphabet), PlainStudent(_cfg(), v2.alphabet)
+    data = _data(v2, 0, 0, 100)
+    sa, sb = a.train(data, rng_for(5)), b.train(list(data), rng_for(5))  # arrays and Example lists alike
+    assert sa.loss == sb.loss and sa.optimizer_steps == 4 and _max_diff(a.state(), b.state()) == 0
+    assert sa.tokens == int(a.encode(data).length.sum()) and len(a.replay) == 100
+    snap = a.snapshot()
+    a.train(_data(v2, 0, 1, 80), rng_for(6))
+    after = a.state()
+    a.restore(snap)
+    assert _max_diff(a.state(), b.state()) == 0 and a.step == b.step and len(a.replay) == 100
+    a.train(_data(v2, 0, 1, 80), rng_for(6))
+    assert _max_diff(a.state(), after) == 0  # the same continuation, bit for bit
+    a.reinit(9)
+    assert _max_diff(a.state(), init_weights(a.model_config, 9)) == 0 and a.step == 0 and len(a.replay) == 0
+
+
+def test_replay_ring_keeps_the_most_recent_rows(v2):
+    s = PlainStudent(_cfg(replay_capacity=50), v2.alphabet)
+    first, second = _data(v2, 0, 0, 40), _data(v2, 0, 1, 30)
+    s.train(first, rng_for(0))
+    stats = s.train(second, rng_for(1))
+    assert stats.optimizer_steps == math.ceil(30 / 8)  # 8 new + 24 replayed rows per batch
+    assert len(s.replay) == 50 and s.replay.count == 70
+    kept = {tuple(r) for r in s.replay.ids}
+    want = {tuple(r) for r in s.encode(first).ids[20:]} | {tuple(r) for r in s.encode(second).ids}
+    padded = {tuple(np.pad(np.array(r), (0, s.config.max_positions - len(r)))) for r in want}
+    assert kept == padded
+
+
+def test_plain_nan_loss_raises_and_leaves_weights_untouched(v2):
+    s = PlainStudent(_cfg(), v2.alphabet)
+    with torch.no_grad():
+        s.model.embed.weight[s.tokenizer.stoi["+"], 0] = float("nan")
+    before = s.state()
+    with pytest.raises(TrainingDivergedError, match="loss became nan") as err:
+        s.train(v2.generate_arrays("add", 1, rng_for(0), 40), rng_for(0))
+    assert err.value.applied == 0
+    for k in before:  # NaN-safe equality
+        assert torch.equal(torch.nan_to_num(before[k], 7.0), torch.nan_to_num(s.state()[k], 7.0))
+    assert s.step == 0 and len(s.replay) == 0
+
+
+# ---------------------------------------------------------------------------- the population
+def test_population_of_one_equals_the_plain_student(v2):
+    pop = PopulationStudent(_cfg(), v2.alphabet, 1, [4])
+    one = PlainStudent(_cfg(init_seed=4), v2.alphabet)
+    for call in range(3):
+        data = _data(v2, 0, call, 70)
+        (sp,), so = pop.train([data], [rng_for(1, call)]), one.train(data, rng_for(1, call))
+        assert sp.optimizer_steps == so.optimizer_steps and sp.tokens == so.tokens
+        assert sp.loss == pytest.approx(so.loss, rel=1e-5)
+    assert _max_diff(pop.state(0), one.state()) < 1e-6
+
+
+def test_same_shapes_agree_exactly(v2):
+    """Every member on the same data (100 rows: a partial last mini-batch each call): every pass
+    has the plain student's shapes, and the members equal it."""
+    pop = PopulationStudent(_cfg(), v2.alphabet, 3, [5, 5, 5])
+    one = PlainStudent(_cfg(init_seed=5), v2.alphabet)
+    for call in range(3):
+        data = _data(v2, 1, call, 100)
+        pop.train([data] * 3, [rng_for(2, call) for _ in range(3)])
+        one.train(data, rng_for(2, call))
+    for p in range(3):
+        assert _max_diff(pop.state(p), one.state()) < 1e-6
+
+
+def test_population_matches_separately_trained_students(v2):
+    """P students with their own seeds, data (of different sizes and cells) and generators,
+    trained in one population, against P plain students trained alone (see the module
+    docstring for the tolerance)."""
+    P, seeds = 3, [11, 12, 13]
+    pop = PopulationStudent(_cfg(), v2.alphabet, P, seeds)
+    singles = [PlainStudent(_cfg(init_seed=s), v2.alphabet) for s in seeds]
+    start = [pop.state(p) for p in range(P)]
+    for p in range(P):
+        assert _max_diff(start[p], singles[p].state()) == 0
+    for call in range(3):
+        data = [_data(v2, p, call, 50 + 23 * p) for p in range(P)]
+        got = pop.train(data, [rng_for(100 + p, call) for p in range(P)])
+        want = [singles[p].train(data[p], rng_for(100 + p, call)) for p in range(P)]
+        for g, w in zip(got, want, strict=True):
+            assert (g.optimizer_steps, g.tokens, g.examples) == (w.optimizer_steps, w.tokens, w.examples)
+            assert g.loss == pytest.approx(w.loss, rel=1e-4)
+            assert g.cell_loss.keys() == w.cell_loss.keys() and len(w.cell_loss) == 1
+            assert g.cell_loss == pytest.approx(w.cell_loss, rel=1e-4)
+            assert g.flops == w.flops and g.seconds > 0
+    for p in range(P):
+        assert _max_diff(pop.state(p), singles[p].state()) < WEIGHT_TOL
+        assert _max_diff(pop.state(p), start[p]) > 1e-2  # training moved them
+        assert int(pop.step[p]) == singles[p].step and pop._replay_filled(p) == len(singles[p].replay)
+    val = [v2.generate_arrays("add", 1, rng_for(7, p), 40, split="val") for p in range(P)]
+    scored = pop.score_and_loss(val)
+    for p in range(P):
+        correct, loss = singles[p].score_and_loss(val[p])
+        np.testing.assert_array_equal(scored[p][0], correct)
+        np.testing.assert_allclose(scored[p][1], loss, atol=1e-3)
+
+
+def test_population_score_agrees_with_greedy_decoding(v2, trained_plain, val_examples):
+    """teacher_forced_exact for every member: a trained member (state from a plain student)
+    and a fresh one, each on its own items."""
+    pop = PopulationStudent(StudentConfig(device="cpu"), v2.alphabet, 2, [0, 1])
+    pop.restore(0, trained_plain.snapshot())
+    items = [val_examples, val_examples[::2]]
+    scored = pop.score(items)
+    preds = pop.predict([[e.prompt for e in x] for x in items], v2.max_answer_len + 1)
+    assert scored[0].any() and not scored[0].all()
+    for p in range(2):
+        greedy = np.array([a == e.answer for a, e in zip(preds[p], items[p], strict=True)])
+        np.testing.assert_array_equal(scored[p], greedy)
+    assert preds[0] == trained_plain.predict([e.prompt for e in items[0]], v2.max_answer_len + 1)
+    assert pop.predict([[], ["1+1="]], 4)[0] == []
+
+
+def test_snapshots_move_between_population_members_and_plain_students(v2):
+    pop = PopulationStudent(_cfg(), v2.alphabet, 2, [1, 2])
+    plain = PlainStudent(_cfg(init_seed=3), v2.alphabet)
+    plain.train(_data(v2, 0, 0, 90), rng_for(0))
+    pop.train([_data(v2, 1, 0, 60), _data(v2, 2, 0, 40)], [rng_for(1), rng_for(2)])
+    member0 = pop.snapshot(0)
+    pop.restore(1, plain.snapshot())  # plain -> member 1
+    copy = pop.member(0)  # member 0 -> plain
+    assert copy.step == int(pop.step[0]) and len(copy.replay) == 60
+    nxt = [_data(v2, 3, 1, 50), _data(v2, 4, 1, 50)]
+    pop.train(nxt, [rng_for(3), rng_for(4)])
+    plain.train(nxt[1], rng_for(4))
+    copy.train(nxt[0], rng_for(3))
+    assert _max_diff(pop.state(1), plain.state()) < WEIGHT_TOL
+    assert _max_diff(pop.state(0), copy.state()) < WEIGHT_TOL
+    pop.restore(0, member0)
+    assert _max_diff(pop.state(0), member0["weights"]) == 0 and int(pop.step[0]) == member0["step"]
+
+
+def test_member_without_data_is_untouched_and_reinit_is_per_member(v2):
+    pop = PopulationStudent(_cfg(), v2.alphabet, 3, [1, 2, 3])
+    pop.train([_data(v2, 0, 0, 40)] * 3, [rng_for(0) for _ in range(3)])
+    before = pop.snapshot(1)
+    stats = pop.train([_data(v2, 0, 1, 40), None, []], [rng_for(1), None, None])
+    assert stats[1].optimizer_steps == 0 and stats[2].examples == 0 and stats[0].optimizer_steps > 0
+    after = pop.snapshot(1)
+    assert _max_diff(before["weights"], after["weights"]) == 0
+    for j in before["optimizer"]["state"]:
+        assert torch.equal(before["optimizer"]["state"][j]["exp_avg"], after["optimizer"]["state"][j]["exp_avg"])
+    pop.reinit(2, 42)
+    assert _max_diff(pop.state(2), init_weights(pop.model_config, 42)) == 0
+    assert int(pop.step[2]) == 0 and pop._replay_filled(2) == 0 and pop.snapshot(2)["optimizer"] is None
+    assert int(pop.step[1]) > 0
+
+
+def test_a_diverging_member_stops_and_the_others_train_on(v2):
+    pop = PopulationStudent(_cfg(), v2.alphabet, 3, [1, 2, 3])
+    singles = [PlainStudent(_cfg(init_seed=s), v2.alphabet) for s in (1, 3)]
+    with torch.no_grad():
+        pop.model.weight("embed.weight")[1, pop.tokenizer.stoi["+"], 0] = float("nan")
+    poisoned = pop.snapshot(1)
+    data = [v2.generate_arrays("add", 1, rng_for(p), 60) for p in range(3)]
+    with pytest.raises(PopulationDivergedError, match="member 1") as err:
+        pop.train(data, [rng_for(10 + p) for p in range(3)])
+    assert set(err.value.errors) == {1} and err.value.errors[1].applied == 0
+    assert "loss became nan" in str(err.value.errors[1])
+    assert len(err.value.stats) == 3 and err.value.stats[0].optimizer_steps == 2
+    after = pop.snapshot(1)
+    for k in poisoned["weights"]:
+        assert torch.equal(torch.nan_to_num(poisoned["weights"][k], 7.0), torch.nan_to_num(after["weights"][k], 7.0))
+    assert after["optimizer"] is None and after["step"] == 0 and pop._replay_filled(1) == 0
+    for single, p in zip(singles, (0, 2), strict=True):
+        single.train(data[p], rng_for(10 + p))
+        assert _max_diff(pop.state(p), single.state()) < WEIGHT_TOL and pop._replay_filled(p) == 60
+
+
+def test_population_argument_errors(v2):
+    with pytest.raises(ConfigError, match="size must be an integer"):
+        PopulationStudent(_cfg(), v2.alphabet, 0)
+    with pytest.raises(ConfigError, match="one seed per member"):
+        PopulationStudent(_cfg(), v2.alphabet, 2, [1])
+    pop = PopulationStudent.for_suite(v2, 2, device="cpu", batch_size=32)
+    assert pop.costs()["population_size"] == 2 and pop.costs()["n_params"] == pop.member(0).n_params
+    with pytest.raises(ConfigError, match="one entry per member"):
+        pop.train([[]], [None])
+    with pytest.raises(ConfigError, match="no random generator"):
+        pop.train([_data(v2, 0, 0, 5), None], [None, None])
+    with pytest.raises(ConfigError, match="member index"):
+        pop.snapshot(2)
