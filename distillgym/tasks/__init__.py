@@ -37,6 +37,9 @@ def register_suite(name: str, factory: Callable[..., TaskSuite] | str) -> None:
     SUITES[name] = factory
 
 
+register_suite("reasoning-gym", "distillgym.tasks.reasoning_gym:ReasoningGymSuite")
+
+
 def _factory(name: str) -> Callable[..., TaskSuite]:
     f = SUITES[name]
     if isinstance(f, str):
