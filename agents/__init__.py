@@ -2,7 +2,8 @@
 
 ``make_teacher(name, **kwargs)`` builds one by name; ``TEACHERS`` lists the names;
 ``ppo:PATH`` loads a trained Stable-Baselines3 policy and ``package.module:Class`` a
-user's own teacher.
+user's own teacher. Each teacher declares the action levels it acts at (``levels``);
+:func:`distillgym.agents.adapters.adapt_teacher` lets it play the others (documented there).
 """
 
 from distillgym.agents import ppo  # noqa: F401  (registers the ppo: prefix; SB3 is imported lazily)
@@ -13,8 +14,10 @@ from distillgym.agents.error_targeting import ErrorTargetingTeacher
 from distillgym.agents.ioa import IOATeacher
 from distillgym.agents.learning_progress import LearningProgressTeacher
 from distillgym.agents.llm_teacher import LLMTeacher
+from distillgym.agents.mixing import MixTeacher, StratifiedTeacher
 from distillgym.agents.simple import RandomTeacher, SingleSkillTeacher, UniformTeacher
 from distillgym.agents.tscl import TSCLSamplingTeacher, TSCLWindowTeacher
+from distillgym.agents.writer import ScriptedWriter
 
 __all__ = [
     "PREFIXES",
@@ -29,6 +32,9 @@ __all__ = [
     "IOATeacher",
     "LearningProgressTeacher",
     "LLMTeacher",
+    "MixTeacher",
+    "StratifiedTeacher",
+    "ScriptedWriter",
     "RandomTeacher",
     "SingleSkillTeacher",
     "UniformTeacher",

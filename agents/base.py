@@ -38,6 +38,8 @@ class BaseTeacher:
     trained. ``last_decision`` is where a teacher explains its latest choice (emptied at reset)."""
 
     name = "base"
+    levels: tuple[str, ...] = ("cell",)
+    """Action levels the teacher acts at; see :mod:`distillgym.agents.adapters` for the others."""
 
     def reset(self, action_space: Any, info: dict[str, Any], seed: int | None = None) -> None:
         self.action_space = action_space

@@ -1,8 +1,9 @@
-"""Where does the time of a default ArithSkills-v0 episode go, and how fast is the student?
+"""Where does the time of a default episode go, and how fast is the student?
 
-Runs ``--episodes`` default episodes of ``distillgym/ArithSkills-v0`` (the env's default
-budget and student, ``device="cpu"``) with a fixed teacher (default: the uniform teacher, which
-visits every skill x difficulty cell once per cycle in a seeded shuffled order) and prints
+Runs ``--episodes`` default episodes of ``--env`` (default ``distillgym/ArithSkills-v0``; the
+env's default budget and student, ``device="cpu"``) with a fixed teacher (default: the uniform
+teacher, which visits every skill x difficulty cell once per cycle in a seeded shuffled order;
+on a mix or open env it plays through the documented adapter) and prints
 
 - the episode wall time (reset + all steps) and its split by phase: reset (building the
   validation and test sets and the first evaluation), generate, train, evaluate (the
@@ -16,6 +17,7 @@ visits every skill x difficulty cell once per cycle in a seeded shuffled order) 
 
 Run (about 75 s on 2 CPU cores shared with another job; results in benchmarks/README.md):
     python benchmarks/perf.py --threads 1
+    python benchmarks/perf.py --threads 1 --env distillgym/ArithMix-v1 --teacher stratified
     python benchmarks/perf.py --episodes 3 --json --out perf.json
 
 On a CPU that other processes keep busy, use ``--threads 1`` or ``OMP_WAIT_POLICY=PASSIVE``:
@@ -38,6 +40,8 @@ from _args import emit_json, parse_dataclass_args  # benchmarks/_args.py, beside
 
 @dataclass
 class Args:
+    env: str = "distillgym/ArithSkills-v0"
+    """Registered env id."""
     episodes: int = 1
     """Episodes to run (seeds 0..episodes-1); the figures are per-episode means over them."""
     teacher: str = "uniform"
@@ -89,20 +93,21 @@ def mean_seq_len(env: Any) -> float:
     return sum(lens) / len(lens)
 
 
-def run_episode(seed: int, teacher_name: str, budget: int) -> dict[str, Any]:
+def run_episode(env_id: str, seed: int, teacher_name: str, budget: int) -> dict[str, Any]:
     import gymnasium as gym
 
     import distillgym  # noqa: F401  (registers the env)
     from distillgym.agents import make_teacher
+    from distillgym.agents.adapters import adapt_teacher
 
     kwargs = {"budget": budget} if budget > 0 else {}
-    env = gym.make("distillgym/ArithSkills-v0", device="cpu", **kwargs)  # the default env, on the CPU
-    teacher = make_teacher(teacher_name)
+    env = gym.make(env_id, device="cpu", **kwargs)  # the default env, on the CPU
     phases = dict.fromkeys(("reset", "generate", "train", "evaluate", "test"), 0.0)
     tokens = examples = steps = 0
     t0 = time.perf_counter()
     obs, info = env.reset(seed=seed)
     phases["reset"] = time.perf_counter() - t0
+    teacher = adapt_teacher(make_teacher(teacher_name), info["level"])
     teacher.reset(env.action_space, info, seed=seed)
     while True:
         obs, reward, terminated, truncated, info = env.step(teacher.act(obs, info))
@@ -145,7 +150,7 @@ def main() -> None:
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    eps = [run_episode(seed, args.teacher, args.budget) for seed in range(args.episodes)]
+    eps = [run_episode(args.env, seed, args.teacher, args.budget) for seed in range(args.episodes)]
     peak = matmul_flops(args.matmul_size, args.matmul_reps)
 
     n = len(eps)
@@ -157,6 +162,7 @@ def main() -> None:
     achieved = eps[0]["flops_per_token"] * tokens / train_s
     result = {
         "args": dataclasses.asdict(args),
+        "env": args.env,
         "episodes": eps,
         "wall_seconds": wall,
         "phases_seconds": phases,
@@ -180,7 +186,7 @@ def main() -> None:
 
     e0 = eps[0]
 
-    print(f"distillgym/ArithSkills-v0 episode (budget {e0['budget']}{'' if args.budget else ', the default'}) x {n}, teacher {args.teacher!r}, device cpu, "
+    print(f"{args.env} episode (budget {e0['budget']}{'' if args.budget else ', the default'}) x {n}, teacher {args.teacher!r}, device cpu, "
           f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {os.cpu_count()} CPU(s)")
     print(f"{e0['steps']} steps, {examples:.0f} examples, {e0['optimizer_steps']} optimizer steps, "
           f"{tokens:.0f} training tokens per episode; student {e0['n_params']} parameters, "

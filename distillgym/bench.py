@@ -6,6 +6,7 @@ A suite is a TOML file (``benchmarks/suites/NAME.toml``)::
     description = "..."
     env = "distillgym/ArithSkills-v0"
     seeds = [0, 1, 2]          # or a count: seeds = 3
+    teachers = ["random"]      # plain names, or [[teachers]] tables as below (not both in one file)
     [env_kwargs]               # constructor arguments of the env (the budget among them)
     budget = 65536
     [[teachers]]
@@ -188,10 +189,20 @@ def load_suite(name_or_path: str) -> Suite:
             raise ConfigError(f"suite file {str(path)!r}: seeds must be >= 1, got {seeds}")
         seeds = list(range(seeds))
     teachers = []
-    for t in data.get("teachers", []):
+    raw_teachers = data.get("teachers", [])
+    if not isinstance(raw_teachers, list):
+        raise ConfigError(
+            f"suite file {str(path)!r}: 'teachers' must be a list of names (teachers = [\"uniform\", \"ioa\"]) "
+            f"or [[teachers]] tables, got {raw_teachers!r}"
+        )
+    for t in raw_teachers:
+        if isinstance(t, str):  # teachers = ["uniform", "ioa"]
+            teachers.append(TeacherEntry(t))
+            continue
         if not isinstance(t, dict) or "name" not in t or set(t) - {"name", "kwargs", "label"}:
             raise ConfigError(
-                f"suite file {str(path)!r}: each [[teachers]] entry needs 'name' and may have 'kwargs' and 'label', got {t!r}"
+                f"suite file {str(path)!r}: each teacher is a name or a [[teachers]] table with 'name' and optional "
+                f"'kwargs' and 'label', got {t!r}"
             )
         teachers.append(TeacherEntry(t["name"], dict(t.get("kwargs", {})), t.get("label", "")))
     suite = Suite(

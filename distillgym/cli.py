@@ -43,15 +43,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from distillgym.runner import run_episode
 
     if not args.json:
-        print(f"{'step':>4} {'skill':<10} {'L':>1} {'val acc':>7} {'reward':>7} {'loss':>6} {'seconds':>7}")
+        print(f"{'step':>4} {'data':<22} {'val acc':>7} {'reward':>7} {'loss':>6} {'seconds':>7}")
 
     def show(rec: dict[str, Any]) -> None:
-        if not args.json:
-            print(
-                f"{rec['t']:>4} {rec['skill']:<10} {rec['difficulty']:>1} {rec['val_accuracy']:>7.3f} "
-                f"{rec['reward']:>+7.3f} {rec['loss']:>6.3f} {rec['seconds']['total']:>7.2f}",
-                flush=True,
-            )
+        if args.json:
+            return
+        if "skill" in rec:
+            data = f"{rec['skill']} L{rec['difficulty']}"
+        elif "accepted" in rec:
+            data = f"{rec['accepted']} of {rec['examples']} lines ok"
+        else:
+            alloc = rec.get("allocation") or []
+            data = f"mix over {sum(1 for row in alloc for v in row if v)} cells"
+        loss = rec["loss"] if rec["loss"] is not None else float("nan")
+        print(
+            f"{rec['t']:>4} {data:<22} {rec['val_accuracy']:>7.3f} {rec['reward']:>+7.3f} {loss:>6.3f} "
+            f"{rec['seconds']['total']:>7.2f}",
+            flush=True,
+        )
 
     res = run_episode(args.env, args.teacher, args.seed, args.env_kwargs, args.teacher_kwargs, on_step=show)
     if args.json:

@@ -1,4 +1,9 @@
-"""Run one teacher on one environment for one episode (suites are in :mod:`distillgym.bench`)."""
+"""Run one teacher on one environment for one episode (suites are in :mod:`distillgym.bench`).
+
+:func:`run_episode` is the one loop to copy: reset the env, reset the teacher with the reset
+``info``, then ``act`` -> ``env.step`` -> ``update`` until the episode ends. A teacher of another
+action level is wrapped by :func:`distillgym.agents.adapters.adapt_teacher` (documented there).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,32 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["DEFAULT_ENV", "run_episode"]
+__all__ = ["DEFAULT_ENV", "run_episode", "step_record"]
 
 DEFAULT_ENV = "distillgym/ArithSkills-v0"
 
 
+def step_record(t: int, info: dict[str, Any], reward: float) -> dict[str, Any]:
+    """The JSON-able record of one step, as the results files keep it."""
+    a = dict(info.get("action") or {})
+    rec: dict[str, Any] = {"t": t}
+    if "skill" in a:  # a one-cell step (cell level, or a one-hot mix)
+        rec["skill"], rec["difficulty"] = a["skill"], a["difficulty"]
+    rec["examples"] = int(a.get("n", 0))
+    rec["val_accuracy"] = info["mean_accuracy"]
+    rec["reward"] = float(reward)
+    rec["loss"] = info.get("train_loss")
+    for k in ("allocation", "accepted", "rejected"):
+        if k in a:
+            rec[k] = a[k]
+    costs = info.get("costs") or {}
+    rec["costs"] = {k: v for k, v in costs.items() if k != "seconds"}
+    rec["seconds"] = {k: float(v) for k, v in (costs.get("seconds") or {}).items()}
+    return rec
+
+
 def run_episode(
-    env_id: str = DEFAULT_ENV,
+    env: Any = DEFAULT_ENV,
     teacher: str | Any = "uniform",
     seed: int = 0,
     env_kwargs: dict[str, Any] | None = None,
@@ -21,44 +45,50 @@ def run_episode(
 ) -> dict[str, Any]:
     """Run one episode; the env and the teacher are both seeded with ``seed``.
 
-    Returns a JSON-able dict with ``teacher``, ``seed``, ``env``, ``final_test_accuracy``,
-    ``val_accuracy_start``, ``val_accuracy_end``, ``seconds``, ``examples`` and ``steps``
-    (one record per step, also passed to ``on_step`` as it happens)."""
+    ``env`` is an env id (made with ``env_kwargs`` and closed at the end) or an env object
+    (used as is, not closed). ``teacher`` is a name (built with ``teacher_kwargs``) or a
+    teacher object. Returns a JSON-able dict with ``teacher``, ``seed``, ``env``,
+    ``final_test_accuracy``, ``val_accuracy_start``, ``val_accuracy_end``, ``seconds``,
+    ``examples``, ``costs`` (the episode's totals) and ``steps`` (one record per step, also
+    passed to ``on_step`` as it happens)."""
     import gymnasium as gym
 
     import distillgym  # noqa: F401  (registers the envs)
     from distillgym.agents import make_teacher
+    from distillgym.agents.adapters import adapt_teacher
 
     t0 = time.perf_counter()
-    env = gym.make(env_id, **(env_kwargs or {}))
+    own_env = isinstance(env, str)
+    if own_env:
+        env_id = env
+        env = gym.make(env_id, **(env_kwargs or {}))
+    else:
+        if env_kwargs:
+            raise ValueError("env_kwargs are for an env given by id, not for an env object")
+        env_id = env.spec.id if getattr(env, "spec", None) is not None else type(env.unwrapped).__name__
     agent = make_teacher(teacher, **(teacher_kwargs or {})) if isinstance(teacher, str) else teacher
-    obs, info = env.reset(seed=seed)
-    skills = list(info.get("skills", []))
-    agent.reset(env.action_space, info, seed=seed)
-    steps: list[dict[str, Any]] = []
-    ret = 0.0
-    while True:
-        action = agent.act(obs, info)
-        obs, reward, terminated, truncated, info = env.step(action)
-        agent.update(obs, reward, terminated, truncated, info)
-        ret += reward
-        rec = {
-            "t": len(steps) + 1,
-            "skill": info["action"]["skill"],
-            "difficulty": info["action"]["difficulty"],
-            "examples": info["action"]["n"],
-            "val_accuracy": info["mean_accuracy"],
-            "reward": float(reward),
-            "loss": info["train_loss"],
-            "seconds": dict(info["costs"]["seconds"]),
-        }
-        steps.append(rec)
-        if on_step is not None:
-            on_step(rec)
-        if terminated or truncated:
-            break
+    try:
+        obs, info = env.reset(seed=seed)
+        skills = list(info.get("skills", []))
+        agent = adapt_teacher(agent, info.get("level", "cell"))
+        agent.reset(env.action_space, info, seed=seed)
+        steps: list[dict[str, Any]] = []
+        ret = 0.0
+        while True:
+            action = agent.act(obs, info)
+            obs, reward, terminated, truncated, info = env.step(action)
+            agent.update(obs, reward, terminated, truncated, info)
+            ret += reward
+            rec = step_record(len(steps) + 1, info, reward)
+            steps.append(rec)
+            if on_step is not None:
+                on_step(rec)
+            if terminated or truncated:
+                break
+    finally:
+        if own_env:
+            env.close()
     final = info["final"]
-    env.close()
     return {
         "teacher": teacher if isinstance(teacher, str) else getattr(agent, "name", type(agent).__name__),
         "seed": seed,
@@ -72,6 +102,8 @@ def run_episode(
         "val_accuracy_end": final["val_accuracy_end"],
         "return": ret,
         "examples": final["examples"],
+        "truncated": bool(truncated),
+        "costs": dict(info.get("totals") or {}),
         "seconds": time.perf_counter() - t0,
         "teacher_stats": dict(getattr(agent, "stats", None) or {}),
         "steps": steps,

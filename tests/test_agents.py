@@ -25,6 +25,12 @@ COPY, SUCC, ADD, SUB, MUL, CMP, CHAIN = range(7)
 # Every registered teacher that runs without an external model; the LLM teacher needs one
 # (tests/test_llm.py builds a tiny model and runs its episodes).
 BUILTIN = sorted(n for n in TEACHERS if n != "llm")
+LEVEL_ENV = {"cell": "distillgym/ArithSkills-v0", "mix": "distillgym/ArithMix-v1", "open": "distillgym/ArithOpen-v1"}
+MIX_SPACE = gym.spaces.Box(-1.0, 1.0, (S, D), np.float32)
+
+
+def _level(name: str) -> str:
+    return TEACHERS[name].levels[0]
 
 
 def _obs(acc, ref=None):
@@ -62,33 +68,45 @@ def test_unknown_teacher_names_the_valid_ones():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", BUILTIN)
 def test_teacher_completes_an_episode_deterministically(name):
-    a = run_episode("distillgym/ArithSkills-v0", name, seed=4, env_kwargs=TINY)
-    b = run_episode("distillgym/ArithSkills-v0", name, seed=4, env_kwargs=TINY)
+    """Every built-in teacher on an env of its own level (cell teachers on ArithSkills-v0)."""
+    env_id = LEVEL_ENV[_level(name)]
+    a = run_episode(env_id, name, seed=4, env_kwargs=TINY)
+    b = run_episode(env_id, name, seed=4, env_kwargs=TINY)
     assert a["teacher"] == name and a["seed"] == 4
-    assert len(a["steps"]) == 3 and a["examples"] == TINY["budget"]
-    for rec in a["steps"]:
-        assert rec["skill"] in SKILLS and 0 <= rec["difficulty"] < D
-    actions = [(r["skill"], r["difficulty"], r["examples"]) for r in a["steps"]]
-    assert actions == [(r["skill"], r["difficulty"], r["examples"]) for r in b["steps"]]
+    assert a["examples"] == TINY["budget"]
+    if _level(name) == "cell":
+        assert len(a["steps"]) == 3
+        for rec in a["steps"]:
+            assert rec["skill"] in SKILLS and 0 <= rec["difficulty"] < D
+    key = ("skill", "difficulty", "allocation", "accepted", "examples")
+    actions = [tuple(str(r.get(k)) for k in key) for r in a["steps"]]
+    assert actions == [tuple(str(r.get(k)) for k in key) for r in b["steps"]]
     assert a["final_test_accuracy"] == b["final_test_accuracy"]
     assert [r["val_accuracy"] for r in a["steps"]] == [r["val_accuracy"] for r in b["steps"]]
     assert 0.0 <= a["final_test_accuracy"] <= 1.0
     assert a["return"] == pytest.approx(a["val_accuracy_end"] - a["val_accuracy_start"], abs=1e-9)
 
 
-@pytest.mark.parametrize("name", BUILTIN)
+@pytest.mark.parametrize("name", [n for n in BUILTIN if _level(n) in ("cell", "mix")])
 def test_actions_are_valid_and_seeded(name, arith_info):
     """Offline: 60 decisions on random observations are in the action space and depend only on the seed."""
+    level = _level(name)
+    space = ACTION_SPACE if level == "cell" else MIX_SPACE
 
     def play(seed):
         t = make_teacher(name)
-        t.reset(ACTION_SPACE, arith_info, seed=seed)
+        t.reset(space, arith_info, seed=seed)
         rng = np.random.default_rng(123)
         out = []
         for _ in range(60):
-            a = t.act(_obs(rng.random((S, D))), {})
-            assert ACTION_SPACE.contains(np.asarray(a, dtype=np.int64)), a
-            out.append(tuple(int(x) for x in a))
+            obs = _obs(rng.random((S, D)))
+            if level == "cell":
+                a = np.asarray(t.act(obs, {}), dtype=np.int64)
+            else:
+                obs["loss"] = rng.random((S, D)).astype(np.float32) * 3
+                a = np.asarray(t.act(obs, {"budget_left": 512}), dtype=np.float32)
+            assert space.contains(a), a
+            out.append(tuple(a.ravel().tolist()))
         return out
 
     assert play(1) == play(1)

@@ -10,7 +10,10 @@ from distillgym.tasks import ArithmeticSuite
 
 
 class FakeStudent:
-    """Scores from a fixed boolean array; predict() answers 'X<prompt>' and records calls."""
+    """Scores from a fixed boolean array through the teacher-forced fast path; predict()
+    answers 'X<prompt>' and records calls."""
+
+    teacher_forced_exact = True
 
     def __init__(self, correct):
         self.correct = np.asarray(correct, dtype=bool)
@@ -138,3 +141,43 @@ def test_skill_accuracy_weights_cells_by_their_counts():
     assert r.skill_accuracy[0] == pytest.approx(0.75)
     assert r.mean_accuracy == pytest.approx(0.5)
     assert r.gap[0] == pytest.approx((0.5 - 0.75) / 0.5)
+
+
+class FakeGeneratingStudent:
+    """No fast path: its greedy answers are the gold answer where ``correct`` and 'X' elsewhere;
+    answer_loss is 1 where wrong, 0 where right; records predict calls."""
+
+    teacher_forced_exact = False
+
+    def __init__(self, examples, correct):
+        self.examples = list(examples)
+        self.ok = np.asarray(correct, dtype=bool)
+        self.calls = 0
+
+    def predict(self, prompts, max_new_tokens):
+        self.calls += 1
+        assert list(prompts) == [e.prompt for e in self.examples]  # one call for the whole set, in order
+        return [e.answer if ok else "X" for e, ok in zip(self.examples, self.ok, strict=True)]
+
+    def answer_loss(self, examples):
+        assert list(examples) == self.examples
+        return (~self.ok).astype(float)
+
+
+def test_students_without_the_fast_path_are_scored_by_the_suites_rule(suite, val_examples):
+    correct = np.random.default_rng(1).random(len(val_examples)) < 0.5
+    student = FakeGeneratingStudent(val_examples, correct)
+    report = Evaluator(suite, val_examples, n_errors=6, want_loss=True).evaluate(student, np.random.default_rng(0))
+    acc, _ = _hand_accuracy(suite, val_examples, correct)
+    np.testing.assert_allclose(report.accuracy, acc)
+    np.testing.assert_allclose(report.loss, 1 - acc)  # mean loss per cell
+    assert student.calls == 1  # the sampled errors reuse the answers already generated
+    assert len(report.errors) == 6 and all(e["student"] == "X" for e in report.errors)
+
+
+def test_engine_reference_accuracy_replaces_the_solver(suite, val_examples):
+    ref = np.linspace(0.3, 0.9, len(suite.skills))
+    report = Evaluator(suite, val_examples, reference=ref).evaluate(FakeStudent(np.zeros(len(val_examples), bool)))
+    np.testing.assert_allclose(report.reference, ref)
+    with pytest.raises(ValueError, match="shape"):
+        Evaluator(suite, val_examples, reference=np.ones(3))

@@ -240,6 +240,61 @@ class TinyStudent:
         """Fresh initial weights drawn from ``seed``, fresh optimiser and replay buffer."""
         self.load_state({k: v.to(self.device) for k, v in self._build(seed).state_dict().items()})
 
+    # ------------------------------------------------------------------ base pre-training
+    @property
+    def fixed_base(self) -> bool:
+        """True when episodes start from a pre-trained base (``pretrain_examples > 0``)."""
+        return self.config.pretrain_examples > 0
+
+    def base_key(self, suite_name: str) -> str:
+        """Cache key of the pre-trained base: the config (device included), the suite, and the
+        torch and transformers versions, since all of them change the trained weights."""
+        import transformers
+
+        extra = json.dumps(
+            {"suite": suite_name, "device": self.device.type, "torch": torch.__version__,
+             "transformers": transformers.__version__},
+            sort_keys=True,
+        )
+        d = dataclasses.asdict(self.config)
+        d.pop("eval_batch_size")
+        return hashlib.sha256((json.dumps(d, sort_keys=True) + extra).encode()).hexdigest()[:16]
+
+    def prepare(self, suite: Any, engine: Any) -> None:
+        """Pre-train the base once (``pretrain_examples`` uniform over skills and levels up to
+        ``pretrain_max_difficulty``, from ``engine``), cached on disk under :meth:`base_key`;
+        the student then holds the base weights with a fresh optimiser. Nothing to do without
+        pre-training. The cache file is written under a unique temporary name and renamed, and a
+        file that cannot be read is rebuilt, never trusted."""
+        import uuid
+
+        from distillgym.seeding import STREAM_PRETRAIN, rng_for
+        from distillgym.types import PlanItem
+
+        cfg = self.config
+        if cfg.pretrain_examples == 0:
+            return
+        path = cache_dir() / f"base-{suite.name}-{self.base_key(suite.name)}.pt"
+        if path.exists():
+            try:
+                state = torch.load(path, map_location=self.device, weights_only=True)
+                self.load_state(state)
+                return
+            except Exception:  # a corrupt cache file is rebuilt, never trusted
+                path.unlink(missing_ok=True)
+        D = min(cfg.pretrain_max_difficulty, suite.n_difficulties - 1)
+        cells = [(s, d) for s in suite.skills for d in range(D + 1)]
+        rng = rng_for(cfg.init_seed, STREAM_PRETRAIN)
+        plan = [PlanItem(s, d, cfg.pretrain_examples // len(cells)) for s, d in cells]
+        examples, _ = engine.generate(plan, rng, split="train" if suite.partition is not None else None)
+        self.train(examples, rng)
+        state = self.state()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex}")
+        torch.save({k: v.cpu() for k, v in state.items()}, tmp)
+        tmp.replace(path)
+        self.load_state(state)
+
     def costs(self) -> dict[str, Any]:
         return {
             "n_params": self.n_params,
@@ -296,7 +351,7 @@ class TinyStudent:
         return self.config.lr
 
     def train(self, examples: Sequence[Example], rng: np.random.Generator | None = None,
-              track_cells: bool = False) -> TrainStats:
+              track_cells: bool = True) -> TrainStats:
         """One pass over ``examples`` (shuffled with ``rng`` if given) in mini-batches.
 
         With ``replay_fraction`` r > 0 and earlier examples in the buffer, each mini-batch

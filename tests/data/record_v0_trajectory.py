@@ -69,8 +69,8 @@ def record(kwargs: dict, seed: int, actions: list) -> dict:
     engine_generate = u.engine.generate
     seen: list = []
 
-    def spy(plan, rng):
-        ex, cost = engine_generate(plan, rng)
+    def spy(plan, rng, **kwargs):  # kwargs: the split argument the refactored engine takes
+        ex, cost = engine_generate(plan, rng, **kwargs)
         seen.append(_digest(f"{e.prompt}{e.answer}" for e in ex))
         return ex, cost
 

@@ -1,0 +1,536 @@
+"""``TeachingEnv``: the one environment core; every registered id is a thin registration of it.
+
+One step, as data flows::
+
+    action ──▶ level.decode(action) ──▶ Plan ──▶ engine.generate(plan, rng, split="train")  (cell, mix)
+                                            └──▶ verify.check_lines(suite, lines)            (open)
+           ──▶ verified examples ──▶ student.train(examples, rng) ──▶ evaluator(validation part)
+           ──▶ observation, reward, info (text report, sampled errors, costs)
+
+The parts are named or given as objects: a task suite (:mod:`distillgym.tasks`), a student
+(:mod:`distillgym.students`), a data engine (:mod:`distillgym.engines`), an action level
+(:mod:`distillgym.levels`) and a reward (:data:`REWARDS` or a callable). Parts come from small
+registries, so this module imports no concrete student or engine class.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import math
+import time
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from distillgym.engines.base import EngineCost, make_engine
+from distillgym.errors import ConfigError, DistillGymError, UnknownNameError, check_bool, check_int, did_you_mean
+from distillgym.feedback import Evaluator, SkillReport
+from distillgym.levels import make_level
+from distillgym.rewards import REWARDS, RewardFn
+from distillgym.seeding import STREAM_EPISODE, STREAM_INIT, STREAM_TEST, STREAM_TRAIN, STREAM_VAL, rng_for
+from distillgym.students.base import make_student
+from distillgym.tasks import make_suite
+from distillgym.verify import check_lines
+
+__all__ = ["TeachingEnv", "Seconds", "REWARDS", "SPLIT_MODES", "INIT_MODES"]
+
+SPLIT_MODES = ("content", None)
+LOSS_MAX = 100.0
+"""Upper bound of the ``loss`` observation (nats per token; larger values are clipped)."""
+INIT_MODES = ("seed", "fixed")
+
+
+class Seconds(float):
+    """A wall-clock duration that compares equal to any other ``Seconds``.
+
+    Timings measure the machine, not the environment, so two steps with the same seed and
+    action return ``info`` dicts that compare equal (gymnasium's determinism check compares
+    them) while still reporting the seconds. It is a ``float``, so ``info`` stays
+    JSON-serialisable (``json.dumps`` writes the number)."""
+
+    def __eq__(self, other: object) -> bool:
+        return True if isinstance(other, Seconds) else float.__eq__(self, other)  # type: ignore[arg-type]
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __repr__(self) -> str:
+        return f"Seconds({float(self):.3f})"
+
+
+def _seconds(**values: float) -> dict[str, Seconds]:
+    return {k: Seconds(v) for k, v in values.items()}
+
+
+def _nan_to_none(m: np.ndarray) -> list:
+    return [[None if not math.isfinite(float(x)) else round(float(x), 6) for x in row] for row in m]
+
+
+class TeachingEnv(gym.Env):
+    """Teach a student language model: each step's action chooses its next training data.
+
+    ## Description
+    Each step, the action level turns the teacher's action into a plan of at most
+    ``examples_per_step`` examples (``cell``: one skill x difficulty cell; ``mix``: an
+    allocation over every cell; ``open``: the examples themselves, written as text). The data
+    engine makes verified examples of the plan from the *train* part of the suite's item space
+    (the open level checks the written lines instead), the student takes gradient steps on
+    them, and is then evaluated on a validation set of ``n_val_per_cell`` items per cell from
+    the *validation* part. The hidden test set (``n_test_per_cell`` items per cell from the
+    *test* part, disjoint from train and validation by content) is scored only when the
+    episode ends. With ``split=None`` (``ArithSkills-v0``) there is no content partition:
+    validation and test sets come from disjoint seed streams of the whole item space, as in v0.
+
+    ## Action Space
+    Set by ``level`` (see :mod:`distillgym.levels`): ``cell`` ``MultiDiscrete([n_skills,
+    n_difficulties])``; ``mix`` ``Box(-1, 1, (n_skills, n_difficulties), float32)``; ``open``
+    ``Text`` with the suite's alphabet and newline. Skill order is ``info["skills"]``.
+    Stable-Baselines3's algorithms and SB3's env checker cannot take a ``Text`` action space, so the
+    open level is for LLM agents and scripted writers; SB3's checker is run on the other levels only.
+
+    ## Observation Space
+    ``Dict``:
+    - ``accuracy``: ``Box(0, 1, (n_skills, n_difficulties), float32)``, validation accuracy per
+      cell (the suite's scoring rule; exact match for arithmetic);
+    - ``reference``: ``Box(0, 1, (n_skills,), float32)``, the reference teacher's accuracy per
+      skill (the data engine's measured accuracy, or the suite's solver);
+    - ``budget_left``: ``Box(0, 1, (1,), float32)``, fraction of the budget not yet spent;
+    - ``loss`` (when ``observe_loss``): ``Box(0, 100, (n_skills, n_difficulties), float32)``,
+      validation loss per cell: the mean token cross-entropy of the gold answer (nats; clipped at 100).
+
+    ``info["report"]`` is the text report (accuracy table, prerequisites, sampled errors with
+    the student's own greedy answer and the gold answer); ``render()`` returns it. With
+    ``report_loss`` (every v1 id) ``info["val_loss"]`` holds the validation loss per cell and
+    ``info["train_cell_loss"]`` the step's training loss per cell (None where not trained).
+
+    ## Rewards
+    ``reward="delta_mean"`` (default): ``r_t = A_t - A_{t-1}``, ``A_t`` the mean over all cells of
+    validation accuracy after step t (``A_0`` at reset), so the return is ``A_T - A_0``. Also
+    ``"sparse"``, ``"delta_min_skill"``, or a callable ``f(initial_report, previous_report,
+    report, terminal)`` (see :mod:`distillgym.rewards`).
+
+    ``info["costs"]``: the step's ``examples`` (verified examples trained on), ``charged``
+    (budget spent), ``rejected`` and ``rejected_by_kind``, ``tokens`` (student training tokens),
+    ``optimizer_steps``, ``student_flops``, the engine's ``engine_tokens_in``,
+    ``engine_tokens_out`` and ``engine_calls``, and ``seconds`` by phase (:class:`Seconds`,
+    equal to any other so that info stays deterministic). ``info["totals"]`` sums them over the
+    episode.
+
+    ## Episode End
+    Terminates when ``budget`` examples have been charged (the last step may be smaller).
+    Truncates after ``max_steps`` steps (default ``4 * ceil(budget / examples_per_step)``; only
+    reachable when an open-level teacher writes few lines). At either end ``info["final"]``
+    holds the accuracy on the hidden test set, never shown to the teacher before.
+
+    A step whose training raises (e.g. :class:`~distillgym.errors.TrainingDivergedError`)
+    leaves the env's counters, budget and report as they were before the step; the error says
+    whether the student's weights were changed, and the env then needs ``reset()``.
+
+    ## Arguments
+    - ``suite`` (name or :class:`~distillgym.tasks.base.TaskSuite`), ``suite_kwargs``.
+    - ``student`` (name, a Student object, or a dict of the tiny student's ``StudentConfig``
+      fields, as v0 took), ``student_kwargs`` (arguments of the student's factory).
+    - ``engine`` (name or a DataEngine object), ``engine_kwargs``.
+    - ``level``: ``"cell"``, ``"mix"`` or ``"open"``.
+    - ``reward``: a name in ``REWARDS`` or a callable.
+    - ``budget``, ``examples_per_step``, ``n_val_per_cell``, ``n_test_per_cell``, ``n_errors``.
+    - ``split``: ``"content"`` (validation and test sets from their parts of a partitioned
+      suite; cells too small to partition are listed in ``info["unpartitioned_cells"]``) or
+      None (v0: seed streams only).
+    - ``student_init``: ``"seed"`` (initial weights drawn from the episode seed, so confidence
+      intervals include initialisation variance) or ``"fixed"`` (the same weights every episode).
+    - ``observe_loss``: add ``loss`` to the observation (default: True for ``mix`` and ``open``).
+    - ``report_loss``: measure the validation loss (default True; needed by ``observe_loss``).
+    - ``max_steps``: truncation limit (see Episode End).
+    - ``device``: ``"auto"``, ``"cpu"`` or ``"cuda"``, passed to the student.
+    - ``torch_threads``: if set, ``torch.set_num_threads`` in this process (for vector-env workers).
+    - ``render_mode``: None or ``"ansi"``.
+
+    ## Version History
+    Registered ids and their versions are listed in :mod:`distillgym.envs`.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(
+        self,
+        suite: Any = "arith-v1",
+        student: Any = "tiny",
+        engine: Any = "procedural",
+        level: str = "cell",
+        reward: str | RewardFn = "delta_mean",
+        budget: int = 49152,
+        examples_per_step: int = 2048,
+        n_val_per_cell: int = 32,
+        n_test_per_cell: int = 64,
+        n_errors: int = 8,
+        split: str | None = "content",
+        student_init: str = "seed",
+        observe_loss: bool | None = None,
+        report_loss: bool = True,
+        max_steps: int | None = None,
+        suite_kwargs: dict[str, Any] | None = None,
+        student_kwargs: dict[str, Any] | None = None,
+        engine_kwargs: dict[str, Any] | None = None,
+        device: str | None = None,
+        torch_threads: int | None = None,
+        render_mode: str | None = None,
+        **unknown: Any,
+    ) -> None:
+        if unknown:
+            valid = [p for p in inspect.signature(TeachingEnv.__init__).parameters if p not in ("self", "unknown")]
+            bad = sorted(unknown)
+            raise ConfigError(f"unknown {type(self).__name__} argument(s) {bad}: {did_you_mean(bad[0], valid)}")
+        for name, v, low in (
+            ("budget", budget, 1),
+            ("examples_per_step", examples_per_step, 1),
+            ("n_val_per_cell", n_val_per_cell, 1),
+            ("n_test_per_cell", n_test_per_cell, 1),
+            ("n_errors", n_errors, 0),
+        ):
+            check_int(type(self).__name__, name, v, low)
+        if max_steps is not None:
+            check_int(type(self).__name__, "max_steps", max_steps, 1)
+        if torch_threads is not None:
+            check_int(type(self).__name__, "torch_threads", torch_threads, 1)
+            import torch
+
+            torch.set_num_threads(int(torch_threads))
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ConfigError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
+        if split not in SPLIT_MODES:
+            raise ConfigError(f"split must be 'content' or None, got {split!r}")
+        if student_init not in INIT_MODES:
+            raise ConfigError(f"student_init must be one of {list(INIT_MODES)}, got {student_init!r}")
+        if isinstance(reward, str):
+            if reward not in REWARDS:
+                raise UnknownNameError(f"unknown reward {reward!r}: {did_you_mean(reward, REWARDS)}")
+            self.reward_name, self._reward_fn = reward, REWARDS[reward]
+        elif callable(reward):
+            self.reward_name, self._reward_fn = getattr(reward, "__name__", "custom"), reward
+        else:
+            raise ConfigError(f"reward must be one of {list(REWARDS)} or a callable, got {reward!r}")
+
+        self.suite = make_suite(suite, **(suite_kwargs or {}))
+        if split == "content" and self.suite.partition is None:
+            raise ConfigError(
+                f"suite {self.suite.name!r} has no content partition, so split='content' cannot hold out "
+                "validation and test items by content; use a partitioned suite (e.g. 'arith-v1') or split=None"
+            )
+        self.budget = int(budget)
+        self.examples_per_step = int(examples_per_step)
+        self.n_val_per_cell = int(n_val_per_cell)
+        self.n_test_per_cell = int(n_test_per_cell)
+        self.n_errors = int(n_errors)
+        self.split = split
+        self.student_init = student_init
+        self.render_mode = render_mode
+        self.level = make_level(level, self.suite, self.examples_per_step)
+        self.report_loss = check_bool(type(self).__name__, "report_loss", report_loss)
+        self.observe_loss = (
+            self.level.name in ("mix", "open") if observe_loss is None else check_bool("", "observe_loss", observe_loss)
+        )
+        if self.observe_loss and not self.report_loss:
+            raise ConfigError("observe_loss=True needs report_loss=True (the loss is measured by the evaluator)")
+        self.max_steps = int(max_steps) if max_steps is not None else 4 * -(-self.budget // self.examples_per_step)
+
+        self.engine = make_engine(engine, self.suite, **(engine_kwargs or {}))
+        self.student = self._make_student(student, student_kwargs, device)
+        prepare = getattr(self.student, "prepare", None)
+        if callable(prepare):
+            prepare(self.suite, self.engine)  # e.g. a cached base pre-training
+        if student_init == "seed" and getattr(self.student, "fixed_base", False):
+            raise ConfigError(
+                "this student starts from a pre-trained base, which student_init='seed' would discard; "
+                "use student_init='fixed' (or no base pre-training)"
+            )
+        self._initial = self.student.snapshot()
+        self._config = self._resolve_config(suite, student, engine, level, reward, suite_kwargs, engine_kwargs)
+
+        S, D = len(self.suite.skills), self.suite.n_difficulties
+        self.action_space = self.level.space
+        obs: dict[str, spaces.Space] = {
+            "accuracy": spaces.Box(0.0, 1.0, (S, D), np.float32),
+            "reference": spaces.Box(0.0, 1.0, (S,), np.float32),
+            "budget_left": spaces.Box(0.0, 1.0, (1,), np.float32),
+        }
+        if self.observe_loss:
+            obs["loss"] = spaces.Box(0.0, LOSS_MAX, (S, D), np.float32)
+        self.observation_space = spaces.Dict(obs)
+        self._report: SkillReport | None = None
+        self._initial_report: SkillReport | None = None
+        self._spent = 0
+        self._t = 0
+        self._episode_seed = 0
+        self._done = True
+        self._broken: str | None = None
+        self._totals: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ construction helpers
+    def _make_student(self, student: Any, student_kwargs: dict[str, Any] | None, device: str | None) -> Any:
+        kwargs = dict(student_kwargs or {})
+        if student is None or isinstance(student, dict) or type(student).__name__ == "StudentConfig":
+            # v0's API: a dict (or StudentConfig) of the tiny student's config fields
+            if isinstance(student, dict):
+                kwargs = {**student, **kwargs}
+            elif student is not None:
+                kwargs["config"] = student
+            student = "tiny"
+        if device is not None and isinstance(student, str):
+            kwargs["device"] = device
+        return make_student(student, self.suite, **kwargs)
+
+    def _resolve_config(self, suite, student, engine, level, reward, suite_kwargs, engine_kwargs) -> dict[str, Any]:
+        """Constructor arguments that rebuild this env (``TeachingEnv(**env.config)``), every default
+        filled in; a part given as an object is named ``"module:Class"`` (and ``rebuildable`` is False)."""
+
+        def name_of(part: Any) -> str:
+            return part if isinstance(part, str) else f"{type(part).__module__}:{type(part).__qualname__}"
+
+        student_kwargs: Any = None
+        cfg = getattr(self.student, "config", None)
+        if cfg is not None and dataclasses.is_dataclass(cfg):
+            student_kwargs = dataclasses.asdict(cfg)
+        elif callable(getattr(self.student, "resolved_config", None)):
+            student_kwargs = self.student.resolved_config()
+        v0_style = student is None or isinstance(student, dict) or type(student).__name__ == "StudentConfig"
+        student_name = student if isinstance(student, str) else ("tiny" if v0_style else name_of(student))
+        return {
+            "suite": self.suite.name if isinstance(suite, str) else name_of(suite),
+            "suite_kwargs": dict(suite_kwargs or {}),
+            "student": student_name,
+            "student_kwargs": student_kwargs or {},
+            "engine": name_of(engine),
+            "engine_kwargs": dict(engine_kwargs or {}),
+            "level": self.level.name,
+            "reward": self.reward_name,
+            "budget": self.budget,
+            "examples_per_step": self.examples_per_step,
+            "n_val_per_cell": self.n_val_per_cell,
+            "n_test_per_cell": self.n_test_per_cell,
+            "n_errors": self.n_errors,
+            "split": self.split,
+            "student_init": self.student_init,
+            "observe_loss": self.observe_loss,
+            "report_loss": self.report_loss,
+            "max_steps": self.max_steps,
+            "rebuildable": all(isinstance(p, (str, dict, type(None))) for p in (suite, engine))
+            and (isinstance(student, str) or v0_style)
+            and isinstance(reward, str),
+        }
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """Every setting that determines the dynamics, defaults filled in (JSON-able): the
+        constructor arguments that rebuild this env, ``TeachingEnv(**{k: v for k, v in
+        env.config.items() if k != "rebuildable"})``, when ``config["rebuildable"]``."""
+        return json.loads(json.dumps(self._config))
+
+    # ------------------------------------------------------------------ helpers
+    def _cells_set(self, stream: int, n: int, split: str | None) -> list[Any]:
+        out = []
+        for i, s in enumerate(self.suite.skills):
+            for d in range(self.suite.n_difficulties):
+                rng = rng_for(self._episode_seed, stream, i, d)
+                if split is None:
+                    out.extend(self.suite.generate(s, d, rng, n))
+                else:
+                    out.extend(self.suite.generate(s, d, rng, n, split=split, distinct=True))
+        return out
+
+    def _obs(self) -> dict[str, np.ndarray]:
+        if self._report is None:
+            raise ConfigError("call reset() before reading an observation")
+        obs = {
+            "accuracy": self._report.accuracy.astype(np.float32),
+            "reference": np.clip(self._report.reference, 0, 1).astype(np.float32),
+            "budget_left": np.array([self.budget_left / self.budget], dtype=np.float32),
+        }
+        if self.observe_loss:
+            loss = self._report.loss if self._report.loss is not None else np.zeros(self._report.accuracy.shape)
+            obs["loss"] = np.clip(loss, 0, LOSS_MAX).astype(np.float32)
+        return obs
+
+    @property
+    def budget_left(self) -> int:
+        return self.budget - self._spent
+
+    def decode_action(self, action: Any) -> Any:
+        """The step's plan for ``action`` (raises :class:`InvalidActionError`). For the cell
+        level this is the single :class:`~distillgym.types.PlanItem`, as in v0."""
+        plan = self.level.decode(action, min(self.examples_per_step, self.budget_left))
+        return plan.items[0] if self.level.name == "cell" else plan
+
+    def static_info(self) -> dict[str, Any]:
+        """What a teacher may know about the environment (no gold answers)."""
+        info = {
+            "suite": self.suite.name,
+            "suite_description": self.suite.description,
+            "skill_descriptions": dict(self.suite.skill_descriptions),
+            "skills": list(self.suite.skills),
+            "prerequisites": {s: list(p) for s, p in self.suite.prerequisites.items()},
+            "n_difficulties": self.suite.n_difficulties,
+            "examples_per_step": self.examples_per_step,
+            "budget": self.budget,
+            "level": self.level.name,
+            "action": self.level.describe(),
+            "split": self.split,
+            "unpartitioned_cells": [list(c) for c in self.suite.unpartitioned_cells()] if self.split else None,
+            "env_config": self.config,
+        }
+        return info
+
+    # ------------------------------------------------------------------ gym API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self._episode_seed = int(self.np_random.integers(0, 2**31 - 1))
+        if self.student_init == "seed":
+            init_seed = int(rng_for(self._episode_seed, STREAM_INIT).integers(0, 2**31 - 1))
+            self.student.reinit(init_seed)
+        else:
+            self.student.restore(self._initial)
+        self._spent, self._t, self._done, self._broken = 0, 0, False, None
+        self._totals = {}
+        reference = self.engine.reference_accuracy(self.suite) if hasattr(self.engine, "reference_accuracy") else None
+        val_split = "val" if self.split else None
+        test_split = "test" if self.split else None
+        self._val = Evaluator(
+            self.suite, self._cells_set(STREAM_VAL, self.n_val_per_cell, val_split), self.n_errors,
+            reference=reference, want_loss=self.report_loss,
+        )
+        self._test = Evaluator(
+            self.suite, self._cells_set(STREAM_TEST, self.n_test_per_cell, test_split), 0,
+            reference=reference, want_loss=self.report_loss,
+        )
+        self._report = self._val.evaluate(self.student, rng_for(self._episode_seed, STREAM_EPISODE, 0))
+        self._initial_report = self._report
+        info = self.static_info()
+        info.update(self._report_info(self._report))
+        return self._obs(), info
+
+    def _report_info(self, report: SkillReport) -> dict[str, Any]:
+        info = {
+            "report": report.render(self.budget_left),
+            "errors": report.errors,
+            "mean_accuracy": report.mean_accuracy,
+            "skill_accuracy": report.skill_accuracy.tolist(),
+            "budget_left": self.budget_left,
+        }
+        if report.loss is not None:
+            info["val_loss"] = _nan_to_none(report.loss)
+        return info
+
+    def _make_examples(self, plan: Any, rng: np.random.Generator) -> tuple[list[Any], EngineCost, int, dict]:
+        """Verified examples of the plan, the cost, the budget charged, and action info."""
+        if plan.lines is not None:
+            t0 = time.perf_counter()
+            checked = check_lines(self.suite, plan.lines, max_lines=plan.max_lines, check_leaks=bool(self.split))
+            checked.cost.seconds = time.perf_counter() - t0
+            extra = {"lines": checked.charged, "accepted": len(checked.examples), "rejected": checked.counts}
+            extra["rejected"].pop("accepted")
+            return checked.examples, checked.cost, checked.charged, extra
+        examples, cost = self.engine.generate(plan.items, rng, split="train" if self.split else None)
+        return examples, cost, sum(item.n for item in plan.items), {}
+
+    def step(self, action: Any):
+        if self._broken is not None:
+            raise ConfigError(f"the last step failed ({self._broken}); call reset() to start a new episode")
+        if self._report is None or self._initial_report is None:
+            raise ConfigError("call reset() before step()")
+        if self._done:
+            raise ConfigError("the episode has ended (budget spent); call reset() to start a new one")
+        t_start = time.perf_counter()
+        n = min(self.examples_per_step, self.budget_left)
+        plan = self.level.decode(action, n)
+        t = self._t + 1
+        rng = rng_for(self._episode_seed, STREAM_TRAIN, t)
+        examples, cost, charged, extra = self._make_examples(plan, rng)
+        try:
+            train = self.student.train(examples, rng)
+        except Exception as err:
+            applied = getattr(err, "applied", None)
+            if isinstance(err, DistillGymError):
+                changed = (
+                    "the student's weights were not changed"
+                    if applied == 0
+                    else f"{applied} optimiser step(s) had already changed the student's weights"
+                    if applied
+                    else "the student's weights may have changed"
+                )
+                self._broken = f"{type(err).__name__} at step {t}"
+                raise type(err)(
+                    f"{err} [env: step {t} failed while training on {len(examples)} examples; {changed}; the env's "
+                    f"step counter, budget ({self.budget_left} left) and report were not advanced; call reset()]",
+                    *([applied] if applied is not None else []),
+                ) from err
+            self._broken = f"{type(err).__name__} at step {t}"
+            raise
+        self._t = t
+        self._spent += charged
+        prev = self._report
+        self._report = self._val.evaluate(self.student, rng_for(self._episode_seed, STREAM_EPISODE, t))
+        terminated = self.budget_left <= 0
+        truncated = not terminated and self._t >= self.max_steps
+        self._done = terminated or truncated
+        reward = float(self._reward_fn(self._initial_report, prev, self._report, terminated))
+
+        info = self._report_info(self._report)
+        info["action"] = {**plan.info, **extra, "n": charged}
+        info["train_loss"] = train.loss if math.isfinite(train.loss) else None  # None: nothing was trained
+        if self.report_loss:
+            S, D = len(self.suite.skills), self.suite.n_difficulties
+            cell = np.full((S, D), np.nan)
+            for (skill, d), v in (train.cell_loss or {}).items():
+                cell[self.suite.skill_index(skill), d] = v
+            info["train_cell_loss"] = _nan_to_none(cell)
+        flops = float(getattr(train, "flops", 0.0) or 0.0)
+        costs = {
+            "examples": cost.examples,
+            "charged": charged,
+            "rejected": cost.rejected,
+            "rejected_by_kind": dict(cost.rejected_by_kind),
+            "tokens": train.tokens,
+            "optimizer_steps": train.optimizer_steps,
+            "student_flops": flops,
+            "engine_tokens_in": cost.tokens_in,
+            "engine_tokens_out": cost.tokens_out,
+            "engine_calls": cost.calls,
+        }
+        for k, v in costs.items():
+            if k != "rejected_by_kind":
+                self._totals[k] = self._totals.get(k, 0) + v
+        info["costs"] = costs
+        info["totals"] = dict(self._totals)
+        seconds = {"generate": cost.seconds, "train": train.seconds, "evaluate": self._report.seconds}
+        if self._done:
+            t0 = time.perf_counter()
+            test = self._test.evaluate(self.student)
+            seconds["test"] = time.perf_counter() - t0
+            info["final"] = {
+                "test_accuracy": test.mean_accuracy,
+                "test_accuracy_matrix": test.accuracy.round(6).tolist(),
+                "test_skill_accuracy": test.skill_accuracy.round(6).tolist(),
+                "reference_test_accuracy": float(test.reference.mean()),
+                "val_accuracy_start": self._initial_report.mean_accuracy,
+                "val_accuracy_end": self._report.mean_accuracy,
+                "examples": self._spent,
+                "steps": self._t,
+            }
+            if test.loss is not None:
+                info["final"]["test_loss_matrix"] = _nan_to_none(test.loss)
+        costs["seconds"] = _seconds(**seconds, total=time.perf_counter() - t_start)
+        return self._obs(), reward, terminated, truncated, info
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        if self._report is None:
+            return "(reset() not called yet)"
+        return self._report.render(self.budget_left)

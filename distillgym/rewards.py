@@ -1,0 +1,36 @@
+"""Rewards: ``f(initial_report, previous_report, report, terminal) -> float``.
+
+- ``delta_mean`` (default): change of the mean validation accuracy over all cells since the
+  previous step, so the episode return is ``A_T - A_0``;
+- ``sparse``: 0 until the last step, then ``A_T - A_0``;
+- ``delta_min_skill``: change of the weakest skill's accuracy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from distillgym.feedback import SkillReport
+
+__all__ = ["REWARDS", "RewardFn"]
+
+RewardFn = Callable[[SkillReport, SkillReport, SkillReport, bool], float]
+
+
+def _delta_mean(initial: SkillReport, prev: SkillReport, now: SkillReport, terminal: bool) -> float:
+    return now.mean_accuracy - prev.mean_accuracy
+
+
+def _sparse(initial: SkillReport, prev: SkillReport, now: SkillReport, terminal: bool) -> float:
+    return now.mean_accuracy - initial.mean_accuracy if terminal else 0.0
+
+
+def _delta_min_skill(initial: SkillReport, prev: SkillReport, now: SkillReport, terminal: bool) -> float:
+    return float(now.skill_accuracy.min() - prev.skill_accuracy.min())
+
+
+REWARDS: dict[str, RewardFn] = {
+    "delta_mean": _delta_mean,
+    "sparse": _sparse,
+    "delta_min_skill": _delta_min_skill,
+}
