@@ -16,10 +16,16 @@ id                             level   suite      what differs
                                                   ``loss`` in the observation
 ``distillgym/ArithOpen-v1``    open    arith-v1   as ArithSkills-v1, the action written examples (text);
                                                   ``loss`` in the observation
+``distillgym/ReasoningGym-v1`` cell    reasoning  as ArithSkills-v1 on eight reasoning-gym datasets with
+                               -gym               compact prompts (:mod:`distillgym.tasks.reasoning_gym`;
+                                                  the ``reasoning-gym`` extra); steps of 1,024 (48 steps)
 =============================  ======  =========  ======================================================
 
-All four: 49,152 examples per episode in steps of 2,048 (24 steps), 32 validation and 64 test
-items per cell, 8 sampled errors in each report, the ``delta_mean`` reward, the tiny student.
+All of them: 49,152 examples per episode, 32 validation and 64 test items per cell, 8 sampled
+errors in each report, the ``delta_mean`` reward, the tiny student (default ``StudentConfig``).
+The arithmetic ids take steps of 2,048 (24 steps). ``ReasoningGym-v1`` has 32 cells (8 skills x
+4 levels) and takes steps of 1,024, so that a teacher can visit every cell once in an episode
+(with 24 steps the ``uniform`` teacher would leave 8 cells untrained).
 
 ## Version History
 - ``ArithSkills-v0``: the original environment (its class was ``ArithSkillsEnv``); kept bit-identical
@@ -30,6 +36,8 @@ items per cell, 8 sampled errors in each report, the ``delta_mean`` reward, the 
   validation for one seed, and one training step covered most test prompts of about 10 cells);
   the arithmetic levels of the 8 cells with fewer than 200 items were redefined (see
   :mod:`distillgym.tasks.arithmetic`); the student's initial weights are drawn from the episode seed.
+- ``ReasoningGym-v1``: first version (reasoning-gym 0.1.25, pinned by the extra: its generators
+  make the items).
 """
 
 from __future__ import annotations
@@ -49,6 +57,9 @@ ENV_DEFAULTS: dict[str, dict[str, Any]] = {
     "distillgym/ArithSkills-v1": dict(**_V1, level="cell"),
     "distillgym/ArithMix-v1": dict(**_V1, level="mix"),
     "distillgym/ArithOpen-v1": dict(**_V1, level="open"),
+    "distillgym/ReasoningGym-v1": dict(
+        suite="reasoning-gym", split="content", student_init="seed", level="cell", examples_per_step=1024
+    ),
 }
 
 ENV_IDS = tuple(ENV_DEFAULTS)

@@ -42,6 +42,8 @@ def test_default_suite_shape(suite):
     suite.validate()
     # bos + prompt + answer + eos fits the tiny student's default 32 positions
     assert 2 + suite.max_prompt_len + suite.max_answer_len <= 32
+    # and no single item is longer than 21 characters (a padded mini-batch costs its longest row)
+    assert max(sum(rgs.ADAPTERS[s].bounds(cfg)) for s in suite.skills for cfg in suite.levels[s]) <= 21
     from distillgym.students.tiny import TinyStudent
 
     student = TinyStudent.for_suite(suite, device="cpu")
@@ -112,16 +114,62 @@ def test_splits_are_disjoint_by_content(suite):
     assert suite.unpartitioned_cells() == []
 
 
-def test_cell_sizes_are_exact_for_small_cells(suite):
-    """Cells with at most 400 prompts: 15,000 draws find every one of them and no more."""
-    small = [(s, d) for s, d in suite.cells if suite.cell_size(s, d) <= 400]
-    assert ("chain_sum", 0) in small and ("lcm", 0) in small and len(small) == 6
-    for s, d in small:
-        seen = {e.prompt for e in suite.generate(s, d, rng_for(2, suite.skill_index(s), d), 15000)}
-        assert len(seen) == suite.cell_size(s, d), (s, d)
-    assert min(suite.cell_size(s, d) for s, d in suite.cells) >= 200
-    # a larger cell counted by hand: 2 kinds of 37 animals in order, 2-9 of each
-    assert suite.cell_size("leg_counting", 2) == 37 * 36 * 8 * 8
+def _enumerate(skill: str, level: int) -> set[str]:
+    """Every compact prompt of a small default cell, listed by hand from the level table."""
+    ops, digits = "+-", range(10)
+    if (skill, level) == ("chain_sum", 0):
+        two = {f"{a}{o}{b}=" for a in digits for b in digits for o in ops}
+        return two | {f"{a}{o}{b}{p}{c}=" for a in digits for b in digits for c in digits for o in ops for p in ops}
+    if (skill, level) == ("products", 0):
+        return {f"{a}*{b}=" for a in digits for b in digits} | {
+            f"{a}*{b}*{c}=" for a in digits for b in digits for c in digits
+        }
+    if skill in ("gcd", "lcm"):
+        lo, hi = {("gcd", 0): (1, 30), ("lcm", 0): (1, 30), ("lcm", 1): (31, 60)}[(skill, level)]
+        return {f"{skill}{a},{b}=" for a in range(lo, hi + 1) for b in range(lo, hi + 1)}
+    if (skill, level) == ("base_conversion", 0):
+        return {
+            f"{s}:{np.base_repr(v, s).lower()}>{t}="
+            for s in (2, 3, 4)
+            for t in (2, 3, 4)
+            if s != t
+            for v in range(1, 256)
+        }
+    if (skill, level) == ("leg_counting", 0):
+        codes = list(rgs.ANIMAL_CODES.values())
+        return {f"1{a}=" for a in codes} | {f"1{a},1{b}=" for a in codes for b in codes if a != b}
+    raise AssertionError((skill, level))
+
+
+SMALL_CELLS = [
+    ("chain_sum", 0),
+    ("products", 0),
+    ("gcd", 0),
+    ("lcm", 0),
+    ("lcm", 1),
+    ("base_conversion", 0),
+    ("leg_counting", 0),
+]
+
+
+@pytest.mark.parametrize("skill,level", SMALL_CELLS)
+def test_cell_sizes_are_exact_for_small_cells(suite, skill, level):
+    """The declared size equals the hand-listed item space; every listed prompt classifies into the
+    cell; draws stay inside it and, at five draws per item, find most of it (not all: reasoning-gym
+    redraws coprime lcm pairs, and the gcd cells are rebalanced, which makes some items rare)."""
+    space = _enumerate(skill, level)
+    assert suite.cell_size(skill, level) == len(space)
+    assert all(suite.classify(p) == (skill, level) for p in space)
+    drawn = {
+        e.prompt for e in suite.generate(skill, level, rng_for(2, suite.skill_index(skill), level), 5 * len(space))
+    }
+    assert drawn <= space and len(drawn) >= 0.8 * len(space), (len(drawn), len(space))
+
+
+def test_every_default_cell_has_at_least_900_prompts(suite):
+    sizes = {c: suite.cell_size(*c) for c in suite.cells}
+    assert min(sizes.values()) >= 900, sizes
+    assert suite.cell_size("leg_counting", 2) == 37 * 36 * 15 * 15  # 2 kinds in order, 6-20 of each
 
 
 def test_guessing_floors_are_at_most_0_3(suite):
@@ -137,11 +185,11 @@ def test_guessing_floors_are_at_most_0_3(suite):
 
 
 def test_gcd_needs_rebalancing(monkeypatch):
-    """Without REBALANCE reasoning-gym's gcd answers '2' for more than 30% of the items."""
+    """Without REBALANCE reasoning-gym's gcd answers '2' for more than 30% of the items of L0."""
     monkeypatch.setattr(rgs, "REBALANCE", {})
     plain = rgs.ReasoningGymSuite(skills=["gcd"])
-    counts = Counter(e.answer for e in plain.generate("gcd", 0, rng_for(3, 0), 2000))
-    assert counts.most_common(1)[0][0] == "2" and counts["2"] / 2000 > 0.3
+    counts = Counter(e.answer for e in plain.generate("gcd", 0, rng_for(3, 0), 4000))
+    assert counts.most_common(1)[0][0] == "2" and counts["2"] / 4000 > 0.3
 
 
 def test_reasoning_gym_scorer_is_wrapped(suite):
@@ -168,7 +216,7 @@ def test_solver_and_classifier_on_hand_written_prompts(suite):
     assert suite.solve("3cow,2ant=") == "24" and suite.solve("1pray,1wood=") == "20"
     assert suite.solve("<3,1,2=") == "1,2,3" and suite.solve(">3,10,2=") == "10,3,2"
     assert suite.classify("7-0=") == ("chain_sum", 0)
-    assert suite.classify("gcd30,45=") == ("gcd", 1)
+    assert suite.classify("gcd40,45=") == ("gcd", 1) and suite.classify("gcd30,7=") == ("gcd", 0)
     assert suite.classify("1cow=") == ("leg_counting", 0) and suite.classify("3cow=") == ("leg_counting", 1)
     off_grid = ["12+3=", "gcd0,5=", "gcd15,45=", "rev:qzqz=", "3cow,3cow=", "2:1>2=", "<1=", "2:5>3=", "9*9*9*9="]
     for prompt in off_grid:

@@ -36,20 +36,21 @@ numbers, gcd at values up to 1000, leg_counting at 3-10 animal kinds with up to 
 the suite defines its own four levels per skill with the same configuration fields (the
 curricula's attributes), small enough at level 0 for the tiny student and short enough that
 bos + prompt + answer + eos fits its 32 positions (the longest prompt is 18 characters, the
-longest answer 11):
+longest answer 8, and no item is longer than 21 characters, which keeps padded mini-batches,
+whose cost is set by their longest row, short):
 
-================  ======================  ===================  ====================  =====================
-skill             L0                      L1                   L2                    L3
-================  ======================  ===================  ====================  =====================
-chain_sum         2 terms of 1 digit      2 terms of 2 digits  3 terms of 1-2 digits 2 terms of 3-4 digits
-products          2-3 terms of 1 digit    2 terms of 2 digits  2 terms of 3 digits   3 terms of 2-3 digits
-gcd               2 numbers in 1-20       21-50                51-200                201-1000
-lcm               2 numbers in 1-15       16-30                31-60                 61-100
-base_conversion   bases 2-4, values 1-63  bases 2-9, 64-255    bases 2-16, 256-1023  bases 2-36, 1024-2047
-spell_backward    3 letters               4 letters            5-6 letters           7-10 letters
-leg_counting      1-2 kinds, 1 of each    1 kind, 2-9 of it    2 kinds, 2-9 each     3 kinds, 1-9 each
-number_sorting    2-3 numbers in 0-9      4 numbers in 0-9     2-3 numbers in 10-99  4 numbers in 10-99
-================  ======================  ===================  ====================  =====================
+================  ========================  ====================  ======================  =====================
+skill             L0                        L1                    L2                      L3
+================  ========================  ====================  ======================  =====================
+chain_sum         2-3 terms of 1 digit      2 terms of 2 digits   3 terms of 2 digits     2 terms of 3-4 digits
+products          2-3 terms of 1 digit      2 terms of 2 digits   2 terms of 3 digits     3 terms of 2 digits
+gcd               2 numbers in 1-30         2 in 31-100           2 in 101-300            2 in 301-1000
+lcm               2 numbers in 1-30         2 in 31-60            2 in 61-100             3 in 1-30
+base_conversion   bases 2-4, values 1-255   bases 5-9, 1-255      bases 10-18, 1-1000     bases 19-36, 1-2000
+spell_backward    3 letters                 4 letters             5-6 letters             7-8 letters
+leg_counting      1-2 kinds, 1 of each      1-2 kinds, 2-5 each   2 kinds, 6-20 each      3 kinds, 1-9 each
+number_sorting    2-3 numbers in 0-9        4 numbers in 0-9      2 numbers in 10-99      3 numbers in 10-99
+================  ========================  ====================  ======================  =====================
 
 (chain_sum and products draw the number of terms and then one digit count per item, every
 operand with that many digits, as reasoning-gym does; value ranges are bands as in the
@@ -57,20 +58,25 @@ curricula's "upper bound" mode, so that no prompt belongs to two levels; the exa
 configuration dicts are in ``DEFAULT_LEVELS``, and ``ReasoningGymSuite(levels=...)`` replaces
 any of them.) base_conversion starts at 1, not 0: reasoning-gym 0.1.25 writes 0 as the empty
 string in every base but 2 and 16 (``reversed(digits) or [0]`` is never falsy), which would
-give an empty prompt operand and an empty gold answer. Every default cell has at least 200
-distinct prompts (chain_sum L0 has exactly 200, lcm L0 and L1 225) and so claims a content
-partition; sizes are counted exactly by :meth:`ReasoningGymSuite.cell_size`.
+give an empty prompt operand and an empty gold answer. Every default cell has at least 900
+distinct prompts (gcd L0, lcm L0 and L1 have 900, products L0 1,100), so each claims a content
+partition whose validation and test parts hold about 90 distinct prompts or more: enough for
+32 validation and 64 test items per cell without repeats (smaller cells, e.g. chain_sum with
+2 one-digit terms, 200 prompts, made the environment's distinct draws of its held-out sets take
+30 s per reset). Sizes are counted exactly by :meth:`ReasoningGymSuite.cell_size`.
 
 **Dominant answers.** Where one answer is common, a student that always writes it scores that
 share: :meth:`ReasoningGymSuite.guessing_floor` estimates each cell's majority-answer accuracy
 (the guessing floor) from a fixed sample, and :meth:`ReasoningGymSuite.guessing_floors` returns
 the (skills, levels) array for reports and heatmaps. reasoning-gym's gcd answers ``2`` for
-30-39% of items at every value range (its generator redraws up to three times to avoid a gcd of
-1, which makes 2 the mode, with 1 next at 21-26%), so the ``gcd`` skill keeps an item whose
-answer is ``2`` with probability 1/2 and one whose answer is ``1`` with probability 0.8
-(``REBALANCE``; the others always), which brings its floors to 0.21-0.26. Every default cell's
-floor is then at most 0.3 (a test checks it); the highest are gcd L0 (0.26), products L0 (0.23:
-a product with a 0 term is 0) and leg_counting L0 (0.22).
+28-31% of the items of our four gcd levels (30-39% for value ranges that start at 1, e.g. 39% for
+1-10: its generator redraws up to three times to avoid a gcd of 1, which makes 2 the mode, with
+1 next at 22-24%), so the ``gcd`` skill keeps an item whose answer is ``2`` with probability 1/2
+and one whose answer is ``1`` with probability 0.8 (``REBALANCE``; other answers always), which
+brings its floors to 0.21-0.24. Every default cell's
+floor is then at most 0.3 (a test checks it); the highest are gcd L0 (0.24), products L0 (0.23:
+a product with a 0 term is 0) and leg_counting L0 (0.22: one cow and one ant, or any other pair
+of a 4-legged and a 6-legged kind, have 10 legs).
 
 **Seeds.** reasoning-gym builds item ``i`` of a dataset from ``random.Random(seed + i)``, so
 neighbouring seeds give the same stream shifted by one, and gcd and lcm with one seed draw the
@@ -136,52 +142,52 @@ DEFAULT_SKILLS = (
 
 DEFAULT_LEVELS: dict[str, tuple[dict[str, Any], ...]] = {
     "chain_sum": (
-        {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1},
+        {"min_terms": 2, "max_terms": 3, "min_digits": 1, "max_digits": 1},
         {"min_terms": 2, "max_terms": 2, "min_digits": 2, "max_digits": 2},
-        {"min_terms": 3, "max_terms": 3, "min_digits": 1, "max_digits": 2},
+        {"min_terms": 3, "max_terms": 3, "min_digits": 2, "max_digits": 2},
         {"min_terms": 2, "max_terms": 2, "min_digits": 3, "max_digits": 4},
     ),
     "products": (
         {"min_terms": 2, "max_terms": 3, "min_digits": 1, "max_digits": 1},
         {"min_terms": 2, "max_terms": 2, "min_digits": 2, "max_digits": 2},
         {"min_terms": 2, "max_terms": 2, "min_digits": 3, "max_digits": 3},
-        {"min_terms": 3, "max_terms": 3, "min_digits": 2, "max_digits": 3},
+        {"min_terms": 3, "max_terms": 3, "min_digits": 2, "max_digits": 2},
     ),
     "gcd": (
-        {"min_numbers": 2, "max_numbers": 2, "min_value": 1, "max_value": 20},
-        {"min_numbers": 2, "max_numbers": 2, "min_value": 21, "max_value": 50},
-        {"min_numbers": 2, "max_numbers": 2, "min_value": 51, "max_value": 200},
-        {"min_numbers": 2, "max_numbers": 2, "min_value": 201, "max_value": 1000},
+        {"min_numbers": 2, "max_numbers": 2, "min_value": 1, "max_value": 30},
+        {"min_numbers": 2, "max_numbers": 2, "min_value": 31, "max_value": 100},
+        {"min_numbers": 2, "max_numbers": 2, "min_value": 101, "max_value": 300},
+        {"min_numbers": 2, "max_numbers": 2, "min_value": 301, "max_value": 1000},
     ),
     "lcm": (
-        {"min_numbers": 2, "max_numbers": 2, "min_value": 1, "max_value": 15},
-        {"min_numbers": 2, "max_numbers": 2, "min_value": 16, "max_value": 30},
+        {"min_numbers": 2, "max_numbers": 2, "min_value": 1, "max_value": 30},
         {"min_numbers": 2, "max_numbers": 2, "min_value": 31, "max_value": 60},
         {"min_numbers": 2, "max_numbers": 2, "min_value": 61, "max_value": 100},
+        {"min_numbers": 3, "max_numbers": 3, "min_value": 1, "max_value": 30},
     ),
     "base_conversion": (
-        {"min_base": 2, "max_base": 4, "min_value": 1, "max_value": 63},
-        {"min_base": 2, "max_base": 9, "min_value": 64, "max_value": 255},
-        {"min_base": 2, "max_base": 16, "min_value": 256, "max_value": 1023},
-        {"min_base": 2, "max_base": 36, "min_value": 1024, "max_value": 2047},
+        {"min_base": 2, "max_base": 4, "min_value": 1, "max_value": 255},
+        {"min_base": 5, "max_base": 9, "min_value": 1, "max_value": 255},
+        {"min_base": 10, "max_base": 18, "min_value": 1, "max_value": 1000},
+        {"min_base": 19, "max_base": 36, "min_value": 1, "max_value": 2000},
     ),
     "spell_backward": (
         {"min_word_len": 3, "max_word_len": 3},
         {"min_word_len": 4, "max_word_len": 4},
         {"min_word_len": 5, "max_word_len": 6},
-        {"min_word_len": 7, "max_word_len": 10},
+        {"min_word_len": 7, "max_word_len": 8},
     ),
     "leg_counting": (
         {"min_animals": 1, "max_animals": 2, "min_instances": 1, "max_instances": 1},
-        {"min_animals": 1, "max_animals": 1, "min_instances": 2, "max_instances": 9},
-        {"min_animals": 2, "max_animals": 2, "min_instances": 2, "max_instances": 9},
+        {"min_animals": 1, "max_animals": 2, "min_instances": 2, "max_instances": 5},
+        {"min_animals": 2, "max_animals": 2, "min_instances": 6, "max_instances": 20},
         {"min_animals": 3, "max_animals": 3, "min_instances": 1, "max_instances": 9},
     ),
     "number_sorting": (
         {"min_numbers": 2, "max_numbers": 3, "min_value": 0, "max_value": 9},
         {"min_numbers": 4, "max_numbers": 4, "min_value": 0, "max_value": 9},
-        {"min_numbers": 2, "max_numbers": 3, "min_value": 10, "max_value": 99},
-        {"min_numbers": 4, "max_numbers": 4, "min_value": 10, "max_value": 99},
+        {"min_numbers": 2, "max_numbers": 2, "min_value": 10, "max_value": 99},
+        {"min_numbers": 3, "max_numbers": 3, "min_value": 10, "max_value": 99},
     ),
 }
 """Per skill, the reasoning-gym configuration fields of levels 0..3 (see the module docstring)."""
@@ -702,7 +708,8 @@ class ReasoningGymSuite(TaskSuite):
         self.max_prompt_len = max(p for p, _ in lengths)
         self.max_answer_len = max(a for _, a in lengths)
         self._datasets: dict[tuple[str, int], Any] = {}
-        self._floors: dict[tuple[str, int], float] = {}
+        self._floors: dict[tuple[str, int, int], float] = {}
+        self._sizes: dict[tuple[str, int], int] = {}
 
     @staticmethod
     def _config(rg: Any, skill: str, level: Mapping[str, Any]) -> dict[str, Any]:
@@ -753,9 +760,12 @@ class ReasoningGymSuite(TaskSuite):
 
     # ------------------------------------------------------------------ sizes, cells, floors
     def cell_size(self, skill: str, difficulty: int) -> int | None:
-        """Distinct compact prompts of a cell, counted exactly from its configuration."""
+        """Distinct compact prompts of a cell, counted exactly from its configuration (cached)."""
         self.check_cell(skill, difficulty)
-        return ADAPTERS[skill].size(self.levels[skill][int(difficulty)])
+        key = (skill, int(difficulty))
+        if key not in self._sizes:
+            self._sizes[key] = ADAPTERS[skill].size(self.levels[skill][int(difficulty)])
+        return self._sizes[key]
 
     def classify(self, prompt: str) -> tuple[str, int] | None:
         """The lowest-level cell whose configuration can produce ``prompt``, or None."""
@@ -781,8 +791,8 @@ class ReasoningGymSuite(TaskSuite):
 
             rng = rng_for(_FLOOR_STREAM, self.skill_index(skill), int(difficulty))
             counts = Counter(e.answer for e in self.generate(skill, int(difficulty), rng, int(n)))
-            self._floors[key] = counts.most_common(1)[0][1] / int(n)  # type: ignore[index]
-        return self._floors[key]  # type: ignore[index]
+            self._floors[key] = counts.most_common(1)[0][1] / int(n)
+        return self._floors[key]
 
     def guessing_floors(self, n: int = 2000) -> np.ndarray:
         """(n_skills, n_difficulties) array of :meth:`guessing_floor`, skill-major as ``cells``."""
