@@ -18,14 +18,18 @@ id                             level   suite      what differs
                                                   ``loss`` in the observation
 ``distillgym/ReasoningGym-v1`` cell    reasoning  as ArithSkills-v1 on eight reasoning-gym datasets with
                                -gym               compact prompts (:mod:`distillgym.tasks.reasoning_gym`;
-                                                  the ``reasoning-gym`` extra); steps of 1,024 (48 steps)
+                                                  the ``reasoning-gym`` extra); 40,960 examples in
+                                                  32 steps of 1,280
 =============================  ======  =========  ======================================================
 
-All of them: 49,152 examples per episode, 32 validation and 64 test items per cell, 8 sampled
-errors in each report, the ``delta_mean`` reward, the tiny student (default ``StudentConfig``).
-The arithmetic ids take steps of 2,048 (24 steps). ``ReasoningGym-v1`` has 32 cells (8 skills x
-4 levels) and takes steps of 1,024, so that a teacher can visit every cell once in an episode
-(with 24 steps the ``uniform`` teacher would leave 8 cells untrained).
+All of them: 32 validation and 64 test items per cell, 8 sampled errors in each report, the
+``delta_mean`` reward, the tiny student (default ``StudentConfig``). The arithmetic ids take
+49,152 examples per episode in steps of 2,048 (24 steps). ``ReasoningGym-v1`` has 32 cells (8
+skills x 4 levels) and takes 32 steps, so that a teacher can visit every cell once in an episode
+(with 24 steps the ``uniform`` teacher would leave 8 cells untrained), of 1,280 examples: its
+items are longer (15 tokens on average against 11) and its held-out sets costlier to draw, and
+49,152 examples took 1.23 times as long as an ``ArithSkills-v0`` episode run beside it, about
+61 s where that one takes 50 s; 40,960 keep an episode within 60 s on 2 CPU cores.
 
 ## Version History
 - ``ArithSkills-v0``: the original environment (its class was ``ArithSkillsEnv``); kept bit-identical
@@ -58,7 +62,12 @@ ENV_DEFAULTS: dict[str, dict[str, Any]] = {
     "distillgym/ArithMix-v1": dict(**_V1, level="mix"),
     "distillgym/ArithOpen-v1": dict(**_V1, level="open"),
     "distillgym/ReasoningGym-v1": dict(
-        suite="reasoning-gym", split="content", student_init="seed", level="cell", examples_per_step=1024
+        suite="reasoning-gym",
+        split="content",
+        student_init="seed",
+        level="cell",
+        budget=40960,
+        examples_per_step=1280,
     ),
 }
 
