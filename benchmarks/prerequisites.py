@@ -1,8 +1,8 @@
-"""Are the arithmetic suite's prerequisites real for the student?
+"""Are a task suite's declared prerequisites real for the student?
 
-For each dependent skill (successor, add, sub, mul, compare, chain) this script counts the
-training examples the student needs to reach ``--target`` (default 80%) exact-match
-accuracy on a held-out set of that skill:
+For each dependent skill (by default every skill with a prerequisite: for ``arith`` successor,
+add, sub, mul, compare, chain) this script counts the training examples the student needs to
+reach ``--target`` (default 80%) exact-match accuracy on a held-out set of that skill:
 
   (a) "from start": from the env's starting student (a fresh ``TinyStudent`` built from the
       default ``StudentConfig``, on CPU), trained on the dependent skill alone;
@@ -22,9 +22,18 @@ pass of AdamW steps with the default batch of 128 and the student's replay fract
 each chunk the student is scored on the held-out set, and the count stops at the first
 chunk that reaches the target, or at ``--cap`` ("> cap").
 
+The suite is ``--suite`` (a registered name: ``arith``, ``arith-v1``, ``reasoning-gym``) or the
+suite of the environment ``--env`` (a registered id; its suite, suite arguments and student
+fields are used). For a suite with a content partition, training data comes from the train part
+and the held-out set from the validation part; without one (``arith``), both from the whole item
+space. Where the suite reports guessing floors (``reasoning-gym``), the table shows the held-out
+cells' mean majority-answer accuracy, which a student reaches by always writing that answer.
+
 Run (about 12 minutes on 2 busy CPU cores; results in benchmarks/README.md):
     python benchmarks/prerequisites.py --seeds 3 --workers 3 --threads 1 --out prereq.json
     python benchmarks/prerequisites.py --from-json prereq.json     # re-print the tables
+    python benchmarks/prerequisites.py --suite reasoning-gym --difficulties 0 --target 0.5 \
+        --cap 16384 --prereq-cap 16384 --seeds 2 --workers 2 --out prereq-rg.json
 """
 
 from __future__ import annotations
@@ -47,8 +56,13 @@ class Args:
     seeds: int = 3
     """Number of seeds (0..seeds-1). A seed changes the training data, the held-out set and
     the shuffling; the initial weights are the env's (StudentConfig.init_seed=0) for every seed."""
-    skills: str = "successor,add,sub,mul,compare,chain"
-    """Comma-separated dependent skills to measure."""
+    suite: str = "arith"
+    """Registered task suite to measure (ignored when --env is given)."""
+    env: str = ""
+    """A registered environment id (e.g. distillgym/ReasoningGym-v1): measure its suite with its
+    suite arguments and student fields instead of --suite."""
+    skills: str = ""
+    """Comma-separated dependent skills to measure ('' = every skill that has a prerequisite)."""
     difficulties: str = "1"
     """Comma-separated difficulty levels used for every skill (training and held-out data are
     split evenly over them). Level 1 = two-digit numbers (chain: four one-digit terms)."""
@@ -97,20 +111,47 @@ def transitive_prereqs(suite: Any, skill: str) -> list[str]:
     return [s for s in suite.topological_order() if s in need]
 
 
-def make_examples(suite: Any, skill: str, levels: list[int], rng: Any, n: int) -> list[Any]:
-    """``n`` examples of ``skill`` split evenly over ``levels`` (the remainder to the first)."""
+def make_examples(suite: Any, skill: str, levels: list[int], rng: Any, n: int, split: str | None = None) -> list[Any]:
+    """``n`` examples of ``skill`` split evenly over ``levels`` (the remainder to the first),
+    from the ``split`` part of the item space (None: all of it)."""
     out = []
     for i, d in enumerate(levels):
         k = n // len(levels) + (1 if i < n % len(levels) else 0)
-        out.extend(suite.generate(skill, d, rng, k))
+        out.extend(suite.generate(skill, d, rng, k, split=split))
     return out
 
 
+def resolve(args: Args) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """(suite name, suite arguments, student fields): from the env's registered arguments when
+    ``--env`` is given, else ``--suite`` with no arguments and the default student."""
+    if not args.env:
+        return args.suite, {}, {}
+    import gymnasium as gym
+
+    import distillgym  # noqa: F401  (registers the distillgym ids)
+
+    kwargs = dict(gym.spec(args.env).kwargs)
+    student = kwargs.get("student_kwargs", kwargs.get("student")) or {}
+    if not isinstance(student, dict):
+        raise SystemExit(f"{args.env}: its student argument is {student!r}, not a dict of StudentConfig fields")
+    return kwargs.get("suite", "arith"), dict(kwargs.get("suite_kwargs") or {}), dict(student)
+
+
+def dependent_skills(args: Args, suite: Any) -> list[str]:
+    """``--skills``, or every skill of the suite that has a prerequisite."""
+    if args.skills:
+        return args.skills.split(",")
+    return [s for s in suite.skills if suite.prerequisites.get(s)]
+
+
 def student_config(args: Args) -> Any:
-    """The env's default student on the CPU (optionally with another replay fraction)."""
+    """The env's student on the CPU (default fields, or the env's with --env; optionally with
+    another replay fraction)."""
     from distillgym.students.tiny import StudentConfig
 
-    cfg = StudentConfig(device="cpu")
+    fields = {k: v for k, v in resolve(args)[2].items() if k != "device"}
+    cfg = StudentConfig.from_dict(fields)
+    cfg.device = "cpu"
     if args.replay_fraction >= 0:
         cfg.replay_fraction = args.replay_fraction
     cfg.validate()
@@ -128,15 +169,19 @@ def run_seed(args: Args, seed: int) -> list[dict[str, Any]]:
     from distillgym.tasks import make_suite
 
     torch.set_num_threads(args.threads)
-    suite = make_suite("arith")
+    name, suite_kwargs, _ = resolve(args)
+    suite = make_suite(name, **suite_kwargs)
+    # with a content partition: train on the train part, hold out the validation part
+    train_split, heldout_split = ("train", "val") if suite.partition is not None else (None, None)
     levels = [int(x) for x in args.difficulties.split(",")]
     sidx = {s: i for i, s in enumerate(suite.skills)}
-    student = TinyStudent(student_config(args), suite.alphabet)
+    student = TinyStudent.for_suite(suite, config=student_config(args))
     initial = student.state()
     heldout = {
-        s: make_examples(suite, s, levels, rng_for(seed, STREAM_HELDOUT, sidx[s]), args.n_heldout)
+        s: make_examples(suite, s, levels, rng_for(seed, STREAM_HELDOUT, sidx[s]), args.n_heldout, heldout_split)
         for s in suite.skills
     }
+    floor_of = getattr(suite, "guessing_floor", None)
 
     def acc(skill: str) -> float:
         return float(np.mean(student.score(heldout[skill])))
@@ -147,7 +192,8 @@ def run_seed(args: Args, seed: int) -> list[dict[str, Any]]:
         curve, spent = [], 0
         while spent < args.cap:
             c = spent // args.chunk
-            data = make_examples(suite, skill, levels, rng_for(seed, STREAM_DATA, sidx[skill], c), args.chunk)
+            data = make_examples(suite, skill, levels, rng_for(seed, STREAM_DATA, sidx[skill], c), args.chunk,
+                                 train_split)
             student.train(data, rng_for(seed, STREAM_SHUFFLE, phase, sidx[skill], c))
             spent += len(data)
             curve.append(acc(skill))
@@ -170,7 +216,7 @@ def run_seed(args: Args, seed: int) -> list[dict[str, Any]]:
             data = []
             for i, p in enumerate(todo):
                 k = args.chunk // len(todo) + (1 if i < args.chunk % len(todo) else 0)
-                data.extend(make_examples(suite, p, levels, rng, k))
+                data.extend(make_examples(suite, p, levels, rng, k, train_split))
             student.train(data, rng_for(seed, STREAM_SHUFFLE, 1000, c))
             spent += len(data)
             c += 1
@@ -185,7 +231,7 @@ def run_seed(args: Args, seed: int) -> list[dict[str, Any]]:
         return prereq_cache[pre]
 
     rows = []
-    for skill in args.skills.split(","):
+    for skill in dependent_skills(args, suite):
         pre = tuple(transitive_prereqs(suite, skill))
         t0 = time.perf_counter()
         # (a) from the env's starting student
@@ -217,6 +263,7 @@ def run_seed(args: Args, seed: int) -> list[dict[str, Any]]:
             "seconds_a": round(t_a, 2),
             "seconds_b": round(time.perf_counter() - t0, 2),
             "seconds_prereq": round(p["seconds"], 2),
+            "guessing_floor": None if floor_of is None else round(sum(floor_of(skill, d) for d in levels) / len(levels), 4),
         })
         print(f"[seed {seed}] {skill:<9} start={_fmt(n_a, args.cap)} after={_fmt(n_b, args.cap)} "
               f"prereq={p['examples']} ({time.perf_counter() - t0 + t_a:.0f}s)", file=sys.stderr, flush=True)
@@ -253,6 +300,7 @@ def summarize(args: Args, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "min_prereq_accuracy_after_b": [min(r["prereq_accuracy_after_b"].values()) for r in rs],
             "final_accuracy_a": [r["curve_a"][-1] for r in rs],
             "final_accuracy_b": [r["curve_b"][-1] for r in rs],
+            "guessing_floor": rs[0].get("guessing_floor"),
         })
     return out
 
@@ -266,8 +314,8 @@ def table(args: Args, summary: list[dict[str, Any]]) -> str:
 
     head = ("| skill | needs (transitive) | from start: mean (per seed) | after prereqs: mean (per seed) "
             "| ratio start/after | prereq examples: mean (per seed) | prereqs + after: mean | acc. at start of (b) "
-            "| min prereq acc. after (b) | acc. at stop: start ; after |")
-    lines = [head, "|" + "---|" * 10]
+            "| min prereq acc. after (b) | acc. at stop: start ; after | guessing floor |")
+    lines = [head, "|" + "---|" * 11]
     for s in summary:
         a, b = s["from_start"], s["after_prereqs"]
         ratio = a["mean"] / b["mean"]
@@ -284,7 +332,8 @@ def table(args: Args, summary: list[dict[str, Any]]) -> str:
             f"| {' / '.join(f'{x:.2f}' for x in s['accuracy_at_start_b'])} "
             f"| {' / '.join(f'{x:.2f}' for x in s['min_prereq_accuracy_after_b'])} "
             f"| {'/'.join(f'{x:.2f}' for x in s['final_accuracy_a'])} ; "
-            f"{'/'.join(f'{x:.2f}' for x in s['final_accuracy_b'])} |"
+            f"{'/'.join(f'{x:.2f}' for x in s['final_accuracy_b'])} "
+            f"| {'-' if s.get('guessing_floor') is None else format(s['guessing_floor'], '.2f')} |"
         )
     return "\n".join(lines)
 
@@ -299,6 +348,11 @@ def main() -> None:
         print_tables(old, saved)
         return
     t0 = time.perf_counter()
+    if not args.skills:  # record the resolved list, so --from-json and the summary use it
+        from distillgym.tasks import make_suite
+
+        name, suite_kwargs, _ = resolve(args)
+        args.skills = ",".join(dependent_skills(args, make_suite(name, **suite_kwargs)))
     seeds = list(range(args.seeds))
     if args.workers > 1:
         with ProcessPoolExecutor(args.workers) as pool:
@@ -329,7 +383,8 @@ def print_tables(args: Args, result: dict[str, Any]) -> None:
     seeds = list(range(args.seeds))
     summary = summarize(args, result["runs"])
     replay = result.get("student_config", {}).get("replay_fraction", "?")
-    print(f"examples of the dependent skill to reach {args.target:.0%} exact match on {args.n_heldout} held-out items, "
+    print(f"suite {args.env or args.suite}: examples of the dependent skill to reach {args.target:.0%} exact match on "
+          f"{args.n_heldout} held-out items, "
           f"difficulty level(s) {args.difficulties}, chunks of {args.chunk}, cap {args.cap}, seeds {seeds}, "
           f"replay_fraction {replay}")
     print(table(args, summary))

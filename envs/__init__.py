@@ -23,11 +23,15 @@ id                             level   suite      what differs
 ``distillgym/ArithSkills-      cell    arith-v1   as ArithSkills-v1 with a pretrained student: SmolLM2-
 SmolLM2-v1``                                      135M-Instruct with a LoRA adapter (``student="lora"``),
                                                   a small budget sized for CPU (below)
+``distillgym/ReasoningGym-v1`` cell    reasoning  as ArithSkills-v1 on eight reasoning-gym datasets with
+                               -gym               compact prompts (:mod:`distillgym.tasks.reasoning_gym`;
+                                                  the ``reasoning-gym`` extra); 40,960 examples in
+                                                  32 steps of 1,280
 =============================  ======  =========  ======================================================
 
-All of them but ``ArithSkills-SmolLM2-v1``: 49,152 examples per episode in steps of 2,048 (24 steps),
-32 validation and 64 test items per cell, 8 sampled errors in each report, the ``delta_mean`` reward;
-the tiny student (v0, v1) or the plain student (v2).
+All of them but ``ArithSkills-SmolLM2-v1`` and ``ReasoningGym-v1``: 49,152 examples per episode in
+steps of 2,048 (24 steps), 32 validation and 64 test items per cell, 8 sampled errors in each report,
+the ``delta_mean`` reward; the tiny student (v0, v1) or the plain student (v2).
 
 The v2 ids have a vector entry point: ``gymnasium.make_vec(id, num_envs=N,
 vectorization_mode="vector_entry_point")`` (the default mode for them) returns
@@ -49,6 +53,14 @@ most of a step: 4 validation items per cell are few (a cell's accuracy moves in 
 so raise ``n_val_per_cell`` where time allows. Override any of these with ``gym.make`` keyword
 arguments.
 
+``ReasoningGym-v1``: 32 validation and 64 test items per cell, 8 sampled errors in each report, the
+``delta_mean`` reward, the tiny student (default ``StudentConfig``). It has 32 cells (8
+skills x 4 levels) and takes 32 steps, so that a teacher can visit every cell once in an episode
+(with 24 steps the ``uniform`` teacher would leave 8 cells untrained), of 1,280 examples: its
+items are longer (15 tokens on average against 11) and its held-out sets costlier to draw, and
+49,152 examples took 1.23 times as long as an ``ArithSkills-v0`` episode run beside it, about
+61 s where that one takes 50 s; 40,960 keep an episode within 60 s on 2 CPU cores.
+
 ## Version History
 - ``ArithSkills-v0``: the original environment (its class was ``ArithSkillsEnv``); kept bit-identical
   on the same machine (tests/test_v0_trajectory.py replays a trajectory recorded before the core
@@ -64,6 +76,8 @@ arguments.
   drawn with a ``torch.Generator``, token-row replay), the suite ``arith-v2`` (v1's cells; a content
   partition by a numpy-computable hash, so the parts differ from v1's; the vectorised generator) and
   the engine ``vectorized``; so their numbers differ from v1's. New: the native vector env.
+- ``ReasoningGym-v1``: first version (reasoning-gym 0.1.25, pinned by the extra: its generators
+  make the items).
 """
 
 from __future__ import annotations
@@ -96,6 +110,14 @@ ENV_DEFAULTS: dict[str, dict[str, Any]] = {
         examples_per_step=64,
         n_val_per_cell=4,
         n_test_per_cell=8,
+    ),
+    "distillgym/ReasoningGym-v1": dict(
+        suite="reasoning-gym",
+        split="content",
+        student_init="seed",
+        level="cell",
+        budget=40960,
+        examples_per_step=1280,
     ),
 }
 

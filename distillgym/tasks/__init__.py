@@ -40,6 +40,9 @@ def register_suite(name: str, factory: Callable[..., TaskSuite] | str) -> None:
     SUITES[name] = factory
 
 
+register_suite("reasoning-gym", "distillgym.tasks.reasoning_gym:ReasoningGymSuite")
+
+
 def make_suite(name: str | TaskSuite, **kwargs: Any) -> TaskSuite:
     """A suite by registered name (``kwargs`` go to its constructor), or a suite object as is."""
     suite = name if isinstance(name, TaskSuite) else build(SUITES, name, "task suite", "generate", **kwargs)
