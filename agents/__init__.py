@@ -14,6 +14,7 @@ from distillgym.agents.error_targeting import ErrorTargetingTeacher
 from distillgym.agents.ioa import IOATeacher
 from distillgym.agents.learning_progress import LearningProgressTeacher
 from distillgym.agents.llm_teacher import LLMTeacher
+from distillgym.agents.llm_writer import LLMWriter
 from distillgym.agents.mixing import MixTeacher, StratifiedTeacher
 from distillgym.agents.simple import RandomTeacher, SingleSkillTeacher, UniformTeacher
 from distillgym.agents.tscl import TSCLSamplingTeacher, TSCLWindowTeacher
@@ -32,6 +33,7 @@ __all__ = [
     "IOATeacher",
     "LearningProgressTeacher",
     "LLMTeacher",
+    "LLMWriter",
     "MixTeacher",
     "StratifiedTeacher",
     "ScriptedWriter",
