@@ -22,9 +22,9 @@ S, D = 7, 4
 ACTION_SPACE = gym.spaces.MultiDiscrete([S, D])
 SKILLS = ["copy", "successor", "add", "sub", "mul", "compare", "chain"]
 COPY, SUCC, ADD, SUB, MUL, CMP, CHAIN = range(7)
-# Every registered teacher that runs without an external model; the LLM teacher needs one
-# (tests/test_llm.py builds a tiny model and runs its episodes).
-BUILTIN = sorted(n for n in TEACHERS if n != "llm")
+# Every registered teacher that runs without an external model; the LLM teacher and the LLM writer
+# need one (tests/test_llm.py and tests/test_llm_writer.py build a tiny model and run their episodes).
+BUILTIN = sorted(n for n in TEACHERS if n not in ("llm", "llm-writer"))
 LEVEL_ENV = {"cell": "distillgym/ArithSkills-v0", "mix": "distillgym/ArithMix-v1", "open": "distillgym/ArithOpen-v1"}
 MIX_SPACE = gym.spaces.Box(-1.0, 1.0, (S, D), np.float32)
 

@@ -17,10 +17,10 @@ Here:
   :class:`~distillgym.errors.InvalidActionError` (the client raises ``RuntimeError("Server
   error: ...")`` with its message).
 - :class:`TeachingObservation`: the env's text ``report``, ``accuracy`` (per skill x level),
-  ``reference``, ``budget_left``, ``mean_accuracy``, ``step``, and ``info``, the env's whole
-  ``info`` dict as JSON (``final`` with the hidden test accuracy at the episode's end, ``costs``,
-  ``action`` with the rejected lines by kind, ...). OpenEnv's serialisation drops an
-  observation's ``metadata``, so everything the client needs is in fields.
+  ``reference``, ``loss`` (mix and open levels), ``budget_left``, ``mean_accuracy``, ``step``, and
+  ``info``, the env's whole ``info`` dict as JSON (``final`` with the hidden test accuracy at the
+  episode's end, ``costs``, ``action`` with the rejected lines by kind, ...). OpenEnv's
+  serialisation drops an observation's ``metadata``, so everything the client needs is in fields.
 - :class:`TeachingState`: ``episode_id``, ``step_count``, ``env_id``, ``seed``, ``level``,
   ``budget_left``, ``done``, ``episode_return``.
 - :class:`DistillGymEnvironment`: the server-side environment; it builds the gymnasium env
@@ -107,6 +107,9 @@ class TeachingObservation(Observation):
     report: str = Field(default="", description="the env's text report (accuracy table, sampled errors)")
     accuracy: list[list[float]] = Field(default_factory=list, description="validation accuracy per skill x level")
     reference: list[float] = Field(default_factory=list, description="reference accuracy per skill")
+    loss: list[list[float]] | None = Field(
+        default=None, description="validation loss per skill x level (nats), for envs that observe it (mix, open)"
+    )
     budget_left: int = Field(default=0, description="examples of budget not yet spent")
     mean_accuracy: float = Field(default=0.0, description="mean validation accuracy over all cells")
     step: int = Field(default=0, description="steps taken in this episode")
@@ -259,6 +262,7 @@ class DistillGymEnvironment(Environment[TeachingAction, TeachingObservation, Tea
             report=str(info.get("report", "")),
             accuracy=np.asarray(obs["accuracy"], dtype=float).round(6).tolist(),
             reference=np.asarray(obs["reference"], dtype=float).round(6).tolist(),
+            loss=np.asarray(obs["loss"], dtype=float).round(6).tolist() if "loss" in obs else None,
             budget_left=int(info["budget_left"]),
             mean_accuracy=float(info["mean_accuracy"]),
             step=self._state.step_count,
