@@ -16,6 +16,7 @@ from distillgym.agents.error_targeting import ErrorTargetingTeacher
 from distillgym.agents.ioa import IOATeacher
 from distillgym.agents.learning_progress import LearningProgressTeacher
 from distillgym.agents.llm_teacher import LLMTeacher
+from distillgym.agents.llm_writer import LLMWriter
 from distillgym.agents.mixing import MixTeacher, StratifiedTeacher
 from distillgym.agents.oracle import OracleLookahead
 from distillgym.agents.odm import ODMTeacher
@@ -37,6 +38,7 @@ __all__ = [
     "IOATeacher",
     "LearningProgressTeacher",
     "LLMTeacher",
+    "LLMWriter",
     "MixTeacher",
     "StratifiedTeacher",
     "OracleLookahead",

@@ -22,10 +22,10 @@ S, D = 7, 4
 ACTION_SPACE = gym.spaces.MultiDiscrete([S, D])
 SKILLS = ["copy", "successor", "add", "sub", "mul", "compare", "chain"]
 COPY, SUCC, ADD, SUB, MUL, CMP, CHAIN = range(7)
-# Every registered teacher that runs without an external model; the LLM teacher needs one
-# (tests/test_llm.py builds a tiny model and runs its episodes).
+# Every registered teacher that runs without an external model; the LLM teacher and the LLM writer
+# need one (tests/test_llm.py and tests/test_llm_writer.py build a tiny model and run their episodes).
 # The oracle reference (needs_env: it peeks into the env) has its own tests in tests/test_oracle.py.
-BUILTIN = sorted(n for n in TEACHERS if n != "llm" and not getattr(TEACHERS[n], "needs_env", False))
+BUILTIN = sorted(n for n in TEACHERS if n not in ("llm", "llm-writer") and not getattr(TEACHERS[n], "needs_env", False))
 LEVEL_ENV = {"cell": "distillgym/ArithSkills-v0", "mix": "distillgym/ArithMix-v1", "open": "distillgym/ArithOpen-v1"}
 MIX_SPACE = gym.spaces.Box(-1.0, 1.0, (S, D), np.float32)
 
