@@ -3,6 +3,12 @@
 Importing this module registers the ``ppo:PATH`` teacher prefix, so
 ``make_teacher("ppo:runs/ppo-.../policy.zip")`` loads that policy. ``PATH`` may also be the
 training output folder (its ``policy.zip`` is used) or the path without ``.zip``.
+
+A policy trained on observation features (``train_teacher(features="cells-v1")``, recorded as
+``features`` in the ``policy.json`` beside the zip) sees the same features here: the teacher
+builds a :class:`distillgym.features.CellFeatures` from the env's reset ``info`` and updates it
+with each observation and ``info`` it is shown. The teacher acts at the level of the policy's
+action space (``MultiDiscrete``: cell; ``Box``: mix), so the runner adapts it only where needed.
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ class PPOTeacher(BaseTeacher):
     student may use, is left untouched)."""
 
     name = "ppo"
+    levels: tuple[str, ...] = ("cell",)
 
     def __init__(self, path: str | Path, deterministic: bool = True, device: str = "cpu") -> None:
         self.path = resolve_policy_path(path)
@@ -76,6 +83,15 @@ class PPOTeacher(BaseTeacher):
                 self.meta = {}
         self._torch_state: Any = None
         self._checked_obs = False
+        from gymnasium import spaces
+
+        self.levels = ("mix",) if isinstance(self.model.action_space, spaces.Box) else ("cell",)
+        self.features_name: str | None = self.meta.get("features")
+        keys = set(getattr(self.model.observation_space, "spaces", {}) or {})
+        if self.features_name is None and keys == {"cells", "global"}:
+            self.features_name = "cells-v1"  # a policy.json-less copy of a cells-v1 policy
+        self._features: Any = None
+        self._fresh = False
 
     def _trained_on(self) -> str:
         if not self.meta:
@@ -91,6 +107,11 @@ class PPOTeacher(BaseTeacher):
                 "configuration (`distillgym train-teacher --env ... --env-kwargs ...`)"
             )
         self._checked_obs = False
+        if self.features_name is not None:
+            from distillgym.features import make_features
+
+            self._features = make_features(self.features_name, info)
+            self._fresh = True
         if not self.deterministic:
             import torch
 
@@ -111,7 +132,19 @@ class PPOTeacher(BaseTeacher):
                 )
         self._checked_obs = True
 
+    def observe(self, observation: Any, info: dict[str, Any]) -> Any:
+        """What the policy sees: the env's observation, or its features (the first call after
+        ``reset`` starts the episode's features from the reset observation and info; each later
+        call advances them by one step)."""
+        if self._features is None:
+            return observation
+        if self._fresh:
+            self._fresh = False
+            return self._features.reset(observation, info)
+        return self._features.step(observation, info)
+
     def act(self, observation: Any, info: dict[str, Any]) -> np.ndarray:
+        observation = self.observe(observation, info)
         if not self._checked_obs:
             self._check_obs(observation)
         if self.deterministic:
