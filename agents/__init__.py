@@ -18,8 +18,8 @@ from distillgym.agents.learning_progress import LearningProgressTeacher
 from distillgym.agents.llm_teacher import LLMTeacher
 from distillgym.agents.llm_writer import LLMWriter
 from distillgym.agents.mixing import MixTeacher, StratifiedTeacher
-from distillgym.agents.oracle import OracleLookahead
 from distillgym.agents.odm import ODMTeacher
+from distillgym.agents.oracle import OracleLookahead
 from distillgym.agents.simple import RandomTeacher, SingleSkillTeacher, UniformTeacher
 from distillgym.agents.skill_it import SkillItTeacher
 from distillgym.agents.tscl import TSCLSamplingTeacher, TSCLWindowTeacher
