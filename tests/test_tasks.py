@@ -13,9 +13,10 @@ from distillgym.tasks import SUITES, ArithmeticSuite, TaskSuite, make_suite
 
 N_PER_CELL = 200
 
-# The built-in suites registered as classes (the arithmetic ones). Suites registered lazily by
-# "module:Class" string (reasoning-gym, an optional extra) have their own test files.
-BUILTIN = {name: f for name, f in SUITES.items() if not isinstance(f, str)}
+# The arithmetic suites. Suites registered lazily by "module:Class" string (reasoning-gym, an
+# optional extra) have their own test files. (Not "every entry that is not a string": a test
+# module that builds a lazy suite at import replaces its string by the class in place.)
+BUILTIN = {name: f for name, f in SUITES.items() if isinstance(f, type) and issubclass(f, ArithmeticSuite)}
 
 SUITE_CELLS = [
     pytest.param(name, skill, d, id=f"{name}-{skill}-L{d}")
