@@ -132,7 +132,16 @@ them with a small saved model in its place (``student_kwargs={"model": DIR}``, s
 
 
 def register_envs() -> None:
+    import warnings
+
     import gymnasium as gym
+
+    # gym.make warns "The environment distillgym/X-v1 is out of date. You should consider upgrading
+    # to version `v2`" whenever a higher version of the same name is registered. Ours are not
+    # deprecated: v2 is another student and partition (see Version History), not a fix of v1, and
+    # every version stays registered and reproducible. Only distillgym's ids are silenced.
+    warnings.filterwarnings("ignore", message=r".*The environment distillgym/\S+ is out of date",
+                            category=DeprecationWarning)
 
     for env_id, kwargs in ENV_DEFAULTS.items():
         if env_id not in gym.registry:
