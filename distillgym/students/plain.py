@@ -44,7 +44,7 @@ from torch import nn
 
 from distillgym.errors import ConfigError, TrainingDivergedError
 from distillgym.students.base import TrainStats
-from distillgym.students.tiny import StudentConfig, resolve_device
+from distillgym.students.tiny import StudentConfig, greedy_decode, resolve_device
 from distillgym.students.tokenizer import BOS, EOS, PAD, CharTokenizer
 from distillgym.tasks.arrays import ExampleArrays
 from distillgym.types import Example
@@ -688,31 +688,10 @@ class PlainStudent:
         """Per example, the mean token cross-entropy of the gold answer and eos."""
         return self.score_and_loss(examples)[1]
 
-    @torch.no_grad()
     def predict(self, prompts: Sequence[str], max_new_tokens: int) -> list[str]:
-        """Greedy decoding. Prompts of equal length are decoded together (no padding), and each
-        step runs the whole sequence again, so no cache or padding can change a logit."""
-        self.model.eval()
-        results: list[str] = [""] * len(prompts)
-        by_len: dict[int, list[int]] = {}
-        for i, p in enumerate(prompts):
-            by_len.setdefault(len(p), []).append(i)
-        for idx in by_len.values():
-            ids = torch.tensor([self.tokenizer.encode_prompt(prompts[i]) for i in idx], device=self.device)
-            start = ids.shape[1]
-            done = torch.zeros(len(idx), dtype=torch.bool, device=self.device)
-            for _ in range(max_new_tokens):
-                if ids.shape[1] >= self.config.max_positions:
-                    break
-                nxt = self.model(ids)[:, -1].argmax(-1)
-                nxt = torch.where(done, torch.full_like(nxt, EOS), nxt)
-                ids = torch.cat([ids, nxt[:, None]], dim=1)
-                done |= nxt == EOS
-                if bool(done.all()):
-                    break
-            for row, i in enumerate(idx):
-                results[i] = self.tokenizer.decode_answer(ids[row, start:].tolist())
-        return results
+        """Greedy decoding (:func:`distillgym.students.tiny.greedy_decode`, the tiny student's)."""
+        return greedy_decode(self.model, self.tokenizer, prompts, max_new_tokens, self.config.max_positions,
+                             self.device, self.model)
 
 
 def _suite_config(suite: Any, device: str | None, config: StudentConfig | None, fields: dict[str, Any]) -> StudentConfig:

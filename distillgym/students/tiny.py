@@ -477,31 +477,10 @@ class TinyStudent:
         """Per example, the mean token cross-entropy of the gold answer and EOS."""
         return self.score_and_loss(examples)[1]
 
-    @torch.no_grad()
     def predict(self, prompts: Sequence[str], max_new_tokens: int) -> list[str]:
-        """Greedy decoding. Prompts of equal length are decoded together (no padding), and
-        each step runs the whole sequence again, so no cache or padding can change a logit."""
-        self.model.eval()
-        results: list[str] = [""] * len(prompts)
-        by_len: dict[int, list[int]] = {}
-        for i, p in enumerate(prompts):
-            by_len.setdefault(len(p), []).append(i)
-        for idx in by_len.values():
-            ids = torch.tensor([self.tokenizer.encode_prompt(prompts[i]) for i in idx], device=self.device)
-            start = ids.shape[1]
-            done = torch.zeros(len(idx), dtype=torch.bool, device=self.device)
-            for _ in range(max_new_tokens):
-                if ids.shape[1] >= self.config.max_positions:
-                    break
-                nxt = self.model(input_ids=ids).logits[:, -1].argmax(-1)
-                nxt = torch.where(done, torch.full_like(nxt, EOS), nxt)
-                ids = torch.cat([ids, nxt[:, None]], dim=1)
-                done |= nxt == EOS
-                if bool(done.all()):
-                    break
-            for row, i in enumerate(idx):
-                results[i] = self.tokenizer.decode_answer(ids[row, start:].tolist())
-        return results
+        """Greedy decoding (:func:`greedy_decode`)."""
+        return greedy_decode(lambda ids: self.model(input_ids=ids).logits, self.tokenizer, prompts,
+                             max_new_tokens, self.config.max_positions, self.device, self.model)
 
     # ------------------------------------------------------------------ accounting
     def flops_per_token(self, seq_len: int) -> float:
@@ -516,3 +495,32 @@ def cache_dir() -> Path:
         os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "distillgym"
     )
     return Path(root)
+
+
+@torch.no_grad()
+def greedy_decode(logits_of: Any, tokenizer: CharTokenizer, prompts: Sequence[str], max_new_tokens: int,
+                  max_positions: int, device: Any, model: Any) -> list[str]:
+    """Greedy decoding for the character students (tiny and plain). Prompts of equal length are
+    decoded together (no padding), and each step runs the whole sequence again, so no cache or
+    padding can change a logit. ``logits_of(ids)`` gives the (batch, positions, vocab) logits."""
+    model.eval()
+    results: list[str] = [""] * len(prompts)
+    by_len: dict[int, list[int]] = {}
+    for i, p in enumerate(prompts):
+        by_len.setdefault(len(p), []).append(i)
+    for idx in by_len.values():
+        ids = torch.tensor([tokenizer.encode_prompt(prompts[i]) for i in idx], device=device)
+        start = ids.shape[1]
+        done = torch.zeros(len(idx), dtype=torch.bool, device=device)
+        for _ in range(max_new_tokens):
+            if ids.shape[1] >= max_positions:
+                break
+            nxt = logits_of(ids)[:, -1].argmax(-1)
+            nxt = torch.where(done, torch.full_like(nxt, EOS), nxt)
+            ids = torch.cat([ids, nxt[:, None]], dim=1)
+            done |= nxt == EOS
+            if bool(done.all()):
+                break
+        for row, i in enumerate(idx):
+            results[i] = tokenizer.decode_answer(ids[row, start:].tolist())
+    return results
