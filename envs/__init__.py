@@ -25,8 +25,8 @@ SmolLM2-v1``                                      135M-Instruct with a LoRA adap
                                                   a small budget sized for CPU (below)
 ``distillgym/ReasoningGym-v1`` cell    reasoning  as ArithSkills-v1 on eight reasoning-gym datasets with
                                -gym               compact prompts (:mod:`distillgym.tasks.reasoning_gym`;
-                                                  the ``reasoning-gym`` extra); 40,960 examples in
-                                                  32 steps of 1,280
+                                                  the ``reasoning-gym`` extra); 32,768 examples in
+                                                  32 steps of 1,024
 =============================  ======  =========  ======================================================
 
 All of them but ``ArithSkills-SmolLM2-v1`` and ``ReasoningGym-v1``: 49,152 examples per episode in
@@ -56,10 +56,14 @@ arguments.
 ``ReasoningGym-v1``: 32 validation and 64 test items per cell, 8 sampled errors in each report, the
 ``delta_mean`` reward, the tiny student (default ``StudentConfig``). It has 32 cells (8
 skills x 4 levels) and takes 32 steps, so that a teacher can visit every cell once in an episode
-(with 24 steps the ``uniform`` teacher would leave 8 cells untrained), of 1,280 examples: its
-items are longer (15 tokens on average against 11) and its held-out sets costlier to draw, and
-49,152 examples took 1.23 times as long as an ``ArithSkills-v0`` episode run beside it, about
-61 s where that one takes 50 s; 40,960 keep an episode within 60 s on 2 CPU cores.
+(with 24 steps the ``uniform`` teacher would leave 8 cells untrained), of 1,024 examples: its
+items are longer (15 tokens on average against 11) and its held-out sets costlier to draw. A
+default episode with 40,960 examples (32 steps of 1,280) took 68 s with one torch thread and
+63 s with two on the idle 2-core machine, where ``ArithSkills-v1`` took 63 s and 53 s
+(``benchmarks/perf.py``), so the budget is 32,768 (about 0.8 of that: 55 s and 51 s expected),
+to keep a default episode within 60 s on 2 CPU cores. ``budget=49152, examples_per_step=1536``
+gives the arithmetic ids' budget (``benchmarks/suites/reasoning_gym_budget.toml`` measures the
+uniform teacher's gain there).
 
 ## Version History
 - ``ArithSkills-v0``: the original environment (its class was ``ArithSkillsEnv``); kept bit-identical
@@ -116,8 +120,8 @@ ENV_DEFAULTS: dict[str, dict[str, Any]] = {
         split="content",
         student_init="seed",
         level="cell",
-        budget=40960,
-        examples_per_step=1280,
+        budget=32768,
+        examples_per_step=1024,
     ),
 }
 
