@@ -31,7 +31,6 @@ tested against this one.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from torch import nn
 from distillgym.errors import ConfigError, TrainingDivergedError
 from distillgym.students.base import TrainStats
 from distillgym.students.tiny import StudentConfig, greedy_decode, resolve_device
+from distillgym.students.tiny import suite_config as _suite_config
 from distillgym.students.tokenizer import BOS, EOS, PAD, CharTokenizer
 from distillgym.tasks.arrays import ExampleArrays
 from distillgym.types import Example
@@ -694,19 +694,4 @@ class PlainStudent:
                              self.device, self.model)
 
 
-def _suite_config(suite: Any, device: str | None, config: StudentConfig | None, fields: dict[str, Any]) -> StudentConfig:
-    """A validated StudentConfig for ``suite`` from ``config`` or fields (the factories' shared part)."""
-    if config is not None and fields:
-        raise ConfigError("pass either config=StudentConfig(...) or StudentConfig fields, not both")
-    cfg = dataclasses.replace(config) if config is not None else StudentConfig.from_dict(fields)
-    if device is not None:
-        cfg.device = device
-    cfg.validate()
-    need = 2 + suite.max_prompt_len + suite.max_answer_len
-    if need > cfg.max_positions:
-        raise ConfigError(
-            f"suite {suite.name!r} needs up to {need} positions (bos + prompt + answer + eos) but "
-            f"StudentConfig.max_positions is {cfg.max_positions}; raise max_positions"
-        )
-    return cfg
 

@@ -161,19 +161,7 @@ class TinyStudent:
     def for_suite(cls, suite: Any, device: str | None = None, config: StudentConfig | None = None,
                   **fields: Any) -> TinyStudent:
         """The registry's factory (``make_student("tiny", suite, **StudentConfig fields)``)."""
-        if config is not None and fields:
-            raise ConfigError("pass either config=StudentConfig(...) or StudentConfig fields, not both")
-        cfg = dataclasses.replace(config) if config is not None else StudentConfig.from_dict(fields)
-        if device is not None:
-            cfg.device = device
-        cfg.validate()
-        need = 2 + suite.max_prompt_len + suite.max_answer_len
-        if need > cfg.max_positions:
-            raise ConfigError(
-                f"suite {suite.name!r} needs up to {need} positions (bos + prompt + answer + eos) but "
-                f"StudentConfig.max_positions is {cfg.max_positions}; raise max_positions"
-            )
-        return cls(cfg, suite.alphabet)
+        return cls(suite_config(suite, device, config, fields), suite.alphabet)
 
     def _build(self, seed: int) -> torch.nn.Module:
         from transformers import LlamaConfig, LlamaForCausalLM
@@ -524,3 +512,20 @@ def greedy_decode(logits_of: Any, tokenizer: CharTokenizer, prompts: Sequence[st
         for row, i in enumerate(idx):
             results[i] = tokenizer.decode_answer(ids[row, start:].tolist())
     return results
+
+
+def suite_config(suite: Any, device: str | None, config: StudentConfig | None, fields: dict[str, Any]) -> StudentConfig:
+    """A validated StudentConfig for ``suite`` from ``config`` or fields (the tiny and plain students' factories)."""
+    if config is not None and fields:
+        raise ConfigError("pass either config=StudentConfig(...) or StudentConfig fields, not both")
+    cfg = dataclasses.replace(config) if config is not None else StudentConfig.from_dict(fields)
+    if device is not None:
+        cfg.device = device
+    cfg.validate()
+    need = 2 + suite.max_prompt_len + suite.max_answer_len
+    if need > cfg.max_positions:
+        raise ConfigError(
+            f"suite {suite.name!r} needs up to {need} positions (bos + prompt + answer + eos) but "
+            f"StudentConfig.max_positions is {cfg.max_positions}; raise max_positions"
+        )
+    return cfg
