@@ -128,3 +128,19 @@ def make_teacher(name: str, **kwargs: Any) -> Teacher:
     if name not in TEACHERS:
         raise UnknownNameError(f"unknown teacher {name!r}: {did_you_mean(name, sorted(TEACHERS))}")
     return TEACHERS[name](**kwargs)
+
+
+class BackendOwner:
+    """The LLM teachers' backend ownership: ``backend`` given as a name is built on first use by
+    the subclass's ``backend`` property and closed by :meth:`close`; a backend object passed in
+    is the caller's and is never closed here."""
+
+    def _init_backend(self, backend: Any) -> None:
+        self._backend: Any = None if isinstance(backend, str) else backend
+        self._owns_backend = isinstance(backend, str)
+
+    def close(self) -> None:
+        """Close the backend if this teacher built it (a shared model stays loaded)."""
+        if self._owns_backend and self._backend is not None:
+            self._backend.close()
+            self._backend = None

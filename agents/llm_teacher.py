@@ -69,7 +69,7 @@ from typing import Any
 
 import numpy as np
 
-from distillgym.agents.base import BaseTeacher, register_teacher
+from distillgym.agents.base import BackendOwner, BaseTeacher, register_teacher
 from distillgym.errors import ConfigError, check_bool, check_choice, check_int, check_number, did_you_mean
 
 __all__ = ["LLMTeacher", "parse_reply", "ReplyError"]
@@ -144,7 +144,7 @@ def parse_reply(text: str, skills: list[str], n_difficulties: int) -> tuple[int,
 
 
 @register_teacher("llm")
-class LLMTeacher(BaseTeacher):
+class LLMTeacher(BackendOwner, BaseTeacher):
     """A teacher that asks a language model for each (skill, difficulty); see the module
     docstring for the prompt, the reply format, the retries and the fallback.
 
@@ -220,8 +220,7 @@ class LLMTeacher(BaseTeacher):
         self.stop = list(stop) if stop else None
         self.prefill = check_bool("LLMTeacher", "prefill", prefill)
         self.backend_kwargs = dict(backend_kwargs or {})
-        self._backend: Any = None if isinstance(backend, str) else backend
-        self._owns_backend = isinstance(backend, str)
+        self._init_backend(backend)
         self.stats: dict[str, float] = dict.fromkeys(_STAT_KEYS, 0)
 
     # ------------------------------------------------------------------ set-up
@@ -247,12 +246,6 @@ class LLMTeacher(BaseTeacher):
     def __repr__(self) -> str:
         spec = self.backend_spec if isinstance(self.backend_spec, str) else type(self.backend_spec).__name__
         return f"LLMTeacher(backend={spec!r}, model={self.model!r}, mode={self.mode!r})"
-
-    def close(self) -> None:
-        """Close the backend if this teacher built it (a shared model stays loaded)."""
-        if self._owns_backend and self._backend is not None:
-            self._backend.close()
-            self._backend = None
 
     def reset(self, action_space: Any, info: dict[str, Any], seed: int | None = None) -> None:
         super().reset(action_space, info, seed)

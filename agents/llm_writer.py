@@ -65,7 +65,7 @@ from typing import Any
 
 import numpy as np
 
-from distillgym.agents.base import BaseTeacher, register_teacher
+from distillgym.agents.base import BackendOwner, BaseTeacher, register_teacher
 from distillgym.agents.writer import ScriptedWriter
 from distillgym.errors import ConfigError, check_choice, check_int, check_number
 from distillgym.levels import allocate
@@ -79,7 +79,7 @@ _STAT_KEYS = (
 
 
 @register_teacher("llm-writer")
-class LLMWriter(BaseTeacher):
+class LLMWriter(BackendOwner, BaseTeacher):
     """A language model continues few-shot lists of examples for the weakest cells (see the
     module docstring for the cells, the prompt, the lines sent and the cost).
 
@@ -139,8 +139,7 @@ class LLMWriter(BaseTeacher):
         self.n_errors = int(n_errors)
         self.targeting = ScriptedWriter(mastery=mastery, floor=floor)
         self.backend_kwargs = dict(backend_kwargs or {})
-        self._backend: Any = None if isinstance(backend, str) else backend
-        self._owns_backend = isinstance(backend, str)
+        self._init_backend(backend)
         self.stats: dict[str, float] = dict.fromkeys(_STAT_KEYS, 0)
 
     # ------------------------------------------------------------------ set-up
@@ -166,12 +165,6 @@ class LLMWriter(BaseTeacher):
                 kwargs.setdefault("base_url", self.base_url)
             self._backend = make_backend(self.backend_spec, **kwargs)
         return self._backend
-
-    def close(self) -> None:
-        """Close the backend if this writer built it."""
-        if self._owns_backend and self._backend is not None:
-            self._backend.close()
-            self._backend = None
 
     def reset(self, action_space: Any, info: dict[str, Any], seed: int | None = None) -> None:
         from distillgym.tasks import make_suite
