@@ -31,7 +31,10 @@ Row fields (per group, over its ok episodes):
 - ``t_vs_B``, ``p_vs_B``: Welch's *unpaired* t-test against the baseline (the field names of the
   earlier leaderboard, whose only test this was; it ignores the pairing and is kept for comparisons
   with results from other seeds);
-- ``failed``, ``invalid_actions`` (sum over episodes), ``seconds`` and ``examples`` (means per episode);
+- ``failed``, ``invalid_actions`` (sum over episodes: the LLM teacher's invalid replies), ``seconds`` and
+  ``examples`` (means per episode), ``seconds_per_decision`` (mean of the teacher's own
+  ``teacher_stats["seconds_per_decision"]``, the wall time of its model calls per decision; nan for
+  teachers that keep none);
 - costs, means per episode: ``teacher_tokens``, ``engine_tokens`` (each input + output),
   ``model_tokens`` (their sum, the budget of :func:`at_budget`), ``teacher_calls``, ``engine_calls``,
   ``student_tokens``, ``student_flops``; from the episode's ``costs`` record, or for lines written
@@ -242,6 +245,8 @@ def _summarise(env: str, chash: str, label: str, name: str, eps: list[dict[str, 
         "examples": _mean([_num(e.get("examples")) for e in oks]),
         "seconds": _mean([_num(e.get("seconds")) for e in oks]),
         "invalid_actions": int(sum(int(e.get("invalid_actions", 0) or 0) for e in oks)),
+        "seconds_per_decision": _mean([_num((e.get("teacher_stats") or {}).get("seconds_per_decision"))
+                                       for e in oks]),
         "teacher_tokens": cost("teacher_tokens_in", "teacher_tokens_out"),
         "engine_tokens": cost("engine_tokens_in", "engine_tokens_out"),
         "model_tokens": _mean(model),
@@ -394,7 +399,8 @@ def _csv_cols(baseline: str, threshold: float) -> list[str]:
         "env", "teacher", "n", "mean", "ci_low", "ci_high", "iqm", "auc", f"examples_to_{threshold:g}", "reached",
         "examples_max", "retained", f"paired_n_vs_{b}", f"paired_diff_vs_{b}", f"paired_t_p_vs_{b}",
         f"paired_t_holm_vs_{b}", f"wilcoxon_p_vs_{b}", f"wilcoxon_holm_vs_{b}", f"t_vs_{b}", f"p_vs_{b}", "rank",
-        "reference", "config_hash", "failed", "invalid_actions", "seconds", "examples", "teacher_tokens",
+        "reference", "config_hash", "failed", "invalid_actions", "seconds", "seconds_per_decision", "examples",
+        "teacher_tokens",
         "engine_tokens", "model_tokens", "teacher_calls", "engine_calls", "student_tokens", "student_flops",
         "fingerprints", "seeds",
     ]
@@ -445,15 +451,16 @@ def _md_env(rows: list[dict[str, Any]], env: str, baseline: str, threshold: floa
     # The config hash comes first: each teacher has exactly one markdown line that starts with its name
     # (the first table's), which is what scripts grep for.
     out.append(f"| config | teacher | AUC | examples to {threshold:g} val. acc. (KM median; reached) | "
-               f"Welch p vs {b} (unpaired) | failed | invalid actions | s / episode | teacher tokens | engine tokens | "
-               "student FLOPs |")
-    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+               f"Welch p vs {b} (unpaired) | failed | invalid actions | s / episode | teacher s / decision | "
+               "teacher tokens | engine tokens | student FLOPs |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         med = _f(r[eff], 0) if not math.isnan(r[eff]) else (f"> {r['examples_max']:.0f}" if r["n"] else "-")
         reached = "-" if math.isnan(r["reached"]) else f"{r['reached']:.0%}"
         out.append(
             f"| {r['config_hash'][:8]} | {names[id(r)]} | {_f(r['auc'])} | {med} ({reached}) | {_pf(r.get(f'p_vs_{b}'))} | "
-            f"{r['failed']} | {r['invalid_actions']} | {_f(r['seconds'], 1)} | {_big(r['teacher_tokens'])} | "
+            f"{r['failed']} | {r['invalid_actions']} | {_f(r['seconds'], 1)} | {_f(r['seconds_per_decision'], 1)} | "
+            f"{_big(r['teacher_tokens'])} | "
             f"{_big(r['engine_tokens'])} | {_big(r['student_flops'])} |"
         )
     out.append("")

@@ -51,7 +51,9 @@ def _episodes():
                                      "engine_tokens_in": 0, "engine_tokens_out": 0, "engine_calls": 0,
                                      "student_tokens": 5e5, "student_flops": 2e12, "examples": 600})
             for s in range(10)]
-    eps += [ep("old-llm", s, 0.28, teacher_stats={"tokens_in": 400, "tokens_out": 100, "prompts": 8}) for s in range(10)]
+    eps += [ep("old-llm", s, 0.28, teacher_stats={"tokens_in": 400, "tokens_out": 100, "prompts": 8,
+                                                                   "seconds_per_decision": 2.0 + 0.2 * s})
+            for s in range(10)]
     eps += [ep("uniform", s, 0.5 + 0.01 * s, env="other") for s in range(4)]
     eps += [ep("edge", s, 0.4 + 0.01 * s, env="other") for s in range(4)]
     return eps
@@ -180,6 +182,13 @@ def test_costs_from_records_and_from_old_lines(rows):
     assert llm["student_flops"] == 2e12 and llm["teacher_calls"] == 12
     assert old["teacher_tokens"] == 500 and old["teacher_calls"] == 8 and math.isnan(old["student_flops"])
     assert uni["model_tokens"] == 0 and math.isnan(uni["student_tokens"])
+    # the LLM teacher's seconds per decision: its own counter, averaged; "-" for teachers without one
+    assert old["seconds_per_decision"] == pytest.approx(2.9) and math.isnan(uni["seconds_per_decision"])
+    md = render(rows)
+    (line,) = [x for x in md.splitlines() if re.match(r"\| hash-old \| old-llm \|", x)]
+    assert line.split(" | ")[8] == "2.9"
+    lines = [x for x in md.splitlines() if re.match(r"\| hash-uni \| uniform \|", x)]  # one per env
+    assert lines and all(x.split(" | ")[8] == "-" for x in lines)
     c = episode_costs({"costs": {"teacher_tokens_in": 3, "engine_tokens_out": None}})
     assert c["teacher_tokens_in"] == 3 and math.isnan(c["engine_tokens_out"]) and math.isnan(c["examples"])
 
