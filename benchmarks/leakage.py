@@ -46,9 +46,9 @@ def measure(env_id: str, seed: int, teacher: str) -> dict[str, Any]:
     import gymnasium as gym
 
     import distillgym  # noqa: F401
-    from distillgym.agents import make_teacher
-    from distillgym.agents.adapters import adapt_teacher
     from distillgym.seeding import STREAM_TRAIN, rng_for
+    from distillgym.teachers import make_teacher
+    from distillgym.teachers.adapters import adapt_teacher
     from distillgym.types import PlanItem
 
     t0 = time.perf_counter()

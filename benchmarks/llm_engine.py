@@ -67,7 +67,7 @@ class Args:
 
 
 def run_yield(args: Args) -> dict[str, Any]:
-    from distillgym.engines.llm import LLMEngine
+    from distillgym.engines.llm_engine import LLMEngine
     from distillgym.seeding import rng_for
     from distillgym.tasks import make_suite
     from distillgym.types import PlanItem
@@ -110,9 +110,9 @@ def run_yield(args: Args) -> dict[str, Any]:
 def run_episodes(args: Args) -> dict[str, Any]:
     import numpy as np
 
-    from distillgym.engines.llm import LLM_ENV_ID, register_llm_env
-    from distillgym.runner import run_episode
-    from distillgym.stats import bootstrap_ci
+    from distillgym.engines.llm_engine import LLM_ENV_ID, register_llm_env
+    from distillgym.harness.runner import run_episode
+    from distillgym.harness.stats import bootstrap_ci
 
     register_llm_env()
     kw = dict(budget=args.budget, examples_per_step=args.examples_per_step, device="cpu")
@@ -145,8 +145,8 @@ def run_teacher(args: Args) -> dict[str, Any]:
     import gymnasium as gym
 
     import distillgym  # noqa: F401
-    from distillgym.agents.llm_teacher import LLMTeacher
     from distillgym.llm import make_backend
+    from distillgym.teachers.llm_teacher import LLMTeacher
 
     env = gym.make("distillgym/ArithSkills-v1", device="cpu")
     obs, info = env.reset(seed=0)

@@ -199,8 +199,8 @@ def run_env(args: Args) -> dict[str, Any]:
     import numpy as np
 
     import distillgym  # noqa: F401  (registers the envs)
-    from distillgym.agents import make_teacher
-    from distillgym.agents.adapters import adapt_teacher
+    from distillgym.teachers import make_teacher
+    from distillgym.teachers.adapters import adapt_teacher
 
     t0, c0 = time.perf_counter(), time.process_time()
     env = gym.make(args.env, **(json.loads(args.env_kwargs) if args.env_kwargs else {}))

@@ -47,7 +47,7 @@ class Args:
     episodes: int = 1
     """Episodes to run (seeds 0..episodes-1); the figures are per-episode means over them."""
     teacher: str = "uniform"
-    """Teacher name (distillgym.agents.make_teacher); its actions are fixed given the seed."""
+    """Teacher name (distillgym.teachers.make_teacher); its actions are fixed given the seed."""
     budget: int = 0
     """Training examples per episode (0: the env's default; set it only for a quick check)."""
     threads: int = 0
@@ -99,8 +99,8 @@ def run_episode(env_id: str, seed: int, teacher_name: str, budget: int) -> dict[
     import gymnasium as gym
 
     import distillgym  # noqa: F401  (registers the env)
-    from distillgym.agents import make_teacher
-    from distillgym.agents.adapters import adapt_teacher
+    from distillgym.teachers import make_teacher
+    from distillgym.teachers.adapters import adapt_teacher
 
     kwargs = {"budget": budget} if budget > 0 else {}
     env = gym.make(env_id, device="cpu", **kwargs)  # the default env, on the CPU

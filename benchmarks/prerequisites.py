@@ -147,7 +147,7 @@ def dependent_skills(args: Args, suite: Any) -> list[str]:
 def student_config(args: Args) -> Any:
     """The env's student on the CPU (default fields, or the env's with --env; optionally with
     another replay fraction)."""
-    from distillgym.students.tiny import StudentConfig
+    from distillgym.students.hf_student import StudentConfig
 
     fields = {k: v for k, v in resolve(args)[2].items() if k != "device"}
     cfg = StudentConfig.from_dict(fields)
@@ -165,7 +165,7 @@ def run_seed(args: Args, seed: int) -> list[dict[str, Any]]:
     import torch
 
     from distillgym.seeding import rng_for
-    from distillgym.students.tiny import TinyStudent
+    from distillgym.students.hf_student import TinyStudent
     from distillgym.tasks import make_suite
 
     torch.set_num_threads(args.threads)

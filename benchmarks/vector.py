@@ -100,8 +100,8 @@ def matmul_flops(n: int, reps: int = 5) -> float:
 def bench_data(args: Args) -> list[dict[str, Any]]:
     from distillgym.engines import make_engine
     from distillgym.seeding import STREAM_TRAIN, rng_for
-    from distillgym.students.plain import encode
     from distillgym.students.tokenizer import CharTokenizer
+    from distillgym.students.torch_student import encode
     from distillgym.tasks import make_suite
     from distillgym.types import PlanItem
 
@@ -139,9 +139,9 @@ def bench_student(args: Args, peak: float) -> list[dict[str, Any]]:
     import torch
 
     from distillgym.seeding import rng_for
-    from distillgym.students.plain import PlainStudent
+    from distillgym.students.hf_student import StudentConfig, TinyStudent
     from distillgym.students.population import PopulationStudent
-    from distillgym.students.tiny import StudentConfig, TinyStudent
+    from distillgym.students.torch_student import PlainStudent
     from distillgym.tasks import make_suite
 
     suite = make_suite("arith-v2")
@@ -233,7 +233,7 @@ def bench_env(args: Args, peak: float) -> list[dict[str, Any]]:
                     phases[k] += float(np.sum([float(x) for x in info["costs"]["seconds"][k]]))
             seconds = time.perf_counter() - t0
             if fpt is None:
-                from distillgym.students.plain import PlainStudent
+                from distillgym.students.torch_student import PlainStudent
                 from distillgym.tasks import make_suite
 
                 fpt = PlainStudent.for_suite(make_suite(gym.spec(args.env).kwargs["suite"]), device="cpu").flops_per_token()

@@ -42,7 +42,7 @@ from distillgym.rewards import REWARDS, RewardFn
 from distillgym.seeding import STREAM_EPISODE, STREAM_INIT, STREAM_TEST, STREAM_TRAIN, STREAM_VAL, rng_for
 from distillgym.students.base import make_student
 from distillgym.tasks import make_suite
-from distillgym.verify import check_lines
+from distillgym.tasks.checks import check_lines
 
 __all__ = ["TeachingEnv", "Seconds", "REWARDS", "SPLIT_MODES", "INIT_MODES"]
 

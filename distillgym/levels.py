@@ -194,7 +194,7 @@ class OpenLevel(ActionLevel):
     The action is a string (``Text`` space, charset = the suite's alphabet plus newline,
     ``max_length`` = ``examples_per_step`` lines of ``max_line_len + 1`` characters). Each line is
     ``prompt + answer`` in the suite's own format (arithmetic: ``57+68=125``) and is checked by
-    :func:`distillgym.verify.check_lines`: malformed, wrong, duplicate, over-long, off-grid and
+    :func:`distillgym.tasks.checks.check_lines`: malformed, wrong, duplicate, over-long, off-grid and
     leaking (validation or test part) lines are dropped, counted by kind in
     ``info["action"]["rejected"]``, and never reach the student. **Charge**: every non-empty line
     among the first ``n`` (the step's limit: ``examples_per_step``, or what is left of the budget)

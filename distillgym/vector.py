@@ -33,7 +33,7 @@ rounding, which can flip an exact-match item now and then (tests/test_vector.py 
 - ``SAME_STEP``: a sub-env whose episode ends in a step is reset in that same step; the step
   returns the new episode's first observation, and ``info["final_obs"]`` / ``info["final_info"]``
   hold the last observation and info of the episode that ended (SB3's convention; the SB3
-  adapter :mod:`distillgym.interop.sb3` uses this mode);
+  adapter :mod:`distillgym.train.sb3_vec_env` uses this mode);
 - ``DISABLED``: no automatic reset; ``reset(options={"reset_mask": mask})`` resets the masked
   sub-envs only.
 
@@ -283,8 +283,8 @@ class PopulationVectorEnv(gym.vector.VectorEnv):
     single env (``student`` must be ``"plain"``; ``device`` places the population)."""
 
     def __init__(self, num_envs: int = 1, autoreset_mode: Any = AutoresetMode.NEXT_STEP, **env_kwargs: Any) -> None:
-        from distillgym.students.plain import PlainStudent
         from distillgym.students.population import PopulationStudent
+        from distillgym.students.torch_student import PlainStudent
 
         check_int("PopulationVectorEnv", "num_envs", num_envs, 1)
         self.autoreset_mode = _autoreset_mode(autoreset_mode)

@@ -57,9 +57,9 @@ def main() -> None:
 
     import numpy as np
 
-    from distillgym.agents import make_teacher
-    from distillgym.agents.adapters import adapt_teacher
     from distillgym.interop.openenv import DistillGymClient, TeachingAction
+    from distillgym.teachers import make_teacher
+    from distillgym.teachers.adapters import adapt_teacher
 
     proc = None
     url = args.url

@@ -1,6 +1,6 @@
 """Shared fixtures: offline Hugging Face, a throw-away distillgym cache, small env configs.
 
-Tests import the environment and the teachers only as ``distillgym.envs`` / ``distillgym.agents``.
+Tests import the environment and the teachers only as ``distillgym.envs`` / ``distillgym.teachers``.
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from distillgym.agents import (
+from distillgym.errors import ConfigError, UnknownNameError
+from distillgym.harness.runner import run_episode
+from distillgym.teachers import (
     TEACHERS,
     IOATeacher,
     SingleSkillTeacher,
@@ -14,8 +16,6 @@ from distillgym.agents import (
     UniformTeacher,
     make_teacher,
 )
-from distillgym.errors import ConfigError, UnknownNameError
-from distillgym.runner import run_episode
 
 TINY = dict(budget=1536, examples_per_step=512, n_val_per_cell=4, n_test_per_cell=4)
 S, D = 7, 4

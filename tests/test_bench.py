@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distillgym.bench import RESULT_FORMAT, load_suite, read_results, run_suite
 from distillgym.errors import ConfigError, UnknownNameError
-from distillgym.leaderboard import bootstrap_ci, curve_auc, examples_to, iqm, leaderboard, render
+from distillgym.harness.bench import RESULT_FORMAT, load_suite, read_results, run_suite
+from distillgym.harness.leaderboard import bootstrap_ci, curve_auc, examples_to, iqm, leaderboard, render
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / "benchmarks" / "suites" / "tiny.toml"
+TINY = REPO / "distillgym" / "harness" / "benchmarks" / "tiny.toml"
 
 
 def _strip(rows):
@@ -30,7 +30,7 @@ def _strip(rows):
 
 def _cli(*args, env=None, **kw):
     return subprocess.Popen(
-        [sys.executable, "-m", "distillgym.cli", *args],
+        [sys.executable, "-m", "distillgym.harness.cli", *args],
         cwd=REPO,
         env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
         stdout=subprocess.PIPE,
@@ -214,7 +214,7 @@ def test_leaderboard_statistics():
 
 
 def test_cli_leaderboard_and_plot(uninterrupted, tmp_path, capsys):
-    from distillgym.cli import main
+    from distillgym.harness.cli import main
 
     assert main(["leaderboard", str(uninterrupted), "--format", "csv"]) == 0
     assert "uniform" in capsys.readouterr().out
@@ -302,7 +302,7 @@ def flaky(tmp_path, monkeypatch):
 
 
 def test_an_episode_that_raises_is_recorded_and_the_others_go_on(flaky, tmp_path, monkeypatch, capsys):
-    from distillgym.cli import main
+    from distillgym.harness.cli import main
 
     monkeypatch.setenv("FLAKY_SEEDS", "1")
     out = tmp_path / "r"
@@ -371,7 +371,7 @@ def test_nothing_written_contains_an_api_key(flaky, tmp_path, monkeypatch):
 
 
 def test_resume_onto_another_fingerprint_is_not_pooled_silently(uninterrupted, tmp_path):
-    from distillgym.bench import FingerprintMismatchError
+    from distillgym.harness.bench import FingerprintMismatchError
 
     lines = [json.loads(x) for x in (uninterrupted / "results.jsonl").read_text().splitlines()]
     kept, dropped = [], ("ioa", 1)
@@ -400,7 +400,7 @@ def test_resume_onto_another_fingerprint_is_not_pooled_silently(uninterrupted, t
 
 
 def test_episode_lines_carry_fingerprint_status_costs_and_the_resolved_config(uninterrupted):
-    from distillgym.fingerprint import HASH_VERSION, fingerprint
+    from distillgym.harness.fingerprint import HASH_VERSION, fingerprint
 
     eps, _ = read_results(uninterrupted)
     suite = load_suite("tiny")

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from distillgym import ENV_IDS
-from distillgym.agents import TEACHERS
-from distillgym.cli import main
-from distillgym.runner import run_episode
+from distillgym.harness.cli import main
+from distillgym.harness.runner import run_episode
+from distillgym.teachers import TEACHERS
 
 TINY_JSON = json.dumps({"budget": 1024, "examples_per_step": 512, "n_val_per_cell": 4, "n_test_per_cell": 4})
 # two steps of 1024: enough for the student to get a few test items right, so means differ from 0

@@ -16,7 +16,7 @@ import distillgym  # noqa: E402,F401
 from distillgym import ENV_IDS  # noqa: E402
 from distillgym.env import TeachingEnv  # noqa: E402
 from distillgym.errors import ConfigError, TrainingDivergedError, UnknownNameError  # noqa: E402
-from distillgym.runner import run_episode  # noqa: E402
+from distillgym.harness.runner import run_episode  # noqa: E402
 
 TINY = dict(budget=1024, examples_per_step=512, n_val_per_cell=4, n_test_per_cell=4)
 

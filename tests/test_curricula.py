@@ -8,19 +8,19 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import distillgym.agents.dump_ucb
-import distillgym.agents.edge
-import distillgym.agents.error_targeting
-import distillgym.agents.learning_progress
-import distillgym.agents.tscl  # noqa: F401  (the imports register the teachers)
-from distillgym.agents.base import TEACHERS, Teacher, make_teacher
-from distillgym.agents.dump_ucb import DumpUCBTeacher
-from distillgym.agents.edge import EdgeTeacher
-from distillgym.agents.error_targeting import ErrorTargetingTeacher
-from distillgym.agents.learning_progress import LearningProgressTeacher
-from distillgym.agents.tscl import TSCLSamplingTeacher, TSCLWindowTeacher, slope
+import distillgym.teachers.dump_ucb
+import distillgym.teachers.edge
+import distillgym.teachers.error_targeting
+import distillgym.teachers.learning_progress
+import distillgym.teachers.tscl  # noqa: F401  (the imports register the teachers)
 from distillgym.errors import ConfigError, UnknownNameError
-from distillgym.runner import run_episode
+from distillgym.harness.runner import run_episode
+from distillgym.teachers.base import TEACHERS, Teacher, make_teacher
+from distillgym.teachers.dump_ucb import DumpUCBTeacher
+from distillgym.teachers.edge import EdgeTeacher
+from distillgym.teachers.error_targeting import ErrorTargetingTeacher
+from distillgym.teachers.learning_progress import LearningProgressTeacher
+from distillgym.teachers.tscl import TSCLSamplingTeacher, TSCLWindowTeacher, slope
 
 NAMES = ["tscl-window", "tscl-sampling", "learning-progress", "dump-ucb", "error-targeting", "edge"]
 SKILLS = ["copy", "successor", "add", "sub", "mul", "compare", "chain"]

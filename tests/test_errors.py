@@ -94,7 +94,7 @@ def test_import_distillgym_does_not_import_torch():
         "assert 'torch' not in sys.modules, 'torch imported'; "
         "assert 'transformers' not in sys.modules, 'transformers imported'; "
         "assert 'distillgym/ArithSkills-v0' in gym.registry; "
-        "import distillgym.agents, distillgym.runner, distillgym.cli, distillgym.students; "
+        "import distillgym.teachers, distillgym.harness.runner, distillgym.harness.cli, distillgym.students; "
         "assert 'torch' not in sys.modules, 'torch imported by a submodule'"
     )
     proc = subprocess.run(

@@ -1,4 +1,4 @@
-"""Observation features for learned teachers (distillgym.features, distillgym.policies.VecFeatures)."""
+"""Observation features for learned teachers (distillgym.train.features, distillgym.train.policies.VecFeatures)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 from distillgym.errors import ConfigError, UnknownNameError
-from distillgym.features import (
+from distillgym.levels import mix_to_action
+from distillgym.train.features import (
     CELL_FEATURES,
     GLOBAL_FEATURES,
     CellFeatures,
     FeatureWrapper,
     make_features,
 )
-from distillgym.levels import mix_to_action
 
 SKILLS = ["a", "b", "c"]
 # 4 steps per episode of 100 examples; 3 skills x 2 difficulties = 6 cells.
@@ -143,8 +143,8 @@ def test_vec_features_match_the_wrapper_through_an_autoreset():
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     import distillgym  # noqa: F401
-    from distillgym.learned import EnvFactory
-    from distillgym.policies import VecFeatures
+    from distillgym.train.policies import VecFeatures
+    from distillgym.train.ppo import EnvFactory
 
     venv = VecFeatures(DummyVecEnv([EnvFactory("distillgym/ArithMix-v2", TINY_MIX) for _ in range(2)]))
     venv.seed(5)

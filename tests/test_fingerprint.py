@@ -10,9 +10,9 @@ from pathlib import Path
 import gymnasium as gym
 import pytest
 
-from distillgym.bench import Suite, TeacherEntry
 from distillgym.errors import ConfigError, UnknownNameError
-from distillgym.fingerprint import (
+from distillgym.harness.bench import Suite, TeacherEntry
+from distillgym.harness.fingerprint import (
     REDACTED,
     config_hash,
     fingerprint,
@@ -114,7 +114,7 @@ def _suite(env_kwargs=None, teachers=None) -> Suite:
 
 def test_config_hash_changes_when_a_default_changes(monkeypatch):
     """The hash covers the resolved env config and the teacher's defaults, not only the arguments given."""
-    from distillgym.agents import UniformTeacher
+    from distillgym.teachers import UniformTeacher
 
     base = _suite().config_hash(TeacherEntry("uniform"))
     # the same configuration written out explicitly is the same hash

@@ -25,7 +25,6 @@ import uvicorn  # noqa: E402
 from pydantic import ValidationError  # noqa: E402
 
 import distillgym  # noqa: E402,F401
-from distillgym.agents import make_teacher  # noqa: E402
 from distillgym.errors import InvalidActionError, UnknownNameError  # noqa: E402
 from distillgym.interop.openenv import (  # noqa: E402
     DistillGymClient,
@@ -35,6 +34,7 @@ from distillgym.interop.openenv import (  # noqa: E402
     main,
     make_app,
 )
+from distillgym.teachers import make_teacher  # noqa: E402
 
 TINY = dict(budget=1024, examples_per_step=512, n_val_per_cell=4, n_test_per_cell=4)
 OPEN = "distillgym/ArithOpen-v1"

@@ -16,8 +16,8 @@ import pytest
 from scipy import stats as sps
 
 from distillgym.errors import ConfigError
-from distillgym.leaderboard import at_budget, budget_frontier, episode_costs, groups, leaderboard, render
-from distillgym.stats import holm
+from distillgym.harness.leaderboard import at_budget, budget_frontier, episode_costs, groups, leaderboard, render
+from distillgym.harness.stats import holm
 
 REPO = Path(__file__).resolve().parents[1]
 U = [0.417, 0.424, 0.366, 0.281, 0.319, 0.437, 0.317, 0.352, 0.181, 0.301]  # the baseline, seeds 0-9
@@ -252,7 +252,7 @@ def test_renderers(rows):
 
 def test_checked_in_leaderboard_matches_the_checked_in_results():
     """benchmarks/LEADERBOARD.md's tables are what the leaderboard gives for benchmarks/results/standard."""
-    from distillgym.bench import read_results
+    from distillgym.harness.bench import read_results
 
     episodes, _ = read_results(REPO / "benchmarks" / "results" / "standard")
     rows = leaderboard(episodes)

@@ -24,7 +24,6 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("tokenizers")
 
-from distillgym.agents.llm_teacher import LLMTeacher, parse_reply  # noqa: E402
 from distillgym.errors import ConfigError, DependencyMissingError, UnknownNameError  # noqa: E402
 from distillgym.llm import (  # noqa: E402
     Completion,
@@ -34,6 +33,7 @@ from distillgym.llm import (  # noqa: E402
     LLMTimeoutError,
     make_backend,
 )
+from distillgym.teachers.llm_teacher import LLMTeacher, parse_reply  # noqa: E402
 
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
@@ -375,7 +375,7 @@ def test_invalid_replies_retry_then_fall_back(report_info):
     fake = FixedReplyBackend(["I think you should teach addition."])
     teacher = _teacher(fake, info, max_retries=2, fallback="uniform", seed=3)
     action = teacher.act(obs, info)
-    from distillgym.agents.simple import UniformTeacher
+    from distillgym.teachers.simple import UniformTeacher
 
     uniform = UniformTeacher()
     uniform.reset(None, info, seed=3)
@@ -425,7 +425,7 @@ def test_choose_mode_always_valid(tf_backend, report_info):
 
 
 def test_teacher_builds_its_own_backend(tiny_model_dir, report_info):
-    from distillgym.agents.base import make_teacher
+    from distillgym.teachers.base import make_teacher
 
     obs, info = report_info
     teacher = make_teacher("llm", backend="transformers", model=tiny_model_dir, mode="choose",
@@ -437,7 +437,7 @@ def test_teacher_builds_its_own_backend(tiny_model_dir, report_info):
 
 
 def test_teacher_config_errors():
-    from distillgym.agents.base import make_teacher
+    from distillgym.teachers.base import make_teacher
 
     with pytest.raises(UnknownNameError, match="Did you mean 'choose'"):
         LLMTeacher(backend=FixedReplyBackend(["x"]), mode="chose")
@@ -456,7 +456,7 @@ def test_teacher_config_errors():
 
 @pytest.mark.slow
 def test_llm_teacher_runs_an_episode(server, tiny_kwargs):
-    from distillgym.runner import run_episode
+    from distillgym.harness.runner import run_episode
 
     teacher = LLMTeacher(backend="openai", base_url=server.url, mode="choose",
                          backend_kwargs={"timeout": 60.0, "max_retries": 0})

@@ -21,7 +21,7 @@ pytest.importorskip("transformers")
 pytest.importorskip("tokenizers")
 
 from distillgym.engines import make_engine  # noqa: E402
-from distillgym.engines.llm import STRATEGIES, VERDICTS, LLMEngine  # noqa: E402
+from distillgym.engines.llm_engine import STRATEGIES, VERDICTS, LLMEngine  # noqa: E402
 from distillgym.errors import ConfigError, UnknownNameError  # noqa: E402
 from distillgym.llm import Completion, LLMBackend, LLMBackendError  # noqa: E402
 from distillgym.seeding import rng_for  # noqa: E402
@@ -258,7 +258,7 @@ def test_calibrated_reference_is_measured_once_and_fixed(v1):
 
 
 def test_calibration_is_cached_per_process_and_on_disk(v1, tiny_lm, monkeypatch):
-    from distillgym.engines import llm as llm_engine
+    from distillgym.engines import llm_engine
 
     kw = dict(model=tiny_lm, strategy="answer", calibration=2, backend_kwargs={"device": "cpu"})
     first = LLMEngine(v1, **kw)
@@ -439,7 +439,7 @@ def test_the_llm_data_env_id(tiny_lm):
     """The registered id builds the documented env; with a tiny model in place of SmolLM2 it runs."""
     import gymnasium as gym
 
-    from distillgym.engines.llm import LLM_ENV_DEFAULTS, LLM_ENV_ID, register_llm_env
+    from distillgym.engines.llm_engine import LLM_ENV_DEFAULTS, LLM_ENV_ID, register_llm_env
 
     register_llm_env()
     register_llm_env()  # idempotent

@@ -17,13 +17,13 @@ pytest.importorskip("tokenizers")
 import gymnasium as gym  # noqa: E402
 
 import distillgym  # noqa: E402,F401  (registers the envs)
-from distillgym.agents import make_teacher  # noqa: E402
-from distillgym.agents.llm_writer import LLMWriter  # noqa: E402
 from distillgym.errors import ConfigError, UnknownNameError  # noqa: E402
+from distillgym.harness.runner import run_episode  # noqa: E402
 from distillgym.llm import Completion  # noqa: E402
-from distillgym.runner import run_episode  # noqa: E402
 from distillgym.tasks import make_suite  # noqa: E402
-from distillgym.verify import check_lines  # noqa: E402
+from distillgym.tasks.checks import check_lines  # noqa: E402
+from distillgym.teachers import make_teacher  # noqa: E402
+from distillgym.teachers.llm_writer import LLMWriter  # noqa: E402
 
 ENV = "distillgym/ArithOpen-v1"
 TINY = dict(budget=1024, examples_per_step=512, n_val_per_cell=4, n_test_per_cell=4)  # as conftest.TINY

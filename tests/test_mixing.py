@@ -10,13 +10,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from distillgym.agents import AioliTeacher, DoReMiTeacher, ODMTeacher, SkillItTeacher, make_teacher
-from distillgym.agents import doremi as doremi_mod
-from distillgym.agents.aioli import normalize_graph, probe_mix, solve_graph
-from distillgym.agents.odm import exp3_epsilon
-from distillgym.agents.skill_it import skill_graph
 from distillgym.errors import ConfigError, UnknownNameError
 from distillgym.levels import allocate
+from distillgym.teachers import AioliTeacher, DoReMiTeacher, ODMTeacher, SkillItTeacher, make_teacher
+from distillgym.teachers import doremi as doremi_mod
+from distillgym.teachers.aioli import normalize_graph, probe_mix, solve_graph
+from distillgym.teachers.odm import exp3_epsilon
+from distillgym.teachers.skill_it import skill_graph
 
 # A synthetic 2 x 2 grid: skills a, b (b needs a), levels 0, 1; flat cells a0=0, a1=1, b0=2, b1=3.
 INFO = {"skills": ["a", "b"], "prerequisites": {"a": [], "b": ["a"]}, "n_difficulties": 2}
@@ -216,7 +216,7 @@ def test_doremi_reference_is_trained_once_and_cached(monkeypatch, tmp_path):
     assert doremi_mod.reference_path(cfg, 1001) != path
     assert doremi_mod.reference_path({**cfg, "budget": 2048}, 1000) != path
     # the teacher's episode is the same whether the reference was cached or not
-    from distillgym.runner import run_episode
+    from distillgym.harness.runner import run_episode
 
     a = run_episode(env, "doremi", seed=3)
     path.unlink()

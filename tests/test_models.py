@@ -72,10 +72,10 @@ def test_missing_package_names_the_install_line(monkeypatch):
 def test_one_copy_per_process(tiny_dir):
     """Every backend, engine and teacher built on the same model shares one model object; a
     teacher over two episodes and a second teacher do not load it again."""
-    from distillgym.agents.llm_teacher import LLMTeacher
-    from distillgym.engines.llm import LLMEngine
+    from distillgym.engines.llm_engine import LLMEngine
     from distillgym.llm import make_backend
     from distillgym.tasks import make_suite
+    from distillgym.teachers.llm_teacher import LLMTeacher
 
     m1, t1 = models.load_causal_lm(tiny_dir)
     m2, _ = models.load_causal_lm(tiny_dir + "/")  # the same directory spelled differently

@@ -8,9 +8,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from distillgym.agents import OracleLookahead, make_teacher
 from distillgym.errors import ConfigError
-from distillgym.runner import run_episode
+from distillgym.harness.runner import run_episode
+from distillgym.teachers import OracleLookahead, make_teacher
 
 # A small episode on a smaller student: 2 steps of 256 examples, 2 validation items per cell.
 SMALL_STUDENT = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64, "batch_size": 64}

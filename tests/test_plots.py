@@ -9,8 +9,8 @@ import pytest
 pytest.importorskip("matplotlib")
 
 from distillgym.errors import ConfigError  # noqa: E402
-from distillgym.leaderboard import leaderboard  # noqa: E402
-from distillgym.plots import plot_costs, plot_results  # noqa: E402
+from distillgym.harness.leaderboard import leaderboard  # noqa: E402
+from distillgym.harness.plots import plot_costs, plot_results  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

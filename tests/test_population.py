@@ -23,7 +23,9 @@ torch = pytest.importorskip("torch")
 from distillgym.errors import ConfigError, TrainingDivergedError  # noqa: E402
 from distillgym.seeding import rng_for  # noqa: E402
 from distillgym.students import STUDENTS, make_student  # noqa: E402
-from distillgym.students.plain import (  # noqa: E402
+from distillgym.students.hf_student import StudentConfig, TinyStudent  # noqa: E402
+from distillgym.students.population import PopulationDivergedError, PopulationStudent  # noqa: E402
+from distillgym.students.torch_student import (  # noqa: E402
     PlainLM,
     PlainStudent,
     encode,
@@ -31,8 +33,6 @@ from distillgym.students.plain import (  # noqa: E402
     init_weights,
     param_shapes,
 )
-from distillgym.students.population import PopulationDivergedError, PopulationStudent  # noqa: E402
-from distillgym.students.tiny import StudentConfig, TinyStudent  # noqa: E402
 from distillgym.tasks import make_suite  # noqa: E402
 from distillgym.tasks.arrays import ExampleArrays  # noqa: E402
 from distillgym.types import Example  # noqa: E402

@@ -44,7 +44,7 @@ def test_default_suite_shape(suite):
     assert 2 + suite.max_prompt_len + suite.max_answer_len <= 32
     # and no single item is longer than 21 characters (a padded mini-batch costs its longest row)
     assert max(sum(rgs.ADAPTERS[s].bounds(cfg)) for s in suite.skills for cfg in suite.levels[s]) <= 21
-    from distillgym.students.tiny import TinyStudent
+    from distillgym.students.hf_student import TinyStudent
 
     student = TinyStudent.for_suite(suite, device="cpu")
     assert student.config.max_positions == 32
@@ -227,7 +227,7 @@ def test_solver_and_classifier_on_hand_written_prompts(suite):
 
 
 def test_written_lines_are_verified(suite):
-    from distillgym.verify import check_lines
+    from distillgym.tasks.checks import check_lines
 
     lines = ["7-0=7", "7-0=8", "rev:qzqz=zqzq", "hello=x", "gcd2,4=2", "7-0=7"]
     train = [p for p in (f"{a}+{b}=" for a in range(10) for b in range(10)) if suite.part_of(p) == "train"]

@@ -150,8 +150,8 @@ def test_arith_v1_cell_sizes_are_counted_exactly():
 def test_no_test_or_validation_prompt_is_trained_on(env_id):
     """Over a small episode of every v1 id: every example the student trains on comes from the train
     part, and none of them is a validation or test prompt (measured: the overlap is 0)."""
-    from distillgym.agents import make_teacher
-    from distillgym.agents.adapters import adapt_teacher
+    from distillgym.teachers import make_teacher
+    from distillgym.teachers.adapters import adapt_teacher
 
     env = _make(env_id, **SMALL).unwrapped
     trained: list = []

@@ -9,7 +9,7 @@ import pytest
 from scipy import stats as sps
 
 from distillgym.errors import ConfigError, UnknownNameError
-from distillgym.stats import bootstrap_ci, holm, iqm, km_median, mean_ci, paired_test, welch
+from distillgym.harness.stats import bootstrap_ci, holm, iqm, km_median, mean_ci, paired_test, welch
 
 
 @pytest.mark.parametrize("confidence", [0.95, 0.9, 0.99])

@@ -188,7 +188,7 @@ def test_vector_env_errors():
 # ---------------------------------------------------------------------------- SB3
 def test_sb3_adapter_follows_sb3s_conventions():
     pytest.importorskip("stable_baselines3")
-    from distillgym.interop.sb3 import NativeVecEnv, make_native_vec_env
+    from distillgym.train.sb3_vec_env import NativeVecEnv, make_native_vec_env
 
     venv = make_native_vec_env(ENV, 2, TINY)
     venv.seed(5)
@@ -212,7 +212,7 @@ def test_sb3_adapter_follows_sb3s_conventions():
 def test_train_teacher_with_the_native_vector_env(tmp_path):
     """``distillgym train-teacher --vec native --n-envs 2``: PPO trains on one population."""
     pytest.importorskip("stable_baselines3")
-    from distillgym.cli import main
+    from distillgym.harness.cli import main
 
     out = tmp_path / "run"
     code = main([

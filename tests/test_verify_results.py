@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from distillgym.bench import load_suite, run_suite
-from distillgym.cli import main
 from distillgym.errors import ConfigError
-from distillgym.verify_results import render_verify, select_episodes, verify
+from distillgym.harness.bench import load_suite, run_suite
+from distillgym.harness.cli import main
+from distillgym.harness.verify import render_verify, select_episodes, verify
 
 SUITE = """name = "v"
 env = "distillgym/ArithSkills-v1"

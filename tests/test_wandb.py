@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from distillgym.bench import load_suite, read_results, run_suite
+from distillgym.harness.bench import load_suite, read_results, run_suite
 
 _BLOCK = 32768  # LevelDB log block size; every record chunk has a 7-byte header (crc32, length, type)
 _FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4

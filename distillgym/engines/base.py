@@ -86,7 +86,7 @@ class DataEngine(Protocol):
 ENGINES: dict[str, Callable[..., DataEngine] | str] = {
     "procedural": "distillgym.engines.procedural:ProceduralEngine",
     "vectorized": "distillgym.engines.vectorized:VectorizedEngine",
-    "llm": "distillgym.engines.llm:LLMEngine",
+    "llm": "distillgym.engines.llm_engine:LLMEngine",
 }
 
 

@@ -1,6 +1,6 @@
 """Adapters to other libraries' environment interfaces, as optional extras imported on use.
 
-- :mod:`distillgym.interop.sb3`: a Stable-Baselines3 ``VecEnv`` over the native vector env
+- :mod:`distillgym.train.sb3_vec_env`: a Stable-Baselines3 ``VecEnv`` over the native vector env
   (``pip install "distillgym[sb3]"``).
 - :mod:`distillgym.interop.trl`: a teaching env as a TRL ``environment_factory`` (GRPO with
   tools): ``make_environment_factory("distillgym/ArithSkills-v1", budget=...)`` returns a class

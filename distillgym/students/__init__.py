@@ -27,11 +27,11 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name in ("StudentConfig", "TinyStudent", "resolve_device"):
-        from distillgym.students import tiny
+        from distillgym.students import hf_student
 
-        return getattr(tiny, name)
+        return getattr(hf_student, name)
     if name == "PlainStudent":
-        from distillgym.students.plain import PlainStudent
+        from distillgym.students.torch_student import PlainStudent
 
         return PlainStudent
     if name == "PopulationStudent":

@@ -85,8 +85,8 @@ class Student(Protocol):
 
 
 STUDENTS: dict[str, Callable[..., Student] | str] = {
-    "tiny": "distillgym.students.tiny:TinyStudent.for_suite",
-    "plain": "distillgym.students.plain:PlainStudent.for_suite",
+    "tiny": "distillgym.students.hf_student:TinyStudent.for_suite",
+    "plain": "distillgym.students.torch_student:PlainStudent.for_suite",
     "lora": "distillgym.students.lora:LoRAStudent.for_suite",
 }
 

@@ -90,7 +90,7 @@ from distillgym.errors import (
 )
 from distillgym.seeding import STREAM_TRAIN, rng_for
 from distillgym.students.base import TrainStats
-from distillgym.students.tiny import resolve_device
+from distillgym.students.hf_student import resolve_device
 from distillgym.tasks.base import TaskSuite
 from distillgym.types import Example
 

@@ -1,6 +1,6 @@
 """A population of P plain students in one batched model.
 
-Every parameter of :class:`~distillgym.students.plain.PlainLM` gets a leading population
+Every parameter of :class:`~distillgym.students.torch_student.PlainLM` gets a leading population
 dimension (:class:`PopulationLM`): member p's weights are ``param[p]``, and every matrix
 product of the forward pass is one batched product over the P members (``torch.bmm``), so a
 mini-batch step trains all P students with one pass of kernels instead of P. Members share
@@ -14,7 +14,7 @@ one random generator per member and returns one :class:`TrainStats` per member;
 ``score_and_loss`` / ``score`` / ``answer_loss`` / ``predict`` take one list per member;
 ``snapshot(i)`` / ``restore(i, snapshot)`` / ``reinit(i, seed)`` act on one member. A member's
 snapshot has exactly the format of :meth:`PlainStudent.snapshot
-<distillgym.students.plain.PlainStudent.snapshot>`, so state moves between a population
+<distillgym.students.torch_student.PlainStudent.snapshot>`, so state moves between a population
 member and a single plain student both ways (:meth:`PopulationStudent.member`).
 
 **Equivalence.** Member p trained in the population equals a :class:`PlainStudent` trained
@@ -47,7 +47,9 @@ from torch import nn
 
 from distillgym.errors import ConfigError, TrainingDivergedError
 from distillgym.students.base import TrainStats
-from distillgym.students.plain import (
+from distillgym.students.hf_student import StudentConfig, resolve_device
+from distillgym.students.tokenizer import BOS, EOS, PAD, CharTokenizer
+from distillgym.students.torch_student import (
     ADAM_EPS,
     BETAS,
     PlainConfig,
@@ -68,8 +70,6 @@ from distillgym.students.plain import (
     rotary_tables,
     row_loss,
 )
-from distillgym.students.tiny import StudentConfig, resolve_device
-from distillgym.students.tokenizer import BOS, EOS, PAD, CharTokenizer
 from distillgym.tasks.arrays import ExampleArrays
 from distillgym.types import Example
 
@@ -104,9 +104,9 @@ def _rms_norm(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
 
 
 class PopulationLM(nn.Module):
-    """P :class:`~distillgym.students.plain.PlainLM` models as stacked parameters:
+    """P :class:`~distillgym.students.torch_student.PlainLM` models as stacked parameters:
     ``forward(ids (P, B, T)) -> logits (P, B, T, vocab)``. Parameter ``names[j]`` of member p is
-    ``params[j][p]`` (names and order of :func:`~distillgym.students.plain.param_shapes`)."""
+    ``params[j][p]`` (names and order of :func:`~distillgym.students.torch_student.param_shapes`)."""
 
     def __init__(self, cfg: PlainConfig, size: int) -> None:
         super().__init__()
@@ -630,7 +630,7 @@ class PopulationStudent:
 
 
 def _lr(cfg: StudentConfig, step: np.ndarray) -> np.ndarray:
-    """:func:`~distillgym.students.plain.lr_at` of an array of steps, in float64."""
+    """:func:`~distillgym.students.torch_student.lr_at` of an array of steps, in float64."""
     step = np.asarray(step, dtype=np.float64)
     if cfg.warmup_steps:
         return np.where(step < cfg.warmup_steps, cfg.lr * (step + 1) / cfg.warmup_steps, cfg.lr)

@@ -29,7 +29,7 @@ space, and asking for a validation or test split is an error.
 **Written examples.** ``format_line(example)`` writes an example as one line of text (by
 default ``prompt + answer``: prompts end with ``answer_separator``), and
 ``parse_line(line)`` reads one back into ``(prompt, answer)``; the open-ended action level and
-the LLM data engine use them (see :mod:`distillgym.verify`).
+the LLM data engine use them (see :mod:`distillgym.tasks.checks`).
 """
 
 from __future__ import annotations

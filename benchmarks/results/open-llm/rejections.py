@@ -1,7 +1,7 @@
 """Rejected lines by kind per teacher, summed over the step lines of a results directory.
 
 The open level's step records carry ``accepted`` and ``rejected`` (lines by kind, see
-:mod:`distillgym.verify`); ``examples`` is the budget the step charged (non-empty lines within the
+:mod:`distillgym.tasks.checks`); ``examples`` is the budget the step charged (non-empty lines within the
 step's limit). This sums them per (teacher label, config hash) over every finished episode, and adds
 the teacher's own model costs from the episode records (``teacher_stats``: prompts, tokens, seconds
 and CPU seconds of the llm-writer's backend calls).
@@ -15,8 +15,8 @@ import argparse
 from collections import defaultdict
 from pathlib import Path
 
-from distillgym.bench import read_results
-from distillgym.verify import REJECT_KINDS
+from distillgym.harness.bench import read_results
+from distillgym.tasks.checks import REJECT_KINDS
 
 KINDS = [k for k in REJECT_KINDS if k != "over_limit"] + ["over_limit"]
 

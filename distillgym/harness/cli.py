@@ -1,0 +1,271 @@
+"""``distillgym`` command line: envs, teachers, run, bench, leaderboard, plot, verify, train-teacher."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from distillgym.errors import ConfigError, DistillGymError
+
+__all__ = ["main"]
+
+
+def _json_arg(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"budget\": 8192}}', got {text!r} ({err})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
+
+
+def _cmd_envs(args: argparse.Namespace) -> int:
+    from distillgym import ENV_IDS
+
+    for env_id in ENV_IDS:
+        print(env_id)
+    return 0
+
+
+def _cmd_teachers(args: argparse.Namespace) -> int:
+    from distillgym.teachers import TEACHERS
+
+    for name in sorted(TEACHERS):
+        doc = (TEACHERS[name].__doc__ or "").strip().splitlines()
+        print(f"{name:<14} {doc[0] if doc else ''}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from distillgym.harness.runner import run_episode
+
+    if not args.json:
+        print(f"{'step':>4} {'data':<22} {'val acc':>7} {'reward':>7} {'loss':>6} {'seconds':>7}")
+
+    def show(rec: dict[str, Any]) -> None:
+        if args.json:
+            return
+        if "skill" in rec:
+            data = f"{rec['skill']} L{rec['difficulty']}"
+        elif "accepted" in rec:
+            data = f"{rec['accepted']} of {rec['examples']} lines ok"
+        else:
+            alloc = rec.get("allocation") or []
+            data = f"mix over {sum(1 for row in alloc for v in row if v)} cells"
+        loss = rec["loss"] if rec["loss"] is not None else float("nan")
+        print(
+            f"{rec['t']:>4} {data:<22} {rec['val_accuracy']:>7.3f} {rec['reward']:>+7.3f} {loss:>6.3f} "
+            f"{rec['seconds']['total']:>7.2f}",
+            flush=True,
+        )
+
+    res = run_episode(args.env, args.teacher, args.seed, args.env_kwargs, args.teacher_kwargs, on_step=show)
+    if args.json:
+        print(json.dumps(res))
+    else:
+        print(
+            f"final test accuracy {res['final_test_accuracy']:.3f}  (validation {res['val_accuracy_start']:.3f} -> "
+            f"{res['val_accuracy_end']:.3f}, {res['examples']} examples, {res['seconds']:.1f} s)"
+        )
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from distillgym.harness.bench import TeacherEntry, load_suite, read_results, run_suite
+    from distillgym.harness.leaderboard import leaderboard, render
+
+    suite = load_suite(args.suite)
+    if args.teachers:
+        suite.teachers = [TeacherEntry(n) for n in args.teachers.split(",") if n]
+    if args.seeds is not None:
+        if args.seeds < 1:
+            raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
+        suite.seeds = list(range(args.seed_start, args.seed_start + args.seeds))
+    if args.env_kwargs:
+        suite.env_kwargs = {**suite.env_kwargs, **args.env_kwargs}
+    suite.validate()
+    out = args.out or f"results/{suite.name}"
+    print(
+        f"bench {suite.name}: {len(suite.teachers)} teachers x {len(suite.seeds)} seeds on {suite.env} "
+        f"-> {out} ({args.executor}, {args.workers} workers)",
+        file=sys.stderr,
+        flush=True,
+    )
+    counts = run_suite(
+        suite, out, workers=args.workers, executor=args.executor, ray_address=args.ray_address,
+        progress=not args.no_progress, wandb=args.wandb, allow_mixed_fingerprints=args.allow_mixed_fingerprints,
+        say=lambda msg: print(f"distillgym: {msg}", file=sys.stderr, flush=True),
+    )
+    print(f"ran {counts['ran']} episodes, skipped {counts['skipped']} already in {out} ({counts['seconds']:.0f} s)",
+          file=sys.stderr)
+    episodes, _ = read_results(out)
+    keep = {(j.label, j.config_hash) for j in suite.jobs()}
+    episodes = [e for e in episodes if (e["teacher"], e["config_hash"]) in keep and e["seed"] in suite.seeds]
+    rows = leaderboard(episodes)
+    if args.json:
+        print(json.dumps({"suite": suite.name, "out": out, "rows": rows, "failed": counts["failures"]}))
+        return _failure_summary(counts, out)
+    print(render(rows, "md"))
+    try:
+        from distillgym.harness.plots import plot_results
+
+        paths = plot_results(out)
+        print("plots: " + ", ".join(str(p) for p in paths))
+    except DistillGymError as err:  # matplotlib missing: the table is still there
+        print(f"(no plots: {err})")
+    print(f"results: {out}/results.jsonl  (distillgym leaderboard {out} --format md|csv|json)")
+    return _failure_summary(counts, out)
+
+
+def _failure_summary(counts: dict[str, Any], out: str) -> int:
+    """Print the failed episodes of a run (stderr) and return the exit code: 0, or 1 when any failed."""
+    if not counts["failed"]:
+        return 0
+    print(f"distillgym: {counts['failed']} of {counts['ran']} episodes failed (recorded as failed lines with their "
+          f"tracebacks in {out}/results.jsonl; run the same command again to retry them):", file=sys.stderr)
+    for f in counts["failures"]:
+        first = f["error"].splitlines()[0] if f["error"] else ""
+        print(f"  {f['label']} seed {f['seed']} [{f['config_hash'][:8]}]: {first}", file=sys.stderr)
+    return 1
+
+
+def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    from distillgym.harness.bench import read_results
+    from distillgym.harness.leaderboard import leaderboard, render
+
+    episodes, _ = read_results(args.results)
+    if not episodes:
+        raise ConfigError(f"no finished episodes in {args.results}")
+    print(render(leaderboard(episodes, args.baseline, args.threshold), args.format, args.baseline, args.threshold))
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from distillgym.harness.verify import render_verify, verify
+
+    def show(row: dict[str, Any]) -> None:
+        if args.json:
+            return
+        now = "FAILED" if row["status"] != "ok" else f"{row['now']:.4f}"
+        print(f"distillgym: verify: {row['teacher']} seed {row['seed']}: recorded {row['recorded']:.4f}, rerun {now}"
+              + (" (identical)" if row.get("exact") else ""), file=sys.stderr, flush=True)
+
+    report = verify(args.results, episodes=args.episodes, seed=args.seed, threads=args.threads,
+                    workers=args.workers, on_episode=show)
+    if args.out:
+        from pathlib import Path
+
+        Path(args.out).write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print(json.dumps(report, default=str) if args.json else render_verify(report))
+    tol = args.tolerance
+    bad = [r for r in report["rows"] if r["status"] != "ok" or (not r["exact"] if tol == 0 else abs(r["drift"]) > tol)]
+    return 1 if bad else 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from distillgym.harness.plots import plot_results
+
+    for p in plot_results(args.results, args.out):
+        print(p)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from distillgym.harness.runner import DEFAULT_ENV
+
+    p = argparse.ArgumentParser(prog="distillgym", description="Benchmark and train teachers of small language models.")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("envs", help="list registered environment ids").set_defaults(fn=_cmd_envs)
+    sub.add_parser("teachers", help="list teacher names").set_defaults(fn=_cmd_teachers)
+
+    r = sub.add_parser("run", help="run one episode and print a per-step table")
+    r.add_argument("--env", default=DEFAULT_ENV)
+    r.add_argument("--teacher", default="ioa")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--env-kwargs", type=_json_arg, default=None, help="JSON object of env constructor arguments")
+    r.add_argument("--teacher-kwargs", type=_json_arg, default=None, help="JSON object of teacher arguments")
+    r.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    r.set_defaults(fn=_cmd_run)
+
+    b = sub.add_parser("bench", help="run a benchmark suite (default: quick) and print its leaderboard")
+    b.add_argument("suite", nargs="?", default="quick", help="a name in benchmarks/suites/ or a path to a .toml suite")
+    b.add_argument("--out", default=None, help="results directory (default results/SUITE); a rerun resumes it")
+    b.add_argument("--workers", type=int, default=1, help="parallel episodes (one torch thread each)")
+    b.add_argument("--executor", default="local", help="local (process pool) or ray")
+    b.add_argument("--ray-address", default=None, help="address of a running Ray cluster (default: start a local one)")
+    b.add_argument("--teachers", default=None, help="comma-separated teacher names, overriding the suite's")
+    b.add_argument("--seeds", type=int, default=None, help="number of seeds, overriding the suite's")
+    b.add_argument("--seed-start", type=int, default=0)
+    b.add_argument("--env-kwargs", type=_json_arg, default=None, help="JSON object merged into the suite's env_kwargs")
+    b.add_argument(
+        "--wandb",
+        action="store_true",
+        help="also log each episode as a Weights & Biases run, grouped by teacher, in OUT/wandb "
+        "(offline unless WANDB_MODE is set)",
+    )
+    b.add_argument(
+        "--allow-mixed-fingerprints",
+        action="store_true",
+        help="resume into a results directory even where its finished episodes of the same config were recorded "
+        "with another fingerprint (machine, library versions, commit, threads); without it such a resume stops",
+    )
+    b.add_argument("--no-progress", action="store_true")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(fn=_cmd_bench)
+
+    lb = sub.add_parser("leaderboard", help="leaderboard of a results directory or file")
+    lb.add_argument("results")
+    lb.add_argument("--format", default="md", help="md, csv or json")
+    lb.add_argument(
+        "--baseline",
+        default="uniform",
+        help="teacher label the paired tests compare against (default uniform), or LABEL@HASH (a config-hash prefix) "
+        "when the label has several configurations in one env",
+    )
+    lb.add_argument("--threshold", type=float, default=0.25, help="validation accuracy for the data-efficiency column")
+    lb.set_defaults(fn=_cmd_leaderboard)
+
+    plot_help = ("learning curves, skill heatmaps and the costs plot (final test accuracy against model tokens per "
+                 "episode) of a results directory, as PNG")
+    pl = sub.add_parser("plot", help=plot_help, description=plot_help)
+    pl.add_argument("results")
+    pl.add_argument("--out", default=None, help="folder for the PNGs (default RESULTS/plots)")
+    pl.set_defaults(fn=_cmd_plot)
+
+    verify_help = ("re-run recorded episodes of a results directory and report exact equality or the drift of final "
+                   "test accuracy, with the recorded and current fingerprints side by side; exits 1 when any rerun "
+                   "differs (beyond --tolerance)")
+    v = sub.add_parser("verify", help=verify_help, description=verify_help)
+    v.add_argument("results", help="a results directory (or its results.jsonl) written by `distillgym bench`")
+    v.add_argument("--episodes", type=int, default=10, help="how many episodes to re-run (default 10; all if fewer)")
+    v.add_argument("--seed", type=int, default=0, help="seed of the choice of episodes (default 0)")
+    v.add_argument("--threads", type=int, default=None,
+                   help="torch threads per rerun (default: the recorded fingerprint's, else 1)")
+    v.add_argument("--workers", type=int, default=1, help="parallel reruns")
+    v.add_argument("--tolerance", type=float, default=0.0,
+                   help="exit 0 when every |drift| of final test accuracy is at most this (default 0: bit-identical "
+                   "episodes required)")
+    v.add_argument("--out", default=None, help="also write the full report as JSON to this file")
+    v.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    v.set_defaults(fn=_cmd_verify)
+
+    from distillgym.train.ppo import add_train_teacher_parser
+
+    add_train_teacher_parser(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.fn(args))
+    except DistillGymError as err:
+        print(f"distillgym: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""``scripted-writer``: a teacher for the open-ended level that writes correct examples itself.
+
+The baseline an LLM writer must beat on ``ArithOpen-v1``. Each step it reads the observed
+validation accuracy and writes the step's lines for the student's weakest cells:
+
+1. **Frontier.** For each skill, the frontier level is its lowest level whose validation
+   accuracy is below ``mastery`` (0.9); a skill whose every level is mastered has its top
+   level as frontier. Levels above the frontier are not written for yet (their prerequisite,
+   the level below, is not learned), levels below it are learned (the student's replay buffer
+   keeps them).
+2. **Weakness.** The frontier cell of skill k gets weight ``(1 - acc[k, L_k]) + floor``
+   (``floor`` = 0.1 keeps a nearly mastered frontier alive); the step's lines are allocated in
+   proportion, by the same largest-remainder rule as the mix level.
+3. **Writing.** Each cell's lines are items of the suite's own generator drawn from the *train*
+   part only (so nothing it writes leaks), distinct within the step (the env rejects repeated
+   prompts in one step), with the teacher's own seeded generator, written with
+   ``suite.format_line`` (``57+68=125``). When a cell's train part has fewer distinct items than
+   the lines given to it, the writer writes only the distinct ones (a shorter, cheaper step)
+   rather than repeats the env would reject and charge. Everything it writes is correct by
+   construction; ``info["action"]["rejected"]`` stays at zero.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from distillgym.errors import check_number
+from distillgym.levels import allocate
+from distillgym.teachers.base import BaseTeacher, register_teacher
+
+__all__ = ["ScriptedWriter"]
+
+
+@register_teacher("scripted-writer")
+class ScriptedWriter(BaseTeacher):
+    """Writes correct train-part examples for each skill's weakest unmastered level (see the module docstring)."""
+
+    name = "scripted-writer"
+    levels = ("open",)
+
+    def __init__(self, mastery: float = 0.9, floor: float = 0.1) -> None:
+        self.mastery = check_number("ScriptedWriter", "mastery", mastery, 0, 1)
+        self.floor = check_number("ScriptedWriter", "floor", floor, 0)
+
+    def reset(self, action_space: Any, info: dict[str, Any], seed: int | None = None) -> None:
+        from distillgym.tasks import make_suite
+
+        super().reset(action_space, info, seed)
+        self.suite = make_suite(info["suite"])
+        self.examples_per_step = int(info["examples_per_step"])
+
+    def weights(self, acc: np.ndarray) -> np.ndarray:
+        """(S, D) line weights from the validation accuracy (steps 1 and 2 of the docstring)."""
+        w = np.zeros_like(acc, dtype=float)
+        for k in range(acc.shape[0]):
+            below = np.flatnonzero(acc[k] < self.mastery)
+            level = int(below[0]) if len(below) else acc.shape[1] - 1
+            w[k, level] = (1.0 - acc[k, level]) + self.floor
+        return w
+
+    def act(self, observation: Any, info: dict[str, Any]) -> str:
+        acc = np.asarray(observation["accuracy"], dtype=float)
+        n = min(self.examples_per_step, int(info.get("budget_left", self.examples_per_step)))
+        counts = allocate(self.weights(acc), n)
+        lines: list[str] = []
+        for s, skill in enumerate(self.skills):
+            for d in range(self.n_difficulties):
+                if counts[s, d]:
+                    items = self.suite.generate(skill, d, self.rng, int(counts[s, d]), split="train", distinct=True)
+                    unique = {e.prompt: e for e in items}.values()  # a small cell cannot give more
+                    lines.extend(self.suite.format_line(e) for e in unique)
+        self.last_decision = {"lines": counts.tolist()}
+        return "\n".join(lines)
