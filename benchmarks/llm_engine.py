@@ -110,7 +110,7 @@ def run_yield(args: Args) -> dict[str, Any]:
 def run_episodes(args: Args) -> dict[str, Any]:
     import numpy as np
 
-    from distillgym.engines.llm_engine import LLM_ENV_ID, register_llm_env
+    from distillgym.envs import LLM_ENV_ID, register_llm_env
     from distillgym.harness.runner import run_episode
     from distillgym.harness.stats import bootstrap_ci
 

@@ -26,7 +26,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from distillgym.engines.base import EngineCost, make_engine
+from distillgym.engines import make_engine
 from distillgym.errors import (
     ConfigError,
     DistillGymError,
@@ -40,9 +40,10 @@ from distillgym.feedback import Evaluator, SkillReport
 from distillgym.levels import make_level
 from distillgym.rewards import REWARDS, RewardFn
 from distillgym.seeding import STREAM_EPISODE, STREAM_INIT, STREAM_TEST, STREAM_TRAIN, STREAM_VAL, rng_for
-from distillgym.students.base import make_student
+from distillgym.students import make_student
 from distillgym.tasks import make_suite
 from distillgym.tasks.checks import check_lines
+from distillgym.types import EngineCost
 
 __all__ = ["TeachingEnv", "Seconds", "REWARDS", "SPLIT_MODES", "INIT_MODES"]
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
-__all__ = ["Example", "PlanItem"]
+__all__ = ["Example", "PlanItem", "EngineCost"]
 
 
 @dataclass(frozen=True)
@@ -30,3 +31,41 @@ class PlanItem:
     skill: str
     difficulty: int
     n: int
+
+
+@dataclass
+class EngineCost:
+    """What one call of an engine cost and produced.
+
+    ``examples``: verified examples returned; ``rejected``: candidates dropped, in all;
+    ``rejected_by_kind``: the same by reason (``malformed``, ``wrong``, ``duplicate``,
+    ``overlong``, ``off_grid``, ``leak_val``, ``leak_test``, ...); ``tokens``: characters of the
+    returned examples' prompts and answers (the procedural engine's only "tokens");
+    ``tokens_in`` / ``tokens_out``: model tokens read and written (LLM engines); ``calls``:
+    model calls (generations); ``seconds``: wall time."""
+
+    examples: int = 0
+    rejected: int = 0
+    rejected_by_kind: dict[str, int] = field(default_factory=dict)
+    tokens: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    calls: int = 0
+    seconds: float = 0.0
+
+    @property
+    def llm_calls(self) -> int:  # the v0 name
+        return self.calls
+
+    def reject(self, kind: str, n: int = 1) -> None:
+        self.rejected += n
+        self.rejected_by_kind[kind] = self.rejected_by_kind.get(kind, 0) + n
+
+    def add(self, other: EngineCost) -> None:
+        for k in ("examples", "rejected", "tokens", "tokens_in", "tokens_out", "calls", "seconds"):
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+        for k, v in other.rejected_by_kind.items():
+            self.rejected_by_kind[k] = self.rejected_by_kind.get(k, 0) + v
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

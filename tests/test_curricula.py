@@ -12,10 +12,10 @@ import distillgym.teachers.dump_ucb
 import distillgym.teachers.edge
 import distillgym.teachers.error_targeting
 import distillgym.teachers.learning_progress
-import distillgym.teachers.tscl  # noqa: F401  (the imports register the teachers)
+import distillgym.teachers.tscl  # noqa: F401  (the modules under test)
 from distillgym.errors import ConfigError, UnknownNameError
 from distillgym.harness.runner import run_episode
-from distillgym.teachers.base import TEACHERS, Teacher, make_teacher
+from distillgym.teachers import TEACHERS, Teacher, make_teacher
 from distillgym.teachers.dump_ucb import DumpUCBTeacher
 from distillgym.teachers.edge import EdgeTeacher
 from distillgym.teachers.error_targeting import ErrorTargetingTeacher

@@ -12,17 +12,13 @@ import pytest
 
 pytest.importorskip("stable_baselines3")
 
-import distillgym.teachers.ppo  # noqa: E402,F401  (registers the 'ppo:' teacher prefix)
+from distillgym.envs import DEFAULT_ENV  # noqa: E402
 from distillgym.errors import ConfigError, UnknownNameError  # noqa: E402
-from distillgym.harness.runner import DEFAULT_ENV, run_episode  # noqa: E402
+from distillgym.harness.runner import run_episode  # noqa: E402
 from distillgym.teachers import make_teacher  # noqa: E402
 from distillgym.teachers.ppo import PPOTeacher  # noqa: E402
-from distillgym.train.ppo import (  # noqa: E402
-    add_train_teacher_parser,
-    plot_training_curve,
-    read_curve,
-    train_teacher,
-)
+from distillgym.harness.cli import add_train_teacher_parser  # noqa: E402
+from distillgym.train.ppo import plot_training_curve, read_curve, train_teacher  # noqa: E402
 
 # 2 steps of 256 examples per episode, 4 validation / test items per cell.
 TINY = dict(budget=512, examples_per_step=256, n_val_per_cell=4, n_test_per_cell=4)

@@ -425,7 +425,7 @@ def test_choose_mode_always_valid(tf_backend, report_info):
 
 
 def test_teacher_builds_its_own_backend(tiny_model_dir, report_info):
-    from distillgym.teachers.base import make_teacher
+    from distillgym.teachers import make_teacher
 
     obs, info = report_info
     teacher = make_teacher("llm", backend="transformers", model=tiny_model_dir, mode="choose",
@@ -437,7 +437,7 @@ def test_teacher_builds_its_own_backend(tiny_model_dir, report_info):
 
 
 def test_teacher_config_errors():
-    from distillgym.teachers.base import make_teacher
+    from distillgym.teachers import make_teacher
 
     with pytest.raises(UnknownNameError, match="Did you mean 'choose'"):
         LLMTeacher(backend=FixedReplyBackend(["x"]), mode="chose")

@@ -439,7 +439,7 @@ def test_the_llm_data_env_id(tiny_lm):
     """The registered id builds the documented env; with a tiny model in place of SmolLM2 it runs."""
     import gymnasium as gym
 
-    from distillgym.engines.llm_engine import LLM_ENV_DEFAULTS, LLM_ENV_ID, register_llm_env
+    from distillgym.envs import LLM_ENV_DEFAULTS, LLM_ENV_ID, register_llm_env
 
     register_llm_env()
     register_llm_env()  # idempotent

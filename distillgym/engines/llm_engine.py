@@ -96,13 +96,12 @@ from typing import Any
 
 import numpy as np
 
-from distillgym.engines.base import EngineCost
 from distillgym.errors import ConfigError, check_bool, check_choice, check_int, check_number
 from distillgym.seeding import rng_for
 from distillgym.tasks.base import TaskSuite
-from distillgym.types import Example, PlanItem
+from distillgym.types import EngineCost, Example, PlanItem
 
-__all__ = ["LLMEngine", "STRATEGIES", "VERDICTS", "REFERENCES", "LLM_ENV_ID", "LLM_ENV_DEFAULTS", "register_llm_env"]
+__all__ = ["LLMEngine", "STRATEGIES", "VERDICTS", "REFERENCES"]
 
 STRATEGIES = ("new-question", "answer", "rephrase")
 REFERENCES = ("calibrated", "running")
@@ -172,7 +171,7 @@ class LLMEngine:
         seed: int = 0,
         backend_kwargs: dict[str, Any] | None = None,
     ) -> None:
-        from distillgym.llm.base import BACKENDS, make_backend
+        from distillgym.llm import BACKENDS, make_backend
 
         if not isinstance(suite, TaskSuite):
             raise ConfigError(f"LLMEngine needs a TaskSuite, got {type(suite).__name__}")
@@ -452,7 +451,7 @@ class LLMEngine:
 
     @staticmethod
     def _calibration_path(key: str) -> Path:
-        from distillgym.students.hf_student import cache_dir
+        from distillgym.runtime import cache_dir
 
         return Path(cache_dir()) / "llm-engine" / f"calibration-{key}.json"
 
@@ -479,32 +478,3 @@ class LLMEngine:
     def reset_tally(self) -> None:
         """Forget every verdict so far: the reference accuracy returns to the prior."""
         self.tally.clear()
-
-
-# ---------------------------------------------------------------------- the environment id
-LLM_ENV_ID = "distillgym/ArithSkills-LLMData-v1"
-LLM_ENV_DEFAULTS: dict[str, Any] = dict(
-    suite="arith-v1",
-    split="content",
-    student_init="seed",
-    level="cell",
-    engine="llm",
-    engine_kwargs={"model": "smollm2", "strategy": "answer"},
-    budget=1536,
-    examples_per_step=128,
-)
-"""``ArithSkills-LLMData-v1``: ``ArithSkills-v1`` with SmolLM2-135M-Instruct writing the training
-data (answer augmentation: train-part prompts, the model's greedy answers, only verified ones
-kept; the calibrated reference accuracy in the observation). The budget counts generations:
-12 steps of 128, 1,536 in all, about 3 to 5 minutes per episode on 2 CPU cores shared with
-other work (a step of 128 generations took 13 s to 28 s there, the one-time calibration of
-224 generations 94 s, cached on disk afterwards); the procedural engine at the same budget is
-``ArithSkills-v1`` with ``budget=1536, examples_per_step=128``."""
-
-
-def register_llm_env() -> None:
-    """Register :data:`LLM_ENV_ID` with gymnasium (idempotent)."""
-    import gymnasium as gym
-
-    if LLM_ENV_ID not in gym.registry:
-        gym.register(id=LLM_ENV_ID, entry_point="distillgym.env:TeachingEnv", kwargs=dict(LLM_ENV_DEFAULTS))

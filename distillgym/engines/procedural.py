@@ -7,10 +7,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from distillgym.engines.base import EngineCost
 from distillgym.errors import ConfigError
 from distillgym.tasks.base import TaskSuite
-from distillgym.types import Example, PlanItem
+from distillgym.types import EngineCost, Example, PlanItem
 
 __all__ = ["EngineCost", "ProceduralEngine"]
 

@@ -17,11 +17,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from distillgym.engines.base import EngineCost
 from distillgym.errors import ConfigError
 from distillgym.tasks.arrays import ExampleArrays
 from distillgym.tasks.base import TaskSuite
-from distillgym.types import PlanItem
+from distillgym.types import EngineCost, PlanItem
 
 __all__ = ["VectorizedEngine"]
 

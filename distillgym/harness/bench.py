@@ -73,6 +73,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from distillgym.envs import DEFAULT_ENV
 from distillgym.errors import ConfigError, DistillGymError, UnknownNameError, did_you_mean, require
 from distillgym.harness.fingerprint import (
     HASH_VERSION,
@@ -85,7 +86,6 @@ from distillgym.harness.fingerprint import (
     teacher_identity,
 )
 from distillgym.harness.leaderboard import curve_auc
-from distillgym.harness.runner import DEFAULT_ENV
 
 __all__ = [
     "RESULT_FORMAT",

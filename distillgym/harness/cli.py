@@ -173,8 +173,90 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_teacher(args: argparse.Namespace) -> int:
+    import shlex
+
+    from distillgym.train.ppo import train_teacher
+
+    env_kwargs = dict(args.env_kwargs or {})
+    if args.device is not None:
+        env_kwargs["device"] = args.device
+    res = train_teacher(
+        env_id=args.env,
+        algo=args.algo,
+        timesteps=args.timesteps,
+        n_envs=args.n_envs,
+        seed=args.seed,
+        out_dir=args.out,
+        env_kwargs=env_kwargs,
+        vec=args.vec,
+        checkpoint_every=args.checkpoint_every,
+        ppo_kwargs=args.ppo_kwargs,
+        verbose=0 if args.quiet else 1,
+        features=None if args.features in (None, "none") else args.features,
+        policy=args.policy,
+        policy_kwargs=args.policy_kwargs,
+        resume=args.resume,
+        max_seconds=args.max_hours * 3600.0 if args.max_hours is not None else None,
+        torch_threads=args.torch_threads,
+        command="distillgym " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    )
+    print(
+        f"saved policy to {res['path']} ({res['timesteps']} env steps; this run {res['seconds']:.1f} s, "
+        f"{res['seconds_per_1000_steps']:.1f} s per 1000 env steps"
+        f"{', stopped by --max-hours' if res['stopped_by_time'] else ''}); checkpoints in {res['checkpoints']}"
+    )
+    if res["curve_png"]:
+        print(f"training curve: {res['curve_png']}")
+    print(f"use it as the teacher 'ppo:{res['path']}', e.g. distillgym run --teacher ppo:{res['path']}")
+    return 0
+
+
+def add_train_teacher_parser(subparsers: Any) -> Any:
+    """The ``train-teacher`` subcommand (:func:`distillgym.train.ppo.train_teacher`)."""
+    from distillgym.envs import DEFAULT_ENV
+    from distillgym.train.ppo import ALGOS, POLICY_NAMES, VEC_KINDS
+
+    p = subparsers.add_parser(
+        "train-teacher",
+        help="train a learned teacher (Stable-Baselines3 PPO) and save it as OUT/policy.zip",
+        description="Train a PPO teacher on N envs (worker processes, or one native vector env); the result is the "
+                    "teacher 'ppo:OUT/policy.zip'.",
+    )
+    p.add_argument("--env", default=DEFAULT_ENV)
+    p.add_argument("--algo", default="ppo", help=f"RL algorithm; one of {list(ALGOS)}")
+    p.add_argument("--timesteps", type=int, required=True,
+                   help="env steps to train for, summed over the envs (0: save the untrained initial policy)")
+    p.add_argument("--n-envs", type=int, default=2,
+                   help="envs run in parallel (one worker process each; with --vec native, one population member each)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="output folder (default runs/ppo-<env>-<seed>-<time>)")
+    p.add_argument("--env-kwargs", type=_json_arg, default=None, help="JSON object of env constructor arguments")
+    p.add_argument("--device", default=None,
+                   help="the students' device (env kwarg 'device': auto, cpu or cuda); the policy's is ppo-kwargs' device")
+    p.add_argument("--ppo-kwargs", type=_json_arg, default=None, help="JSON object overriding PPO hyperparameters")
+    p.add_argument("--policy", default="MultiInputPolicy",
+                   help=f"one of {list(POLICY_NAMES)} (cellwise: weights shared across cells; mix level, cells-v1 features)")
+    p.add_argument("--policy-kwargs", type=_json_arg, default=None,
+                   help="JSON object of policy arguments (SB3's, e.g. log_std_init; cellwise: hidden)")
+    p.add_argument("--features", default=None,
+                   help="observation features for the policy: cells-v1 (see distillgym.train.features) or none (the env's own)")
+    p.add_argument("--vec", default="subproc",
+                   help=f"vectorised env kind; one of {list(VEC_KINDS)} (native: one population of students, "
+                        "v2 ids such as distillgym/ArithMix-v2)")
+    p.add_argument("--checkpoint-every", type=int, default=1024, help="save a checkpoint every N env steps")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    p.add_argument("--max-hours", type=float, default=None,
+                   help="stop before a rollout that would end after this many hours (the last update's policy is saved)")
+    p.add_argument("--torch-threads", type=int, default=1,
+                   help="torch threads in this process (the native env trains its students here; default 1)")
+    p.add_argument("--quiet", action="store_true", help="do not print SB3's training log")
+    p.set_defaults(fn=_cmd_train_teacher)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from distillgym.harness.runner import DEFAULT_ENV
+    from distillgym.envs import DEFAULT_ENV
 
     p = argparse.ArgumentParser(prog="distillgym", description="Benchmark and train teachers of small language models.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -251,8 +333,6 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--out", default=None, help="also write the full report as JSON to this file")
     v.add_argument("--json", action="store_true", help="print the report as one JSON object")
     v.set_defaults(fn=_cmd_verify)
-
-    from distillgym.train.ppo import add_train_teacher_parser
 
     add_train_teacher_parser(sub)
     return p

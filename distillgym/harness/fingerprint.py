@@ -265,8 +265,8 @@ def teacher_identity(name: str, kwargs: Mapping[str, Any] | None = None) -> dict
 
     Raises :class:`UnknownNameError` for an unknown name, :class:`ConfigError` for arguments the
     constructor does not take."""
+    from distillgym.registry import import_object
     from distillgym.teachers import PREFIXES, TEACHERS
-    from distillgym.teachers.base import _import_object
 
     kwargs = dict(kwargs or {})
     content: dict[str, str] = {}
@@ -283,7 +283,7 @@ def teacher_identity(name: str, kwargs: Mapping[str, Any] | None = None) -> dict
     elif sep and prefix in PREFIXES:
         args = _resolve_args(PREFIXES[prefix], (rest,), kwargs, f"teacher {name!r}")
     elif sep:
-        cls = _import_object(name)
+        cls = import_object(name, "teacher")
         args = _resolve_args(cls, (), kwargs, f"teacher {name!r}")
         module = inspect.getmodule(cls)
         src = inspect.getsourcefile(module) if module is not None else None

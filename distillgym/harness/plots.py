@@ -10,16 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from distillgym.errors import ConfigError, require
+from distillgym.errors import ConfigError
+from distillgym.runtime import pyplot
 
 __all__ = ["plot_results", "plot_costs"]
-
-
-def _pyplot() -> Any:
-    require("matplotlib", "plotting", "plots").use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_costs(rows: Sequence[dict[str, Any]], env: str, path: str | os.PathLike[str],
@@ -38,7 +32,7 @@ def plot_costs(rows: Sequence[dict[str, Any]], env: str, path: str | os.PathLike
     a separate left panel labelled "0 tokens", side by side, sharing the y axis. Reference rows are
     drawn as stars; rows with unknown token counts are left out and named in the title. Returns
     ``path``."""
-    plt = _pyplot()
+    plt = pyplot()
     mine = [r for r in rows if r["env"] == env and r["n"] > 0]
     if not mine:
         raise ConfigError(f"plot_costs: no rows with ok episodes for env {env!r}; envs present: "
@@ -109,7 +103,7 @@ def plot_results(results_dir: str | os.PathLike[str], out_dir: str | os.PathLike
 
     One curve / heatmap per leaderboard row (``(env, config_hash, label)``, named as in the leaderboard);
     failed episodes are left out."""
-    plt = _pyplot()
+    plt = pyplot()
 
     from distillgym.harness.bench import read_results
     from distillgym.harness.leaderboard import groups, leaderboard

@@ -19,9 +19,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["DEFAULT_ENV", "run_episode", "step_record", "prepare_teacher", "student_device"]
+from distillgym.envs import DEFAULT_ENV
 
-DEFAULT_ENV = "distillgym/ArithSkills-v1"
+__all__ = ["run_episode", "step_record", "prepare_teacher", "student_device"]
 
 
 def step_record(t: int, info: dict[str, Any], reward: float) -> dict[str, Any]:

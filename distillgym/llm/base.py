@@ -1,4 +1,4 @@
-"""The one interface every LLM backend implements, its errors, and ``make_backend``.
+"""The one interface every LLM backend implements and its errors (the registry is in :mod:`distillgym.llm`).
 
 An :class:`LLMBackend` does two things:
 
@@ -24,14 +24,13 @@ vllm: backends import them when they are built.
 from __future__ import annotations
 
 import abc
-import importlib
 import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from distillgym.errors import ConfigError, DistillGymError, UnknownNameError, check_int, check_number, did_you_mean
+from distillgym.errors import ConfigError, DistillGymError, check_int, check_number
 
 __all__ = [
     "Completion",
@@ -39,8 +38,6 @@ __all__ = [
     "LLMBackendError",
     "LLMTimeoutError",
     "LLMConnectionError",
-    "BACKENDS",
-    "make_backend",
     "common_prefix_len",
     "option_start",
 ]
@@ -177,28 +174,6 @@ def option_start(prompt_tokens: Sequence[Any], full_tokens: Sequence[Any]) -> in
     """Index of the first token of ``full_tokens`` (``prompt + option``) that belongs to the
     option (see the module docstring); never 0, which has no log-likelihood."""
     return max(1, min(common_prefix_len(prompt_tokens, full_tokens), len(full_tokens) - 1))
-
-
-BACKENDS: dict[str, str] = {
-    "transformers": "distillgym.llm.transformers_backend:TransformersBackend",
-    "openai": "distillgym.llm.openai_backend:OpenAIBackend",
-    "vllm": "distillgym.llm.vllm_backend:VLLMBackend",
-}
-
-
-def backend_class(kind: str) -> type[LLMBackend]:
-    """The backend class for ``kind`` (imports its module, not its heavy dependencies)."""
-    if kind not in BACKENDS:
-        raise UnknownNameError(f"unknown LLM backend {kind!r}: {did_you_mean(kind, BACKENDS)}")
-    module, _, cls = BACKENDS[kind].partition(":")
-    return getattr(importlib.import_module(module), cls)
-
-
-def make_backend(kind: str, **kwargs: Any) -> LLMBackend:
-    """Build a backend: ``"transformers"`` (a local model directory, ``model=PATH``),
-    ``"openai"`` (an OpenAI-compatible server, ``base_url=..., model=...``) or ``"vllm"``
-    (vLLM's offline engine, ``model=PATH``). ``kwargs`` go to the backend's constructor."""
-    return backend_class(kind)(**kwargs)
 
 
 class Stopwatch:

@@ -66,7 +66,7 @@ _RESOLVED: dict[tuple[str, int, int], Path] = {}  # (GGUF path, size, mtime_ns) 
 
 def model_cache_dir() -> Path:
     """``$DISTILLGYM_CACHE/models`` (default ``~/.cache/distillgym/models``)."""
-    from distillgym.students.hf_student import cache_dir
+    from distillgym.runtime import cache_dir
 
     return Path(cache_dir()) / "models"
 

@@ -30,6 +30,7 @@ from distillgym.llm.base import (
     option_start,
     truncate_at_stop,
 )
+from distillgym.runtime import resolve_device
 
 __all__ = ["TransformersBackend", "ScoredText"]
 
@@ -133,7 +134,7 @@ class TransformersBackend(LLMBackend):
                 "the transformers backend needs model=PATH (a directory made by save_pretrained) or a named "
                 "model such as 'smollm2'"
             )
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         if dtype == "auto":
             torch_dtype: Any = torch.float32 if self.device.type == "cpu" else "auto"
         else:
@@ -460,14 +461,3 @@ class TransformersBackend(LLMBackend):
             for o, reason in zip(outs, reasons, strict=True)
         ]
 
-
-def _resolve_device(device: str):
-    import torch
-
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if not isinstance(device, str) or not (device == "cpu" or device.startswith("cuda")):
-        raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} was asked for but CUDA is not available; use 'cpu' or 'auto'")
-    return torch.device(device)

@@ -1,14 +1,26 @@
 """Students: real torch language models trained by gradient steps.
 
-The contract and the registry (:mod:`distillgym.students.base`) import no torch; concrete
-students are imported when built, so that ``import distillgym`` does not import torch.
+The contract is in :mod:`distillgym.students.base`. Built in (the registry :data:`STUDENTS`):
+
+- ``tiny``: :mod:`~distillgym.students.hf_student`, a small Llama-config causal transformer over
+  characters built with Hugging Face transformers (the v0 and v1 ids);
+- ``plain``: :mod:`~distillgym.students.torch_student`, the same architecture written in plain torch,
+  with token-row replay (the v2 ids); :mod:`~distillgym.students.population` trains P of them as one
+  batched model (the native vector env);
+- ``lora``: :mod:`~distillgym.students.lora`, a pretrained Hugging Face causal LM with a LoRA adapter.
+
+The registry imports no torch; a student's module is imported when it is built, so that
+``import distillgym`` does not import torch.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from distillgym.students.base import STUDENTS, Student, TrainStats, make_student, register_student
+from distillgym.registry import Registry
+from distillgym.students.base import Student, TrainStats
+from distillgym.tasks.base import TaskSuite
 
 __all__ = [
     "STUDENTS",
@@ -19,27 +31,39 @@ __all__ = [
     "StudentConfig",
     "TinyStudent",
     "CharTokenizer",
-    "resolve_device",
     "PlainStudent",
     "PopulationStudent",
 ]
 
+STUDENTS = Registry("student", {
+    "tiny": "distillgym.students.hf_student:TinyStudent.for_suite",
+    "plain": "distillgym.students.torch_student:PlainStudent.for_suite",
+    "lora": "distillgym.students.lora:LoRAStudent.for_suite",
+})
 
-def __getattr__(name: str) -> Any:
-    if name in ("StudentConfig", "TinyStudent", "resolve_device"):
-        from distillgym.students import hf_student
 
-        return getattr(hf_student, name)
-    if name == "PlainStudent":
-        from distillgym.students.torch_student import PlainStudent
+def register_student(name: str, factory: Callable[..., Student] | str) -> None:
+    """Add a student: ``factory(suite, **kwargs)``, or ``"module:attr"`` imported on first use."""
+    STUDENTS.register(name, factory)
 
-        return PlainStudent
-    if name == "PopulationStudent":
-        from distillgym.students.population import PopulationStudent
 
-        return PopulationStudent
-    if name == "CharTokenizer":
-        from distillgym.students.tokenizer import CharTokenizer
+def make_student(spec: str | Student, suite: TaskSuite, **kwargs: Any) -> Student:
+    """A student by registered name (built for ``suite``) or a student object as is."""
+    return STUDENTS.build(spec, "train", suite, **kwargs)
 
-        return CharTokenizer
+
+_LAZY = {
+    "StudentConfig": "distillgym.students.hf_student:StudentConfig",
+    "TinyStudent": "distillgym.students.hf_student:TinyStudent",
+    "PlainStudent": "distillgym.students.torch_student:PlainStudent",
+    "PopulationStudent": "distillgym.students.population:PopulationStudent",
+    "CharTokenizer": "distillgym.students.tokenizer:CharTokenizer",
+}
+
+
+def __getattr__(name: str) -> Any:  # the classes import torch: only when asked for
+    if name in _LAZY:
+        from distillgym.registry import import_object
+
+        return import_object(_LAZY[name], "student class")
     raise AttributeError(name)

@@ -24,23 +24,21 @@ A :class:`Student` is a real torch language model that an environment trains and
 - ``costs()``: ``n_params``, ``trainable_params`` and ``flops_per_token`` (training FLOPs per
   token, nanoGPT's 6N + 12LHT estimate).
 
-Students are built by name from :data:`STUDENTS` with ``make_student(name, suite, **kwargs)``
-(``factory(suite, **kwargs)``); ``register_student`` adds one.
+Students are built by name from the registry :data:`distillgym.students.STUDENTS` with
+``make_student(name, suite, **kwargs)`` (``factory(suite, **kwargs)``); ``register_student`` adds one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from distillgym.registry import build
-from distillgym.tasks.base import TaskSuite
 from distillgym.types import Example
 
-__all__ = ["Student", "TrainStats", "STUDENTS", "register_student", "make_student"]
+__all__ = ["Student", "TrainStats"]
 
 
 @dataclass
@@ -82,20 +80,3 @@ class Student(Protocol):
     def reinit(self, seed: int) -> None: ...
 
     def costs(self) -> dict[str, Any]: ...
-
-
-STUDENTS: dict[str, Callable[..., Student] | str] = {
-    "tiny": "distillgym.students.hf_student:TinyStudent.for_suite",
-    "plain": "distillgym.students.torch_student:PlainStudent.for_suite",
-    "lora": "distillgym.students.lora:LoRAStudent.for_suite",
-}
-
-
-def register_student(name: str, factory: Callable[..., Student] | str) -> None:
-    """Add a student: ``factory(suite, **kwargs)``, or ``"module:attr"`` imported on first use."""
-    STUDENTS[name] = factory
-
-
-def make_student(spec: str | Student, suite: TaskSuite, **kwargs: Any) -> Student:
-    """A student by registered name (built for ``suite``) or a student object as is."""
-    return build(STUDENTS, spec, "student", "train", suite, **kwargs)

@@ -15,7 +15,6 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,22 +22,12 @@ import torch
 import torch.nn.functional as F
 
 from distillgym.errors import ConfigError, TrainingDivergedError
+from distillgym.runtime import cache_dir, resolve_device
 from distillgym.students.base import TrainStats
 from distillgym.students.tokenizer import BOS, EOS, PAD, CharTokenizer
 from distillgym.types import Example
 
-__all__ = ["StudentConfig", "TrainStats", "TinyStudent", "resolve_device", "cache_dir"]
-
-
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` picks ``cuda`` when present, else ``cpu``; ``"cpu"``/``"cuda"`` force it."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} was asked for but CUDA is not available; use 'cpu' or 'auto'")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
-    return torch.device(device)
+__all__ = ["StudentConfig", "TrainStats", "TinyStudent"]
 
 
 @dataclass
@@ -476,13 +465,6 @@ class TinyStudent:
         6 * N + 12 * L * H * T."""
         c = self.config
         return 6 * self.n_params + 12 * c.num_layers * c.hidden_size * seq_len
-
-
-def cache_dir() -> Path:
-    root = os.environ.get("DISTILLGYM_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "distillgym"
-    )
-    return Path(root)
 
 
 @torch.no_grad()

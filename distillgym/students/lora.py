@@ -88,9 +88,9 @@ from distillgym.errors import (
     check_number,
     require,
 )
+from distillgym.runtime import resolve_device
 from distillgym.seeding import STREAM_TRAIN, rng_for
 from distillgym.students.base import TrainStats
-from distillgym.students.hf_student import resolve_device
 from distillgym.tasks.base import TaskSuite
 from distillgym.types import Example
 

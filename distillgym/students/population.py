@@ -46,8 +46,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from distillgym.errors import ConfigError, TrainingDivergedError
+from distillgym.runtime import resolve_device
 from distillgym.students.base import TrainStats
-from distillgym.students.hf_student import StudentConfig, resolve_device
+from distillgym.students.hf_student import StudentConfig
 from distillgym.students.tokenizer import BOS, EOS, PAD, CharTokenizer
 from distillgym.students.torch_student import (
     ADAM_EPS,

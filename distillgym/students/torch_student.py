@@ -42,8 +42,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from distillgym.errors import ConfigError, TrainingDivergedError
+from distillgym.runtime import resolve_device
 from distillgym.students.base import TrainStats
-from distillgym.students.hf_student import StudentConfig, greedy_decode, resolve_device
+from distillgym.students.hf_student import StudentConfig, greedy_decode
 from distillgym.students.hf_student import suite_config as _suite_config
 from distillgym.students.tokenizer import BOS, EOS, PAD, CharTokenizer
 from distillgym.tasks.arrays import ExampleArrays

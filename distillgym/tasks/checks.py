@@ -26,9 +26,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from distillgym.engines.base import EngineCost
 from distillgym.tasks.base import TaskSuite
-from distillgym.types import Example
+from distillgym.types import EngineCost, Example
 
 __all__ = ["LineCheck", "REJECT_KINDS", "check_lines"]
 

@@ -1,14 +1,21 @@
 """Teachers: policies that choose the student's next training data.
 
-``make_teacher(name, **kwargs)`` builds one by name; ``TEACHERS`` lists the names;
-``ppo:PATH`` loads a trained Stable-Baselines3 policy and ``package.module:Class`` a
-user's own teacher. Each teacher declares the action levels it acts at (``levels``);
-:func:`distillgym.teachers.adapters.adapt_teacher` lets it play the others (documented there).
+``make_teacher(name, **kwargs)`` builds one by name from the registry :data:`TEACHERS`
+(``distillgym teachers`` lists them); ``ppo:PATH`` loads a trained Stable-Baselines3 policy
+(:data:`PREFIXES`) and ``package.module:Class`` a user's own teacher. Each teacher declares the
+action levels it acts at (``levels``); :func:`distillgym.teachers.adapters.adapt_teacher` lets it
+play the others (documented there). One file per teacher (or family), each citing its source.
 """
 
-from distillgym.teachers import ppo  # noqa: F401  (registers the ppo: prefix; SB3 is imported lazily)
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from distillgym.errors import UnknownNameError
+from distillgym.registry import Registry, import_object
 from distillgym.teachers.aioli import AioliTeacher
-from distillgym.teachers.base import PREFIXES, TEACHERS, BaseTeacher, Teacher, make_teacher, register_teacher
+from distillgym.teachers.base import BaseTeacher, Teacher
 from distillgym.teachers.doremi import DoReMiTeacher
 from distillgym.teachers.dump_ucb import DumpUCBTeacher
 from distillgym.teachers.edge import EdgeTeacher
@@ -53,3 +60,62 @@ __all__ = [
     "TSCLSamplingTeacher",
     "TSCLWindowTeacher",
 ]
+
+TEACHERS = Registry("teacher", {
+    # controls
+    "random": "distillgym.teachers.simple:RandomTeacher",
+    "uniform": "distillgym.teachers.simple:UniformTeacher",
+    "single-skill": "distillgym.teachers.simple:SingleSkillTeacher",
+    # curricula (cell level)
+    "ioa": "distillgym.teachers.ioa:IOATeacher",
+    "tscl-window": "distillgym.teachers.tscl:TSCLWindowTeacher",
+    "tscl-sampling": "distillgym.teachers.tscl:TSCLSamplingTeacher",
+    "learning-progress": "distillgym.teachers.learning_progress:LearningProgressTeacher",
+    "dump-ucb": "distillgym.teachers.dump_ucb:DumpUCBTeacher",
+    "error-targeting": "distillgym.teachers.error_targeting:ErrorTargetingTeacher",
+    "edge": "distillgym.teachers.edge:EdgeTeacher",
+    # data mixing (mix level)
+    "stratified": "distillgym.teachers.mixing:StratifiedTeacher",
+    "odm": "distillgym.teachers.odm:ODMTeacher",
+    "skill-it": "distillgym.teachers.skill_it:SkillItTeacher",
+    "doremi": "distillgym.teachers.doremi:DoReMiTeacher",
+    "aioli": "distillgym.teachers.aioli:AioliTeacher",
+    # writers (open level)
+    "scripted-writer": "distillgym.teachers.writer:ScriptedWriter",
+    "llm-writer": "distillgym.teachers.llm_writer:LLMWriter",
+    # a language model chooses
+    "llm": "distillgym.teachers.llm_teacher:LLMTeacher",
+    # a reference, not a valid teacher (it peeks through env snapshots)
+    "oracle-lookahead": "distillgym.teachers.oracle:OracleLookahead",
+})
+
+PREFIXES = Registry("teacher prefix", {
+    "ppo": "distillgym.teachers.ppo:PPOTeacher",  # ppo:PATH, a policy saved by `distillgym train-teacher`
+})
+"""``prefix:ARG`` teacher names: ``PREFIXES[prefix](ARG, **kwargs)`` builds the teacher."""
+
+
+def register_teacher(name: str) -> Callable[[type], type]:
+    """``@register_teacher("my-teacher")`` above a class adds it to :data:`TEACHERS`."""
+    return TEACHERS.register(name)
+
+
+def make_teacher(name: str, **kwargs: Any) -> Teacher:
+    """Build a teacher: a registered name (``distillgym teachers``), ``ppo:PATH`` (a saved
+    Stable-Baselines3 policy), or ``package.module:ClassName`` (a user's own teacher class,
+    constructed with ``kwargs``)."""
+    prefix, sep, rest = name.partition(":")
+    if sep and prefix in PREFIXES:
+        return PREFIXES[prefix](rest, **kwargs)
+    if sep:
+        cls = import_object(name, "teacher")
+        teacher = cls(**kwargs)
+        for attr in ("reset", "act"):
+            if not callable(getattr(teacher, attr, None)):
+                raise UnknownNameError(f"{name!r} does not implement the Teacher protocol: it has no {attr}() method")
+        if not hasattr(teacher, "update"):
+            teacher.update = lambda *a, **k: None
+        if not hasattr(teacher, "name"):
+            teacher.name = name
+        return teacher
+    return TEACHERS[name](**kwargs)

@@ -41,7 +41,6 @@ from typing import Any
 import numpy as np
 
 from distillgym.errors import ConfigError, check_bool, check_int, check_number
-from distillgym.teachers.base import register_teacher
 from distillgym.teachers.mixing import MixTeacher, val_loss
 
 __all__ = ["AioliTeacher", "probe_mix", "solve_graph", "normalize_graph"]
@@ -76,7 +75,6 @@ def normalize_graph(A: np.ndarray) -> np.ndarray:
     return A / total if total > 0 else A
 
 
-@register_teacher("aioli")
 class AioliTeacher(MixTeacher):
     """Aioli: probing steps of near one-hot mixes, then exponentiated gradient (see the module docstring).
 

@@ -1,15 +1,12 @@
-"""The ``Teacher`` protocol, a small base class, and the teacher registry."""
+"""The ``Teacher`` protocol and a small base class (the registry is in :mod:`distillgym.teachers`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from distillgym.errors import UnknownNameError, did_you_mean
-
-__all__ = ["Teacher", "BaseTeacher", "TEACHERS", "PREFIXES", "register_teacher", "make_teacher"]
+__all__ = ["Teacher", "BaseTeacher", "BackendOwner"]
 
 
 @runtime_checkable
@@ -72,62 +69,6 @@ class BaseTeacher:
         if isinstance(a, dict) and a.get("skill") in self.skills:
             return self.skills.index(a["skill"]) * self.n_difficulties + int(a["difficulty"])
         return self._last
-
-
-TEACHERS: dict[str, Callable[..., Teacher]] = {}
-# ``prefix:ARG`` teacher names, e.g. ``ppo:runs/ppo/policy.zip``: prefix -> factory(ARG, **kwargs)
-PREFIXES: dict[str, Callable[..., Teacher]] = {}
-
-
-def register_teacher(name: str) -> Callable[[type], type]:
-    def deco(cls: type) -> type:
-        TEACHERS[name] = cls
-        return cls
-
-    return deco
-
-
-def _import_object(spec: str) -> Any:
-    import importlib
-
-    module, _, attr = spec.partition(":")
-    try:
-        obj: Any = importlib.import_module(module)
-    except ImportError as err:
-        raise UnknownNameError(
-            f"cannot import module {module!r} for teacher {spec!r} ({err}); a user teacher is named "
-            "'package.module:ClassName' and its package must be importable"
-        ) from None
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise UnknownNameError(f"module {module!r} has no attribute {attr!r} (teacher {spec!r})")
-        obj = getattr(obj, part)
-    return obj
-
-
-def make_teacher(name: str, **kwargs: Any) -> Teacher:
-    """Build a teacher: a registered name (``distillgym teachers``), ``ppo:PATH`` (a saved
-    Stable-Baselines3 policy), or ``package.module:ClassName`` (a user's own teacher class,
-    constructed with ``kwargs``)."""
-    from distillgym import teachers  # noqa: F401  (registers the built-in teachers)
-
-    prefix, sep, rest = name.partition(":")
-    if sep and prefix in PREFIXES:
-        return PREFIXES[prefix](rest, **kwargs)
-    if sep:
-        cls = _import_object(name)
-        teacher = cls(**kwargs)
-        for attr in ("reset", "act"):
-            if not callable(getattr(teacher, attr, None)):
-                raise UnknownNameError(f"{name!r} does not implement the Teacher protocol: it has no {attr}() method")
-        if not hasattr(teacher, "update"):
-            teacher.update = lambda *a, **k: None
-        if not hasattr(teacher, "name"):
-            teacher.name = name
-        return teacher
-    if name not in TEACHERS:
-        raise UnknownNameError(f"unknown teacher {name!r}: {did_you_mean(name, sorted(TEACHERS))}")
-    return TEACHERS[name](**kwargs)
 
 
 class BackendOwner:

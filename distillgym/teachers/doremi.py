@@ -52,7 +52,6 @@ from typing import Any
 import numpy as np
 
 from distillgym.errors import ConfigError, check_choice, check_int, check_number
-from distillgym.teachers.base import register_teacher
 from distillgym.teachers.mixing import MixTeacher, val_loss
 
 __all__ = ["DoReMiTeacher", "doremi_update", "reference_curve", "reference_path", "REFERENCE_FORMAT"]
@@ -76,7 +75,7 @@ def _config_key(env_config: dict[str, Any], seed: int) -> str:
 
 def reference_path(env_config: dict[str, Any], seed: int = 1000) -> Path:
     """Where the reference of ``env_config`` and ``seed`` is cached."""
-    from distillgym.students.hf_student import cache_dir
+    from distillgym.runtime import cache_dir
 
     return cache_dir() / f"doremi-reference-{_config_key(env_config, seed)}.json"
 
@@ -131,7 +130,6 @@ def reference_curve(env_config: dict[str, Any], seed: int = 1000) -> np.ndarray:
     return np.array(curve, dtype=float)
 
 
-@register_teacher("doremi")
 class DoReMiTeacher(MixTeacher):
     """DoReMi's excess-loss reweighting against a stratified reference student (see the module docstring).
 

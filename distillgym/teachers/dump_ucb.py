@@ -34,12 +34,11 @@ from typing import Any
 import numpy as np
 
 from distillgym.errors import check_int, check_number
-from distillgym.teachers.base import BaseTeacher, register_teacher
+from distillgym.teachers.base import BaseTeacher
 
 __all__ = ["DumpUCBTeacher"]
 
 
-@register_teacher("dump-ucb")
 class DumpUCBTeacher(BaseTeacher):
     """DUMP-UCB (DUMP, 2025): softmax over mean |recent reward| of each cell plus a UCB bonus.
 

@@ -27,14 +27,13 @@ from typing import Any
 import numpy as np
 
 from distillgym.errors import check_choice, check_number
-from distillgym.teachers.base import BaseTeacher, register_teacher
+from distillgym.teachers.base import BaseTeacher
 
 __all__ = ["EdgeTeacher"]
 
 MODES = ("closest", "gaussian")
 
 
-@register_teacher("edge")
 class EdgeTeacher(BaseTeacher):
     """Edge of learnability (Socratic-Zero, 2025): the cell with accuracy closest to 0.5, random ties.
 

@@ -28,12 +28,11 @@ from typing import Any
 import numpy as np
 
 from distillgym.errors import check_number
-from distillgym.teachers.base import BaseTeacher, register_teacher
+from distillgym.teachers.base import BaseTeacher
 
 __all__ = ["ErrorTargetingTeacher"]
 
 
-@register_teacher("error-targeting")
 class ErrorTargetingTeacher(BaseTeacher):
     """Error targeting (LLM2LLM, Lee et al. 2024): the cell with the highest error rate, easiest on ties.
 

@@ -31,12 +31,11 @@ from typing import Any
 import numpy as np
 
 from distillgym.errors import check_number
-from distillgym.teachers.base import BaseTeacher, register_teacher
+from distillgym.teachers.base import BaseTeacher
 
 __all__ = ["IOATeacher"]
 
 
-@register_teacher("ioa")
 class IOATeacher(BaseTeacher):
     """IOA (Identifier, Organizer, Adapter): mastery learning over the prerequisite graph."""
 

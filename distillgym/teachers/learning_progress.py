@@ -39,14 +39,13 @@ from typing import Any
 import numpy as np
 
 from distillgym.errors import check_bool, check_choice, check_number
-from distillgym.teachers.base import BaseTeacher, register_teacher
+from distillgym.teachers.base import BaseTeacher
 
 __all__ = ["LearningProgressTeacher"]
 
 WEIGHTINGS = ("proportional", "sigmoid")
 
 
-@register_teacher("learning-progress")
 class LearningProgressTeacher(BaseTeacher):
     """Learning progress (Kanitscheider et al. 2021 / Syllabus): sample cells by |fast - slow EMA|, 20% uniform.
 

@@ -70,7 +70,7 @@ from typing import Any
 import numpy as np
 
 from distillgym.errors import ConfigError, check_bool, check_choice, check_int, check_number, did_you_mean
-from distillgym.teachers.base import BackendOwner, BaseTeacher, register_teacher
+from distillgym.teachers.base import BackendOwner, BaseTeacher
 
 __all__ = ["LLMTeacher", "parse_reply", "ReplyError"]
 
@@ -143,7 +143,6 @@ def parse_reply(text: str, skills: list[str], n_difficulties: int) -> tuple[int,
     return s, d
 
 
-@register_teacher("llm")
 class LLMTeacher(BackendOwner, BaseTeacher):
     """A teacher that asks a language model for each (skill, difficulty); see the module
     docstring for the prompt, the reply format, the retries and the fallback.
@@ -183,7 +182,7 @@ class LLMTeacher(BackendOwner, BaseTeacher):
         backend_kwargs: dict[str, Any] | None = None,
         prefill: bool = True,
     ) -> None:
-        from distillgym.llm.base import BACKENDS
+        from distillgym.llm import BACKENDS
 
         check_choice("LLMTeacher mode", mode, MODES)
         check_choice("LLMTeacher fallback", fallback, FALLBACKS)
@@ -228,7 +227,7 @@ class LLMTeacher(BackendOwner, BaseTeacher):
     def backend(self) -> Any:
         """The LLM backend, built on first use from the constructor's arguments."""
         if self._backend is None:
-            from distillgym.llm.base import make_backend
+            from distillgym.llm import make_backend
 
             if self.backend_spec in ("transformers", "vllm") and not (self.model or self.backend_kwargs.get("model")):
                 raise ConfigError(

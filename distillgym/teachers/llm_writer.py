@@ -67,7 +67,7 @@ import numpy as np
 
 from distillgym.errors import ConfigError, check_choice, check_int, check_number
 from distillgym.levels import allocate
-from distillgym.teachers.base import BackendOwner, BaseTeacher, register_teacher
+from distillgym.teachers.base import BackendOwner, BaseTeacher
 from distillgym.teachers.writer import ScriptedWriter
 
 __all__ = ["LLMWriter"]
@@ -78,7 +78,6 @@ _STAT_KEYS = (
 )
 
 
-@register_teacher("llm-writer")
 class LLMWriter(BackendOwner, BaseTeacher):
     """A language model continues few-shot lists of examples for the weakest cells (see the
     module docstring for the cells, the prompt, the lines sent and the cost).
@@ -117,7 +116,7 @@ class LLMWriter(BackendOwner, BaseTeacher):
         floor: float = 0.1,
         backend_kwargs: dict[str, Any] | None = None,
     ) -> None:
-        from distillgym.llm.base import BACKENDS
+        from distillgym.llm import BACKENDS
 
         if isinstance(backend, str):
             check_choice("LLMWriter backend", backend, BACKENDS)
@@ -147,7 +146,7 @@ class LLMWriter(BackendOwner, BaseTeacher):
     def backend(self) -> Any:
         """The LLM backend, built on first use (a named model is resolved to its directory)."""
         if self._backend is None:
-            from distillgym.llm.base import make_backend
+            from distillgym.llm import make_backend
 
             kwargs = dict(self.backend_kwargs)
             model = self.model if self.model is not None else kwargs.pop("model", None)

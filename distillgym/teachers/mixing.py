@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from distillgym.levels import mix_to_action
-from distillgym.teachers.base import BaseTeacher, register_teacher
+from distillgym.teachers.base import BaseTeacher
 
 __all__ = ["MixTeacher", "StratifiedTeacher", "val_loss", "train_cell_loss"]
 
@@ -64,7 +64,6 @@ class MixTeacher(BaseTeacher):
         return mix_to_action(p)
 
 
-@register_teacher("stratified")
 class StratifiedTeacher(MixTeacher):
     """The equal mix over every cell, every step (the data-mixing baseline)."""
 

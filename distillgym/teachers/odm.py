@@ -42,7 +42,6 @@ from typing import Any
 import numpy as np
 
 from distillgym.errors import check_choice, check_int, check_number
-from distillgym.teachers.base import register_teacher
 from distillgym.teachers.mixing import MixTeacher, train_cell_loss
 
 LOSS_MAX = 100.0
@@ -72,7 +71,6 @@ def odm_weights(R: np.ndarray, eps: float, prev_eps: float, weighting: str = "ex
     return w / w.sum()
 
 
-@register_teacher("odm")
 class ODMTeacher(MixTeacher):
     """Online Data Mixing: Exp3 with a smoothed mean of exp(training loss) per cell (see the module docstring).
 

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from distillgym.errors import ConfigError, DistillGymError, check_choice
-from distillgym.teachers.base import BaseTeacher, register_teacher
+from distillgym.teachers.base import BaseTeacher
 
 __all__ = ["OracleLookahead", "CANDIDATE_SETS"]
 
@@ -62,7 +62,6 @@ def _mean_loss(info: dict[str, Any]) -> float:
     return float(np.mean(xs)) if xs else math.nan
 
 
-@register_teacher("oracle-lookahead")
 class OracleLookahead(BaseTeacher):
     """Reference only (not a valid teacher: it peeks): greedy one-step look-ahead over every cell."""
 

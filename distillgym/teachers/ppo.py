@@ -1,6 +1,6 @@
 """A learned teacher: a Stable-Baselines3 PPO policy saved by ``distillgym train-teacher``.
 
-Importing this module registers the ``ppo:PATH`` teacher prefix, so
+The prefix ``ppo:`` is registered in :data:`distillgym.teachers.PREFIXES`, so
 ``make_teacher("ppo:runs/ppo-.../policy.zip")`` loads that policy. ``PATH`` may also be the
 training output folder (its ``policy.zip`` is used) or the path without ``.zip``.
 
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from distillgym.errors import ConfigError, UnknownNameError, require
-from distillgym.teachers.base import PREFIXES, BaseTeacher
+from distillgym.teachers.base import BaseTeacher
 
 __all__ = ["PPOTeacher", "resolve_policy_path"]
 
@@ -159,5 +159,3 @@ class PPOTeacher(BaseTeacher):
             self._torch_state = torch.get_rng_state()
         return np.asarray(action)
 
-
-PREFIXES["ppo"] = lambda path, **kw: PPOTeacher(path, **kw)

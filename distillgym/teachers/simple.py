@@ -7,12 +7,11 @@ from typing import Any
 import numpy as np
 
 from distillgym.errors import ConfigError, UnknownNameError, check_choice, did_you_mean
-from distillgym.teachers.base import BaseTeacher, register_teacher
+from distillgym.teachers.base import BaseTeacher
 
 __all__ = ["RandomTeacher", "UniformTeacher", "SingleSkillTeacher"]
 
 
-@register_teacher("random")
 class RandomTeacher(BaseTeacher):
     """Picks a cell uniformly at random each step, from its own seeded generator."""
 
@@ -22,7 +21,6 @@ class RandomTeacher(BaseTeacher):
         return np.array([self.rng.integers(len(self.skills)), self.rng.integers(self.n_difficulties)])
 
 
-@register_teacher("uniform")
 class UniformTeacher(BaseTeacher):
     """Visits every skill x difficulty cell once per cycle, so the data is spread evenly.
 
@@ -55,7 +53,6 @@ class UniformTeacher(BaseTeacher):
         return np.array(self._queue.pop(0))
 
 
-@register_teacher("single-skill")
 class SingleSkillTeacher(BaseTeacher):
     """Always the same cell: a deliberately bad control. Defaults to the first skill at
     difficulty 0."""

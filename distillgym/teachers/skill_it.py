@@ -36,7 +36,6 @@ from typing import Any
 import numpy as np
 
 from distillgym.errors import check_bool, check_choice, check_int, check_number
-from distillgym.teachers.base import register_teacher
 from distillgym.teachers.mixing import MixTeacher, val_loss
 
 __all__ = ["SkillItTeacher", "skill_graph", "skill_it_weights"]
@@ -67,7 +66,6 @@ def skill_it_weights(p0: np.ndarray, A: np.ndarray, losses: np.ndarray, eta: flo
     return w / w.sum()
 
 
-@register_teacher("skill-it")
 class SkillItTeacher(MixTeacher):
     """Skill-It's multiplicative weights over the cells' skills graph (see the module docstring).
 

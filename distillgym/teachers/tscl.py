@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from distillgym.errors import check_bool, check_choice, check_int, check_number
-from distillgym.teachers.base import BaseTeacher, register_teacher
+from distillgym.teachers.base import BaseTeacher
 
 __all__ = ["TSCLWindowTeacher", "TSCLSamplingTeacher", "slope"]
 
@@ -99,7 +99,6 @@ class _TSCLBase(BaseTeacher):
         return self.cell_action(int(self.rng.choice(len(p), p=p / p.sum())))
 
 
-@register_teacher("tscl-window")
 class TSCLWindowTeacher(_TSCLBase):
     """TSCL Window (Matiisen et al. 2017): |slope| of each cell's last K scores, epsilon-greedy/Boltzmann.
 
@@ -167,7 +166,6 @@ class TSCLWindowTeacher(_TSCLBase):
                 self._record(i, acc[i])
 
 
-@register_teacher("tscl-sampling")
 class TSCLSamplingTeacher(_TSCLBase):
     """TSCL Sampling (Matiisen et al. 2017): the largest |draw| from each cell's last K score changes.
 

@@ -28,12 +28,11 @@ import numpy as np
 
 from distillgym.errors import check_number
 from distillgym.levels import allocate
-from distillgym.teachers.base import BaseTeacher, register_teacher
+from distillgym.teachers.base import BaseTeacher
 
 __all__ = ["ScriptedWriter"]
 
 
-@register_teacher("scripted-writer")
 class ScriptedWriter(BaseTeacher):
     """Writes correct train-part examples for each skill's weakest unmastered level (see the module docstring)."""
 

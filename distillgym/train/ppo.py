@@ -18,7 +18,7 @@ process (``SubprocVecEnv(start_method="spawn")``, one torch thread per worker) o
 
 The policy is then a teacher named ``ppo:OUT/policy.zip`` (see :mod:`distillgym.teachers.ppo`),
 which rebuilds the observation features named in ``policy.json``. ``distillgym train-teacher``
-is the command line.
+(:mod:`distillgym.harness.cli`) is the command line.
 
 Options beyond SB3's:
 
@@ -58,14 +58,12 @@ import math
 import os
 import platform
 import re
-import shlex
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from distillgym.envs import DEFAULT_ENV
 from distillgym.errors import ConfigError, UnknownNameError, check_int, check_number, did_you_mean, require
-from distillgym.harness.runner import DEFAULT_ENV
 
 __all__ = [
     "ALGOS",
@@ -78,7 +76,6 @@ __all__ = [
     "latest_checkpoint",
     "read_curve",
     "plot_training_curve",
-    "add_train_teacher_parser",
     "EnvFactory",
 ]
 
@@ -440,11 +437,11 @@ def plot_training_curve(out_dir: str | os.PathLike[str], path: str | os.PathLike
     the last ``window`` episodes (line); (2) each episode's final validation accuracy and hidden
     test accuracy, with the same rolling means; (3) per PPO update, the policy's mean action
     standard deviation and the approximate KL divergence of the update (right axis)."""
-    from distillgym.harness.plots import _pyplot
+    from distillgym.runtime import pyplot
 
     rows = read_curve(out_dir)
     updates = read_curve(out_dir, UPDATES_FILE) if (Path(out_dir) / UPDATES_FILE).is_file() else []
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(3, 1, figsize=(8, 9.5), sharex=True)
     x = [r["timesteps"] for r in rows]
     ax = axes[0]
@@ -482,81 +479,3 @@ def plot_training_curve(out_dir: str | os.PathLike[str], path: str | os.PathLike
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
-
-
-# ---------------------------------------------------------------------------- command line
-def _cmd_train_teacher(args: Any) -> int:
-    env_kwargs = dict(args.env_kwargs or {})
-    if args.device is not None:
-        env_kwargs["device"] = args.device
-    res = train_teacher(
-        env_id=args.env,
-        algo=args.algo,
-        timesteps=args.timesteps,
-        n_envs=args.n_envs,
-        seed=args.seed,
-        out_dir=args.out,
-        env_kwargs=env_kwargs,
-        vec=args.vec,
-        checkpoint_every=args.checkpoint_every,
-        ppo_kwargs=args.ppo_kwargs,
-        verbose=0 if args.quiet else 1,
-        features=None if args.features in (None, "none") else args.features,
-        policy=args.policy,
-        policy_kwargs=args.policy_kwargs,
-        resume=args.resume,
-        max_seconds=args.max_hours * 3600.0 if args.max_hours is not None else None,
-        torch_threads=args.torch_threads,
-        command="distillgym " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-    )
-    print(
-        f"saved policy to {res['path']} ({res['timesteps']} env steps; this run {res['seconds']:.1f} s, "
-        f"{res['seconds_per_1000_steps']:.1f} s per 1000 env steps"
-        f"{', stopped by --max-hours' if res['stopped_by_time'] else ''}); checkpoints in {res['checkpoints']}"
-    )
-    if res["curve_png"]:
-        print(f"training curve: {res['curve_png']}")
-    print(f"use it as the teacher 'ppo:{res['path']}', e.g. distillgym run --teacher ppo:{res['path']}")
-    return 0
-
-
-def add_train_teacher_parser(subparsers: Any) -> Any:
-    """Add the ``train-teacher`` subcommand to a ``distillgym`` argparse subparsers object."""
-    from distillgym.harness.cli import _json_arg
-
-    p = subparsers.add_parser(
-        "train-teacher",
-        help="train a learned teacher (Stable-Baselines3 PPO) and save it as OUT/policy.zip",
-        description="Train a PPO teacher on N envs (worker processes, or one native vector env); the result is the "
-                    "teacher 'ppo:OUT/policy.zip'.",
-    )
-    p.add_argument("--env", default=DEFAULT_ENV)
-    p.add_argument("--algo", default="ppo", help=f"RL algorithm; one of {list(ALGOS)}")
-    p.add_argument("--timesteps", type=int, required=True,
-                   help="env steps to train for, summed over the envs (0: save the untrained initial policy)")
-    p.add_argument("--n-envs", type=int, default=2,
-                   help="envs run in parallel (one worker process each; with --vec native, one population member each)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, help="output folder (default runs/ppo-<env>-<seed>-<time>)")
-    p.add_argument("--env-kwargs", type=_json_arg, default=None, help="JSON object of env constructor arguments")
-    p.add_argument("--device", default=None,
-                   help="the students' device (env kwarg 'device': auto, cpu or cuda); the policy's is ppo-kwargs' device")
-    p.add_argument("--ppo-kwargs", type=_json_arg, default=None, help="JSON object overriding PPO hyperparameters")
-    p.add_argument("--policy", default="MultiInputPolicy",
-                   help=f"one of {list(POLICY_NAMES)} (cellwise: weights shared across cells; mix level, cells-v1 features)")
-    p.add_argument("--policy-kwargs", type=_json_arg, default=None,
-                   help="JSON object of policy arguments (SB3's, e.g. log_std_init; cellwise: hidden)")
-    p.add_argument("--features", default=None,
-                   help="observation features for the policy: cells-v1 (see distillgym.train.features) or none (the env's own)")
-    p.add_argument("--vec", default="subproc",
-                   help=f"vectorised env kind; one of {list(VEC_KINDS)} (native: one population of students, "
-                        "v2 ids such as distillgym/ArithMix-v2)")
-    p.add_argument("--checkpoint-every", type=int, default=1024, help="save a checkpoint every N env steps")
-    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
-    p.add_argument("--max-hours", type=float, default=None,
-                   help="stop before a rollout that would end after this many hours (the last update's policy is saved)")
-    p.add_argument("--torch-threads", type=int, default=1,
-                   help="torch threads in this process (the native env trains its students here; default 1)")
-    p.add_argument("--quiet", action="store_true", help="do not print SB3's training log")
-    p.set_defaults(fn=_cmd_train_teacher)
-    return p
