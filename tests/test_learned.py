@@ -14,10 +14,10 @@ pytest.importorskip("stable_baselines3")
 
 from distillgym.envs import DEFAULT_ENV  # noqa: E402
 from distillgym.errors import ConfigError, UnknownNameError  # noqa: E402
+from distillgym.harness.cli import add_train_teacher_parser  # noqa: E402
 from distillgym.harness.runner import run_episode  # noqa: E402
 from distillgym.teachers import make_teacher  # noqa: E402
 from distillgym.teachers.ppo import PPOTeacher  # noqa: E402
-from distillgym.harness.cli import add_train_teacher_parser  # noqa: E402
 from distillgym.train.ppo import plot_training_curve, read_curve, train_teacher  # noqa: E402
 
 # 2 steps of 256 examples per episode, 4 validation / test items per cell.
