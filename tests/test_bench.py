@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 
 from distillgym.errors import ConfigError, UnknownNameError
-from distillgym.harness.bench import RESULT_FORMAT, load_suite, read_results, run_suite
+from distillgym.harness.bench import run_benchmark
+from distillgym.harness.benchmark import load_benchmark
 from distillgym.harness.leaderboard import bootstrap_ci, curve_auc, examples_to, iqm, leaderboard, render
+from distillgym.harness.results import RESULT_FORMAT, read_results
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "distillgym" / "harness" / "benchmarks" / "tiny.toml"
@@ -43,31 +45,31 @@ def _cli(*args, env=None, **kw):
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "full"
-    counts = run_suite(load_suite("tiny"), out, progress=False)
+    counts = run_benchmark(load_benchmark("tiny"), out, progress=False)
     assert counts == {**counts, "total": 4, "ran": 4, "skipped": 0}
     return out
 
 
 def test_suites_load_and_validate(tmp_path):
     for name, env in (("quick", "v1"), ("standard", "v0"), ("tiny", "v1")):
-        s = load_suite(name)
+        s = load_benchmark(name)
         assert s.teachers and s.seeds and s.env == f"distillgym/ArithSkills-{env}"
-    assert len(load_suite("standard").seeds) >= 10
+    assert len(load_benchmark("standard").seeds) >= 10
     with pytest.raises(UnknownNameError, match="quick"):
-        load_suite("quik")
+        load_benchmark("quik")
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "x"\nseeds = 2\nteachers = [{name = "uniform"}]\ncolour = "red"\n')
     with pytest.raises(ConfigError, match="colour"):
-        load_suite(str(bad))
+        load_benchmark(str(bad))
     bad.write_text('name = "x"\nseeds = 0\nteachers = [{name = "uniform"}]\n')
     with pytest.raises(ConfigError, match="seeds"):
-        load_suite(str(bad))
+        load_benchmark(str(bad))
     bad.write_text('name = "x"\nseeds = [1, 1]\nteachers = [{name = "uniform"}]\n')
     with pytest.raises(ConfigError, match="repeated"):
-        load_suite(str(bad))
+        load_benchmark(str(bad))
     bad.write_text('name = [\n')
     with pytest.raises(ConfigError, match="not valid TOML"):
-        load_suite(str(bad))
+        load_benchmark(str(bad))
 
 
 def test_results_lines_and_rerun_skips(uninterrupted):
@@ -85,7 +87,7 @@ def test_results_lines_and_rerun_skips(uninterrupted):
         assert e["auc"] == pytest.approx(curve_auc(e["curve"]))
     assert json.loads((uninterrupted / "suite-tiny.json").read_text())["name"] == "tiny"
     size = (uninterrupted / "results.jsonl").stat().st_size
-    counts = run_suite(load_suite("tiny"), uninterrupted, progress=False)
+    counts = run_benchmark(load_benchmark("tiny"), uninterrupted, progress=False)
     assert counts["ran"] == 0 and counts["skipped"] == 4
     assert (uninterrupted / "results.jsonl").stat().st_size == size
 
@@ -150,13 +152,13 @@ def test_corrupt_and_foreign_lines_are_reported_and_skipped(uninterrupted, tmp_p
 
 
 def test_process_pool_matches_in_process(uninterrupted, tmp_path):
-    run_suite(load_suite("tiny"), tmp_path, workers=2, progress=False)
+    run_benchmark(load_benchmark("tiny"), tmp_path, workers=2, progress=False)
     assert _strip(leaderboard(read_results(tmp_path)[0])) == _strip(leaderboard(read_results(uninterrupted)[0]))
 
 
 def test_ray_executor_matches_process_pool(uninterrupted, tmp_path):
     pytest.importorskip("ray")
-    run_suite(load_suite("tiny"), tmp_path, workers=2, executor="ray", progress=False)
+    run_benchmark(load_benchmark("tiny"), tmp_path, workers=2, executor="ray", progress=False)
     assert _strip(leaderboard(read_results(tmp_path)[0])) == _strip(leaderboard(read_results(uninterrupted)[0]))
 
 
@@ -244,10 +246,10 @@ def _suite_file(tmp_path, teachers: str, name: str = "s", seeds: str = "[0, 1]")
 ])
 def test_a_bad_suite_fails_before_any_episode(tmp_path, teachers, error, match):
     """Every teacher and env is built (and reset) in the runner's process first: the usual error, at once."""
-    suite = load_suite(str(_suite_file(tmp_path, '[[teachers]]\nname = "uniform"\n\n' + teachers)))
+    suite = load_benchmark(str(_suite_file(tmp_path, '[[teachers]]\nname = "uniform"\n\n' + teachers)))
     t0 = time.perf_counter()
     with pytest.raises(error, match=match) as err:
-        run_suite(suite, tmp_path / "out", workers=2, progress=False)
+        run_benchmark(suite, tmp_path / "out", workers=2, progress=False)
     assert "suite 's'" in str(err.value) or error is UnknownNameError
     assert time.perf_counter() - t0 < 60  # not after an episode (each takes longer on this machine)
     assert not (tmp_path / "out" / "results.jsonl").exists()
@@ -257,11 +259,11 @@ def test_labels_are_unique_per_env_and_entries_take_their_own_env(tmp_path):
     same = _suite_file(tmp_path, '[[teachers]]\nname = "uniform"\n[[teachers]]\nname = "uniform"\n'
                                  'env_kwargs = { student_init = "fixed" }\n', name="dup")
     with pytest.raises(ConfigError, match="unique within an env"):
-        load_suite(str(same))
+        load_benchmark(str(same))
     ok = _suite_file(tmp_path, '[[teachers]]\nname = "uniform"\n[[teachers]]\nname = "uniform"\n'
                                'env = "distillgym/ArithMix-v1"\n[[teachers]]\nname = "uniform"\nlabel = "uniform-fixed"\n'
                                'env_kwargs = { student_init = "fixed" }\n', name="ok")
-    s = load_suite(str(ok))
+    s = load_benchmark(str(ok))
     jobs = s.jobs()
     assert {(j.env, j.label) for j in jobs} == {("distillgym/ArithSkills-v1", "uniform"),
                                                 ("distillgym/ArithMix-v1", "uniform"),
@@ -319,7 +321,7 @@ def test_an_episode_that_raises_is_recorded_and_the_others_go_on(flaky, tmp_path
     assert rows["flaky"]["failed"] == 1 and rows["flaky"]["n"] == 1 and rows["uniform"]["n"] == 2
     # a rerun retries only the failed episode; the ok line then wins over the failed one
     monkeypatch.delenv("FLAKY_SEEDS")
-    counts = run_suite(load_suite(str(flaky)), out, progress=False)
+    counts = run_benchmark(load_benchmark(str(flaky)), out, progress=False)
     assert counts["ran"] == 1 and counts["skipped"] == 3 and counts["failed"] == 0
     eps, steps = read_results(out)
     assert len(eps) == 4 and all(e["status"] == "ok" for e in eps) and len(steps) == 8
@@ -335,7 +337,7 @@ def test_an_episode_that_raises_is_recorded_and_the_others_go_on(flaky, tmp_path
 @pytest.mark.slow
 def test_a_failure_in_a_worker_process_does_not_stop_the_pool(flaky, tmp_path, monkeypatch):
     monkeypatch.setenv("FLAKY_SEEDS", "0")
-    counts = run_suite(load_suite(str(flaky)), tmp_path / "p", workers=2, progress=False)
+    counts = run_benchmark(load_benchmark(str(flaky)), tmp_path / "p", workers=2, progress=False)
     assert counts["ran"] == 4 and counts["failed"] == 1 and counts["ok"] == 3
     assert counts["failures"][0]["label"] == "flaky" and counts["failures"][0]["seed"] == 0
 
@@ -357,7 +359,7 @@ def test_nothing_written_contains_an_api_key(flaky, tmp_path, monkeypatch):
         monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb-cache"))
     except ImportError:
         use_wandb = False
-    counts = run_suite(load_suite(str(flaky)), out, progress=False, wandb=use_wandb)
+    counts = run_benchmark(load_benchmark(str(flaky)), out, progress=False, wandb=use_wandb)
     assert counts["failed"] == 1 and "<redacted>" in counts["failures"][0]["error"]
     files = [p for p in out.rglob("*") if p.is_file()]
     assert any(p.name == "results.jsonl" for p in files) and any(p.name.startswith("suite-") for p in files)
@@ -385,25 +387,25 @@ def test_resume_onto_another_fingerprint_is_not_pooled_silently(uninterrupted, t
     out.mkdir()
     (out / "results.jsonl").write_text("\n".join(kept) + "\n")
     with pytest.raises(FingerprintMismatchError) as err:
-        run_suite(load_suite("tiny"), out, progress=False)
+        run_benchmark(load_benchmark("tiny"), out, progress=False)
     msg = str(err.value)
     assert "'Another CPU' there" in msg and "torch" in msg and "--allow-mixed-fingerprints" in msg and "--out" in msg
     assert "ioa" in msg and "uniform" not in msg.split("\n")[1]  # only the group this run adds to
     assert len(read_results(out)[0]) == 3  # nothing ran
-    counts = run_suite(load_suite("tiny"), out, progress=False, allow_mixed_fingerprints=True)
+    counts = run_benchmark(load_benchmark("tiny"), out, progress=False, allow_mixed_fingerprints=True)
     assert counts["ran"] == 1 and len(counts["mixed_fingerprints"]) == 1
     rows = {r["teacher"]: r for r in leaderboard(read_results(out)[0])}
     assert rows["ioa"]["fingerprints"] == 2 and set(rows["ioa"]["fingerprint_diff"]) == {"cpu", "torch"}
     assert rows["uniform"]["fingerprints"] == 1
     # a finished suite runs nothing, so there is nothing to pool and no error
-    assert run_suite(load_suite("tiny"), out, progress=False)["ran"] == 0
+    assert run_benchmark(load_benchmark("tiny"), out, progress=False)["ran"] == 0
 
 
 def test_episode_lines_carry_fingerprint_status_costs_and_the_resolved_config(uninterrupted):
     from distillgym.harness.fingerprint import HASH_VERSION, fingerprint
 
     eps, _ = read_results(uninterrupted)
-    suite = load_suite("tiny")
+    suite = load_benchmark("tiny")
     hashes = {j.label: j.config_hash for j in suite.jobs()}
     for e in eps:
         assert e["status"] == "ok" and e["reference_row"] is False and e["config_hash_version"] == HASH_VERSION

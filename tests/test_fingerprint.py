@@ -11,7 +11,7 @@ import gymnasium as gym
 import pytest
 
 from distillgym.errors import ConfigError, UnknownNameError
-from distillgym.harness.bench import Suite, TeacherEntry
+from distillgym.harness.benchmark import Benchmark, TeacherEntry
 from distillgym.harness.fingerprint import (
     REDACTED,
     config_hash,
@@ -108,8 +108,8 @@ def test_config_hash_covers_a_user_teachers_module_source(tmp_path, monkeypatch)
     assert b["content"] != a["content"] and config_hash(ENV, {}, a) != config_hash(ENV, {}, b)
 
 
-def _suite(env_kwargs=None, teachers=None) -> Suite:
-    return Suite("t", ENV, [0], teachers or [TeacherEntry("uniform")], dict(TINY if env_kwargs is None else env_kwargs))
+def _suite(env_kwargs=None, teachers=None) -> Benchmark:
+    return Benchmark("t", ENV, [0], teachers or [TeacherEntry("uniform")], dict(TINY if env_kwargs is None else env_kwargs))
 
 
 def test_config_hash_changes_when_a_default_changes(monkeypatch):

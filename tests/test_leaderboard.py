@@ -252,7 +252,7 @@ def test_renderers(rows):
 
 def test_checked_in_leaderboard_matches_the_checked_in_results():
     """benchmarks/LEADERBOARD.md's tables are what the leaderboard gives for benchmarks/results/standard."""
-    from distillgym.harness.bench import read_results
+    from distillgym.harness.results import read_results
 
     episodes, _ = read_results(REPO / "benchmarks" / "results" / "standard")
     rows = leaderboard(episodes)

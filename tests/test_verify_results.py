@@ -7,7 +7,8 @@ import json
 import pytest
 
 from distillgym.errors import ConfigError
-from distillgym.harness.bench import load_suite, run_suite
+from distillgym.harness.bench import run_benchmark
+from distillgym.harness.benchmark import load_benchmark
 from distillgym.harness.cli import main
 from distillgym.harness.verify import render_verify, select_episodes, verify
 
@@ -28,7 +29,7 @@ n_test_per_cell = 4
 def recorded(tmp_path_factory):
     d = tmp_path_factory.mktemp("verify")
     (d / "v.toml").write_text(SUITE)
-    run_suite(load_suite(str(d / "v.toml")), d / "r", progress=False)
+    run_benchmark(load_benchmark(str(d / "v.toml")), d / "r", progress=False)
     return d / "r"
 
 

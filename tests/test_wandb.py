@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from distillgym.harness.bench import load_suite, read_results, run_suite
+from distillgym.harness.bench import run_benchmark
+from distillgym.harness.benchmark import load_benchmark
+from distillgym.harness.results import read_results
 
 _BLOCK = 32768  # LevelDB log block size; every record chunk has a 7-byte header (crc32, length, type)
 _FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
@@ -77,7 +79,7 @@ def _runs(out: Path) -> list[dict]:
 
 def test_wandb_logs_every_episode_and_step_once(offline, tmp_path):
     out = tmp_path / "r"
-    run_suite(load_suite("tiny"), out, progress=False, wandb=True)
+    run_benchmark(load_benchmark("tiny"), out, progress=False, wandb=True)
     episodes, steps = read_results(out)[:2]
     runs = _runs(out)
     assert len(runs) == len(episodes) == 4
@@ -98,5 +100,5 @@ def test_wandb_logs_every_episode_and_step_once(offline, tmp_path):
         assert [h["reward"] for h in run["history"][1:]] == pytest.approx([s["reward"] for s in mine])
 
     # Resuming a finished suite runs nothing and so logs nothing: no episode is logged twice.
-    run_suite(load_suite("tiny"), out, progress=False, wandb=True)
+    run_benchmark(load_benchmark("tiny"), out, progress=False, wandb=True)
     assert len(_runs(out)) == 4

@@ -74,39 +74,47 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from distillgym.harness.bench import TeacherEntry, load_suite, read_results, run_suite
+    from distillgym.harness.bench import run_benchmark
+    from distillgym.harness.benchmark import TeacherEntry, load_benchmark
     from distillgym.harness.leaderboard import leaderboard, render
+    from distillgym.harness.results import read_results
 
-    suite = load_suite(args.suite)
+    if args.list:
+        from distillgym.harness.benchmark import list_benchmarks
+
+        for name, path in sorted(list_benchmarks().items()):
+            print(f"{name:<22} {path}")
+        return 0
+    benchmark = load_benchmark(args.benchmark)
     if args.teachers:
-        suite.teachers = [TeacherEntry(n) for n in args.teachers.split(",") if n]
+        benchmark.teachers = [TeacherEntry(n) for n in args.teachers.split(",") if n]
     if args.seeds is not None:
         if args.seeds < 1:
             raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
-        suite.seeds = list(range(args.seed_start, args.seed_start + args.seeds))
+        benchmark.seeds = list(range(args.seed_start, args.seed_start + args.seeds))
     if args.env_kwargs:
-        suite.env_kwargs = {**suite.env_kwargs, **args.env_kwargs}
-    suite.validate()
-    out = args.out or f"results/{suite.name}"
+        benchmark.env_kwargs = {**benchmark.env_kwargs, **args.env_kwargs}
+    benchmark.validate()
+    out = args.out or f"results/{benchmark.name}"
     print(
-        f"bench {suite.name}: {len(suite.teachers)} teachers x {len(suite.seeds)} seeds on {suite.env} "
+        f"bench {benchmark.name}: {len(benchmark.teachers)} teachers x {len(benchmark.seeds)} seeds on {benchmark.env} "
         f"-> {out} ({args.executor}, {args.workers} workers)",
         file=sys.stderr,
         flush=True,
     )
-    counts = run_suite(
-        suite, out, workers=args.workers, executor=args.executor, ray_address=args.ray_address,
+    counts = run_benchmark(
+        benchmark, out, workers=args.workers, executor=args.executor, ray_address=args.ray_address,
         progress=not args.no_progress, wandb=args.wandb, allow_mixed_fingerprints=args.allow_mixed_fingerprints,
         say=lambda msg: print(f"distillgym: {msg}", file=sys.stderr, flush=True),
     )
     print(f"ran {counts['ran']} episodes, skipped {counts['skipped']} already in {out} ({counts['seconds']:.0f} s)",
           file=sys.stderr)
     episodes, _ = read_results(out)
-    keep = {(j.label, j.config_hash) for j in suite.jobs()}
-    episodes = [e for e in episodes if (e["teacher"], e["config_hash"]) in keep and e["seed"] in suite.seeds]
+    keep = {(j.label, j.config_hash) for j in benchmark.jobs()}
+    episodes = [e for e in episodes if (e["teacher"], e["config_hash"]) in keep and e["seed"] in benchmark.seeds]
     rows = leaderboard(episodes)
     if args.json:
-        print(json.dumps({"suite": suite.name, "out": out, "rows": rows, "failed": counts["failures"]}))
+        print(json.dumps({"suite": benchmark.name, "out": out, "rows": rows, "failed": counts["failures"]}))
         return _failure_summary(counts, out)
     print(render(rows, "md"))
     try:
@@ -133,8 +141,8 @@ def _failure_summary(counts: dict[str, Any], out: str) -> int:
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
-    from distillgym.harness.bench import read_results
     from distillgym.harness.leaderboard import leaderboard, render
+    from distillgym.harness.results import read_results
 
     episodes, _ = read_results(args.results)
     if not episodes:
@@ -272,16 +280,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     r.set_defaults(fn=_cmd_run)
 
-    b = sub.add_parser("bench", help="run a benchmark suite (default: quick) and print its leaderboard")
-    b.add_argument("suite", nargs="?", default="quick", help="a name in benchmarks/suites/ or a path to a .toml suite")
+    b = sub.add_parser("bench", help="run a benchmark (default: quick) and print its leaderboard")
+    b.add_argument("benchmark", nargs="?", default="quick", metavar="BENCHMARK",
+                   help="a benchmark name (`distillgym bench --list` shows them: distillgym/harness/benchmarks/ and "
+                        "./benchmarks/suites/) or a path to a .toml file")
+    b.add_argument("--list", action="store_true", help="list the benchmark names and exit")
     b.add_argument("--out", default=None, help="results directory (default results/SUITE); a rerun resumes it")
     b.add_argument("--workers", type=int, default=1, help="parallel episodes (one torch thread each)")
     b.add_argument("--executor", default="local", help="local (process pool) or ray")
     b.add_argument("--ray-address", default=None, help="address of a running Ray cluster (default: start a local one)")
-    b.add_argument("--teachers", default=None, help="comma-separated teacher names, overriding the suite's")
-    b.add_argument("--seeds", type=int, default=None, help="number of seeds, overriding the suite's")
+    b.add_argument("--teachers", default=None, help="comma-separated teacher names, overriding the benchmark's")
+    b.add_argument("--seeds", type=int, default=None, help="number of seeds, overriding the benchmark's")
     b.add_argument("--seed-start", type=int, default=0)
-    b.add_argument("--env-kwargs", type=_json_arg, default=None, help="JSON object merged into the suite's env_kwargs")
+    b.add_argument("--env-kwargs", type=_json_arg, default=None, help="JSON object merged into the benchmark's env_kwargs")
     b.add_argument(
         "--wandb",
         action="store_true",

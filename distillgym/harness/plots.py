@@ -105,8 +105,8 @@ def plot_results(results_dir: str | os.PathLike[str], out_dir: str | os.PathLike
     failed episodes are left out."""
     plt = pyplot()
 
-    from distillgym.harness.bench import read_results
     from distillgym.harness.leaderboard import groups, leaderboard
+    from distillgym.harness.results import read_results
     from distillgym.harness.stats import mean_ci
 
     episodes, _ = read_results(results_dir)

@@ -61,7 +61,7 @@ def _actions(steps: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def _compare(e: dict[str, Any], result: dict[str, Any], steps: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    from distillgym.harness.bench import _curve
+    from distillgym.harness.results import curve
 
     rec = float(e["final_test_accuracy"])
     row: dict[str, Any] = {
@@ -75,7 +75,7 @@ def _compare(e: dict[str, Any], result: dict[str, Any], steps: Sequence[dict[str
         return row
     now = float(result["final_test_accuracy"])
     curve_rec = [tuple(p) for p in e.get("curve") or []]
-    curve_now = [tuple(p) for p in _curve(result)]
+    curve_now = [tuple(p) for p in curve(result)]
     first = None
     for t, (a, b) in enumerate(zip(curve_rec, curve_now, strict=False)):
         if a != b:
@@ -132,7 +132,9 @@ def verify(
     ``failed``, ``skipped``, ``mean_abs_drift``, ``max_abs_drift``, ``mean_drift`` (over the drifted
     and exact reruns; nan when none) and ``fingerprints_differ`` (reruns whose fingerprint differs
     from the recording's)."""
-    from distillgym.harness.bench import Job, _run_local, read_results
+    from distillgym.harness.benchmark import Job
+    from distillgym.harness.executors import run_local
+    from distillgym.harness.results import read_results
 
     check_int("verify", "episodes", episodes, 1)
     check_int("verify", "workers", workers, 1)
@@ -162,7 +164,7 @@ def verify(
         by_threads.setdefault(n_threads, []).append(job)
     index = {job.label: i for i, (job, _) in jobs.items()}
     for n_threads, batch in by_threads.items():
-        for job, result in _run_local(batch, workers, n_threads):
+        for job, result in run_local(batch, workers, n_threads):
             i = index[job.label]
             row = _compare(jobs[i][1], result, steps)
             row["threads"], row["_i"] = n_threads, i

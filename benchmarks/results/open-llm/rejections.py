@@ -15,7 +15,7 @@ import argparse
 from collections import defaultdict
 from pathlib import Path
 
-from distillgym.harness.bench import read_results
+from distillgym.harness.results import read_results
 from distillgym.tasks.checks import REJECT_KINDS
 
 KINDS = [k for k in REJECT_KINDS if k != "over_limit"] + ["over_limit"]
