@@ -15,8 +15,6 @@ registries, so this module imports no concrete student or engine class.
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
 import json
 import math
 import time
@@ -26,31 +24,26 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from distillgym.config import INIT_MODES, SPLIT_MODES, EnvConfig
 from distillgym.engines import make_engine
 from distillgym.errors import (
     ConfigError,
     DistillGymError,
     TrainingDivergedError,
-    UnknownNameError,
-    check_bool,
-    check_int,
-    did_you_mean,
 )
 from distillgym.feedback import Evaluator, SkillReport
 from distillgym.levels import make_level
-from distillgym.rewards import REWARDS, RewardFn
+from distillgym.rewards import REWARDS
 from distillgym.seeding import STREAM_EPISODE, STREAM_INIT, STREAM_TEST, STREAM_TRAIN, STREAM_VAL, rng_for
 from distillgym.students import make_student
 from distillgym.tasks import make_suite
 from distillgym.tasks.checks import check_lines
 from distillgym.types import EngineCost
 
-__all__ = ["TeachingEnv", "Seconds", "REWARDS", "SPLIT_MODES", "INIT_MODES"]
+__all__ = ["TeachingEnv", "EnvConfig", "Seconds", "REWARDS", "SPLIT_MODES", "INIT_MODES"]
 
-SPLIT_MODES = ("content", None)
 LOSS_MAX = 100.0
 """Upper bound of the ``loss`` observation (nats per token; larger values are clipped)."""
-INIT_MODES = ("seed", "fixed")
 
 
 class Seconds(float):
@@ -168,100 +161,51 @@ class TeachingEnv(gym.Env):
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
-    def __init__(
-        self,
-        suite: Any = "arith-v1",
-        student: Any = "tiny",
-        engine: Any = "procedural",
-        level: str = "cell",
-        reward: str | RewardFn = "delta_mean",
-        budget: int = 49152,
-        examples_per_step: int = 2048,
-        n_val_per_cell: int = 32,
-        n_test_per_cell: int = 64,
-        n_errors: int = 8,
-        split: str | None = "content",
-        student_init: str = "seed",
-        observe_loss: bool | None = None,
-        report_loss: bool = True,
-        max_steps: int | None = None,
-        suite_kwargs: dict[str, Any] | None = None,
-        student_kwargs: dict[str, Any] | None = None,
-        engine_kwargs: dict[str, Any] | None = None,
-        device: str | None = None,
-        torch_threads: int | None = None,
-        render_mode: str | None = None,
-        **unknown: Any,
-    ) -> None:
-        if unknown:
-            valid = [p for p in inspect.signature(TeachingEnv.__init__).parameters if p not in ("self", "unknown")]
-            bad = sorted(unknown)
-            raise ConfigError(f"unknown {type(self).__name__} argument(s) {bad}: {did_you_mean(bad[0], valid)}")
-        for name, v, low in (
-            ("budget", budget, 1),
-            ("examples_per_step", examples_per_step, 1),
-            ("n_val_per_cell", n_val_per_cell, 1),
-            ("n_test_per_cell", n_test_per_cell, 1),
-            ("n_errors", n_errors, 0),
-        ):
-            check_int(type(self).__name__, name, v, low)
-        if max_steps is not None:
-            check_int(type(self).__name__, "max_steps", max_steps, 1)
-        if torch_threads is not None:
-            check_int(type(self).__name__, "torch_threads", torch_threads, 1)
+    def __init__(self, config: EnvConfig | None = None, **kwargs: Any) -> None:
+        owner = type(self).__name__
+        settings = EnvConfig.from_kwargs(owner, config, **kwargs)
+        if settings.torch_threads is not None:
             import torch
 
-            torch.set_num_threads(int(torch_threads))
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ConfigError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
-        if split not in SPLIT_MODES:
-            raise ConfigError(f"split must be 'content' or None, got {split!r}")
-        if student_init not in INIT_MODES:
-            raise ConfigError(f"student_init must be one of {list(INIT_MODES)}, got {student_init!r}")
-        if isinstance(reward, str):
-            if reward not in REWARDS:
-                raise UnknownNameError(f"unknown reward {reward!r}: {did_you_mean(reward, REWARDS)}")
-            self.reward_name, self._reward_fn = reward, REWARDS[reward]
-        elif callable(reward):
-            self.reward_name, self._reward_fn = getattr(reward, "__name__", "custom"), reward
+            torch.set_num_threads(int(settings.torch_threads))
+        if isinstance(settings.reward, str):
+            self.reward_name, self._reward_fn = settings.reward, REWARDS[settings.reward]
         else:
-            raise ConfigError(f"reward must be one of {list(REWARDS)} or a callable, got {reward!r}")
+            self.reward_name, self._reward_fn = getattr(settings.reward, "__name__", "custom"), settings.reward
 
-        self.suite = make_suite(suite, **(suite_kwargs or {}))
-        if split == "content" and self.suite.partition is None:
+        self.suite = make_suite(settings.suite, **(settings.suite_kwargs or {}))
+        if settings.split == "content" and self.suite.partition is None:
             raise ConfigError(
                 f"suite {self.suite.name!r} has no content partition, so split='content' cannot hold out "
                 "validation and test items by content; use a partitioned suite (e.g. 'arith-v1') or split=None"
             )
-        self.budget = int(budget)
-        self.examples_per_step = int(examples_per_step)
-        self.n_val_per_cell = int(n_val_per_cell)
-        self.n_test_per_cell = int(n_test_per_cell)
-        self.n_errors = int(n_errors)
-        self.split = split
-        self.student_init = student_init
-        self.render_mode = render_mode
-        self.level = make_level(level, self.suite, self.examples_per_step)
-        self.report_loss = check_bool(type(self).__name__, "report_loss", report_loss)
-        self.observe_loss = (
-            self.level.name in ("mix", "open") if observe_loss is None else check_bool("", "observe_loss", observe_loss)
-        )
-        if self.observe_loss and not self.report_loss:
-            raise ConfigError("observe_loss=True needs report_loss=True (the loss is measured by the evaluator)")
-        self.max_steps = int(max_steps) if max_steps is not None else 4 * -(-self.budget // self.examples_per_step)
+        self.level = make_level(settings.level, self.suite, int(settings.examples_per_step))
+        self.settings = settings = settings.resolved(self.level.name, owner)
+        """The validated :class:`~distillgym.config.EnvConfig`, with ``observe_loss`` and ``max_steps`` resolved."""
+        self.budget = settings.budget
+        self.examples_per_step = settings.examples_per_step
+        self.n_val_per_cell = settings.n_val_per_cell
+        self.n_test_per_cell = settings.n_test_per_cell
+        self.n_errors = settings.n_errors
+        self.split = settings.split
+        self.student_init = settings.student_init
+        self.render_mode = settings.render_mode
+        self.report_loss = settings.report_loss
+        self.observe_loss = settings.observe_loss
+        self.max_steps = settings.max_steps
 
-        self.engine = make_engine(engine, self.suite, **(engine_kwargs or {}))
-        self.student = self._make_student(student, student_kwargs, device)
+        self.engine = make_engine(settings.engine, self.suite, **(settings.engine_kwargs or {}))
+        self.student = self._make_student(settings)
         prepare = getattr(self.student, "prepare", None)
         if callable(prepare):
             prepare(self.suite, self.engine)  # e.g. a cached base pre-training
-        if student_init == "seed" and getattr(self.student, "fixed_base", False):
+        if settings.student_init == "seed" and getattr(self.student, "fixed_base", False):
             raise ConfigError(
                 "this student starts from a pre-trained base, which student_init='seed' would discard; "
                 "use student_init='fixed' (or no base pre-training)"
             )
         self._initial = self.student.snapshot()
-        self._config = self._resolve_config(suite, student, engine, level, reward, suite_kwargs, engine_kwargs)
+        self._config = settings.record(self.suite, self.student, self.reward_name)
 
         S, D = len(self.suite.skills), self.suite.n_difficulties
         self.action_space = self.level.space
@@ -283,57 +227,18 @@ class TeachingEnv(gym.Env):
         self._totals: dict[str, float] = {}
 
     # ------------------------------------------------------------------ construction helpers
-    def _make_student(self, student: Any, student_kwargs: dict[str, Any] | None, device: str | None) -> Any:
-        kwargs = dict(student_kwargs or {})
-        if student is None or isinstance(student, dict) or type(student).__name__ == "StudentConfig":
+    def _make_student(self, settings: EnvConfig) -> Any:
+        student, kwargs = settings.student, dict(settings.student_kwargs or {})
+        if settings.v0_student:
             # v0's API: a dict (or StudentConfig) of the tiny student's config fields
             if isinstance(student, dict):
                 kwargs = {**student, **kwargs}
             elif student is not None:
                 kwargs["config"] = student
             student = "tiny"
-        if device is not None and isinstance(student, str):
-            kwargs["device"] = device
+        if settings.device is not None and isinstance(student, str):
+            kwargs["device"] = settings.device
         return make_student(student, self.suite, **kwargs)
-
-    def _resolve_config(self, suite, student, engine, level, reward, suite_kwargs, engine_kwargs) -> dict[str, Any]:
-        """Constructor arguments that rebuild this env (``TeachingEnv(**env.config)``), every default
-        filled in; a part given as an object is named ``"module:Class"`` (and ``rebuildable`` is False)."""
-
-        def name_of(part: Any) -> str:
-            return part if isinstance(part, str) else f"{type(part).__module__}:{type(part).__qualname__}"
-
-        student_kwargs: Any = None
-        cfg = getattr(self.student, "config", None)
-        if cfg is not None and dataclasses.is_dataclass(cfg):
-            student_kwargs = dataclasses.asdict(cfg)
-        elif callable(getattr(self.student, "resolved_config", None)):
-            student_kwargs = self.student.resolved_config()
-        v0_style = student is None or isinstance(student, dict) or type(student).__name__ == "StudentConfig"
-        student_name = student if isinstance(student, str) else ("tiny" if v0_style else name_of(student))
-        return {
-            "suite": self.suite.name if isinstance(suite, str) else name_of(suite),
-            "suite_kwargs": dict(suite_kwargs or {}),
-            "student": student_name,
-            "student_kwargs": student_kwargs or {},
-            "engine": name_of(engine),
-            "engine_kwargs": dict(engine_kwargs or {}),
-            "level": self.level.name,
-            "reward": self.reward_name,
-            "budget": self.budget,
-            "examples_per_step": self.examples_per_step,
-            "n_val_per_cell": self.n_val_per_cell,
-            "n_test_per_cell": self.n_test_per_cell,
-            "n_errors": self.n_errors,
-            "split": self.split,
-            "student_init": self.student_init,
-            "observe_loss": self.observe_loss,
-            "report_loss": self.report_loss,
-            "max_steps": self.max_steps,
-            "rebuildable": all(isinstance(p, (str, dict, type(None))) for p in (suite, engine))
-            and (isinstance(student, str) or v0_style)
-            and isinstance(reward, str),
-        }
 
     @property
     def config(self) -> dict[str, Any]:

@@ -1,0 +1,173 @@
+"""``EnvConfig``: every argument of a teaching environment, typed, documented and validated in one place.
+
+``TeachingEnv(**kwargs)``, ``TeachingEnv(EnvConfig(...))`` and ``gym.make(id, **kwargs)`` all go
+through :meth:`EnvConfig.from_kwargs`, which rejects unknown names (with the closest valid one) and
+checks every value that needs no part to be built. :meth:`EnvConfig.record` is the env's resolved
+configuration (``env.config``: every default filled in, parts named), from which the results' config
+hash is computed (:func:`distillgym.harness.fingerprint.config_hash`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from distillgym.errors import ConfigError, UnknownNameError, check_bool, check_int, did_you_mean
+
+__all__ = ["EnvConfig", "SPLIT_MODES", "INIT_MODES", "RENDER_MODES"]
+
+SPLIT_MODES = ("content", None)
+INIT_MODES = ("seed", "fixed")
+RENDER_MODES = ("ansi",)
+
+
+@dataclass
+class EnvConfig:
+    """The arguments of :class:`~distillgym.env.TeachingEnv` (and the keyword arguments of ``gym.make``)."""
+
+    suite: Any = "arith-v1"
+    """Task suite: a name in :data:`distillgym.tasks.SUITES` or a :class:`~distillgym.tasks.base.TaskSuite`."""
+    student: Any = "tiny"
+    """Student: a name in :data:`distillgym.students.STUDENTS`, a student object, or (as v0 took) a dict
+    of the tiny student's ``StudentConfig`` fields or a ``StudentConfig``."""
+    engine: Any = "procedural"
+    """Data engine: a name in :data:`distillgym.engines.ENGINES` or an engine object."""
+    level: str = "cell"
+    """Action level: ``"cell"`` (one skill x difficulty), ``"mix"`` (a data mix) or ``"open"`` (written examples)."""
+    reward: Any = "delta_mean"
+    """Reward: a name in :data:`distillgym.rewards.REWARDS` or a callable ``f(initial, previous, report, terminal)``."""
+    budget: int = 49152
+    """Training examples charged per episode; the episode terminates when they are spent."""
+    examples_per_step: int = 2048
+    """Most examples one step trains on (the last step may be smaller)."""
+    n_val_per_cell: int = 32
+    """Validation items per (skill, difficulty) cell, drawn at reset; the observation is their accuracy."""
+    n_test_per_cell: int = 64
+    """Hidden test items per cell, scored only when the episode ends (``info["final"]``)."""
+    n_errors: int = 8
+    """Sampled wrong answers of the student shown in each report."""
+    split: str | None = "content"
+    """``"content"``: validation and test items from their own parts of the suite's item space; None
+    (``ArithSkills-v0``): disjoint seed streams of the whole space."""
+    student_init: str = "seed"
+    """``"seed"``: initial weights drawn from the episode seed; ``"fixed"``: the same weights every episode."""
+    observe_loss: bool | None = None
+    """Add the validation loss per cell to the observation (None: True for the mix and open levels)."""
+    report_loss: bool = True
+    """Measure the validation loss per cell (``info["val_loss"]``; needed by ``observe_loss``)."""
+    max_steps: int | None = None
+    """Truncate after this many steps (None: 4 x the steps the budget needs)."""
+    suite_kwargs: dict[str, Any] | None = None
+    """Arguments of the suite's factory (a suite given by name only)."""
+    student_kwargs: dict[str, Any] | None = None
+    """Arguments of the student's factory (a student given by name only)."""
+    engine_kwargs: dict[str, Any] | None = None
+    """Arguments of the engine's factory (an engine given by name only)."""
+    device: str | None = None
+    """``"auto"``, ``"cpu"`` or ``"cuda"``, passed to a student given by name (None: the student's default)."""
+    torch_threads: int | None = None
+    """If set, ``torch.set_num_threads`` in this process (for vector-env workers)."""
+    render_mode: str | None = None
+    """None or ``"ansi"`` (``render()`` returns the text report)."""
+
+    @classmethod
+    def from_kwargs(cls, owner: str = "TeachingEnv", config: EnvConfig | None = None, **kwargs: Any) -> EnvConfig:
+        """``config`` (default: the defaults) with ``kwargs`` replacing its fields, validated; an unknown
+        name raises :class:`ConfigError` naming the closest field."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(kwargs) - set(names))
+        if unknown:
+            raise ConfigError(f"unknown {owner} argument(s) {unknown}: {did_you_mean(unknown[0], names)}")
+        if config is not None and not isinstance(config, EnvConfig):
+            raise ConfigError(f"{owner}'s first argument is an EnvConfig (the settings are keyword arguments), "
+                              f"got {config!r}")
+        cfg = dataclasses.replace(config, **kwargs) if config is not None else cls(**kwargs)
+        cfg.validate(owner)
+        return cfg
+
+    def validate(self, owner: str = "TeachingEnv") -> None:
+        """Check every field that needs no part built (the parts check their own arguments)."""
+        from distillgym.rewards import REWARDS
+
+        for name, low in (("budget", 1), ("examples_per_step", 1), ("n_val_per_cell", 1), ("n_test_per_cell", 1),
+                          ("n_errors", 0)):
+            check_int(owner, name, getattr(self, name), low)
+        if self.max_steps is not None:
+            check_int(owner, "max_steps", self.max_steps, 1)
+        if self.torch_threads is not None:
+            check_int(owner, "torch_threads", self.torch_threads, 1)
+        if self.render_mode is not None and self.render_mode not in RENDER_MODES:
+            raise ConfigError(f"render_mode must be None or one of {list(RENDER_MODES)}, got {self.render_mode!r}")
+        if self.split not in SPLIT_MODES:
+            raise ConfigError(f"split must be 'content' or None, got {self.split!r}")
+        if self.student_init not in INIT_MODES:
+            raise ConfigError(f"student_init must be one of {list(INIT_MODES)}, got {self.student_init!r}")
+        if isinstance(self.reward, str):
+            if self.reward not in REWARDS:
+                raise UnknownNameError(f"unknown reward {self.reward!r}: {did_you_mean(self.reward, REWARDS)}")
+        elif not callable(self.reward):
+            raise ConfigError(f"reward must be one of {list(REWARDS)} or a callable, got {self.reward!r}")
+
+    @property
+    def v0_student(self) -> bool:
+        """The student is given as v0 took it: a dict (or ``StudentConfig``) of the tiny student's fields."""
+        s = self.student
+        return s is None or isinstance(s, dict) or type(s).__name__ == "StudentConfig"
+
+    def resolved(self, level_name: str, owner: str = "TeachingEnv") -> EnvConfig:
+        """A copy with the defaults that depend on other fields filled in: ``observe_loss`` (from the
+        level) and ``max_steps`` (from the budget); integers as ``int``."""
+        report = check_bool(owner, "report_loss", self.report_loss)
+        observe = (level_name in ("mix", "open") if self.observe_loss is None
+                   else check_bool("", "observe_loss", self.observe_loss))
+        if observe and not report:
+            raise ConfigError("observe_loss=True needs report_loss=True (the loss is measured by the evaluator)")
+        budget, per_step = int(self.budget), int(self.examples_per_step)
+        return dataclasses.replace(
+            self, level=level_name, budget=budget, examples_per_step=per_step,
+            n_val_per_cell=int(self.n_val_per_cell), n_test_per_cell=int(self.n_test_per_cell),
+            n_errors=int(self.n_errors), observe_loss=observe, report_loss=report,
+            max_steps=int(self.max_steps) if self.max_steps is not None else 4 * -(-budget // per_step),
+        )
+
+    def record(self, suite: Any, student: Any, reward_name: str) -> dict[str, Any]:
+        """The env's resolved configuration (``env.config``; call on :meth:`resolved`): the arguments
+        that rebuild the env, ``TeachingEnv(**{k: v for k, v in record.items() if k != "rebuildable"})``,
+        every default filled in; a part given as an object is named ``"module:Class"`` (and
+        ``rebuildable`` is False). ``suite`` and ``student`` are the parts built from this config."""
+
+        def name_of(part: Any) -> str:
+            return part if isinstance(part, str) else f"{type(part).__module__}:{type(part).__qualname__}"
+
+        student_kwargs: Any = None
+        cfg = getattr(student, "config", None)
+        if cfg is not None and dataclasses.is_dataclass(cfg):
+            student_kwargs = dataclasses.asdict(cfg)
+        elif callable(getattr(student, "resolved_config", None)):
+            student_kwargs = student.resolved_config()
+        student_name = self.student if isinstance(self.student, str) else ("tiny" if self.v0_student
+                                                                           else name_of(self.student))
+        return {
+            "suite": suite.name if isinstance(self.suite, str) else name_of(self.suite),
+            "suite_kwargs": dict(self.suite_kwargs or {}),
+            "student": student_name,
+            "student_kwargs": student_kwargs or {},
+            "engine": name_of(self.engine),
+            "engine_kwargs": dict(self.engine_kwargs or {}),
+            "level": self.level,
+            "reward": reward_name,
+            "budget": self.budget,
+            "examples_per_step": self.examples_per_step,
+            "n_val_per_cell": self.n_val_per_cell,
+            "n_test_per_cell": self.n_test_per_cell,
+            "n_errors": self.n_errors,
+            "split": self.split,
+            "student_init": self.student_init,
+            "observe_loss": self.observe_loss,
+            "report_loss": self.report_loss,
+            "max_steps": self.max_steps,
+            "rebuildable": all(isinstance(p, (str, dict, type(None))) for p in (self.suite, self.engine))
+            and (isinstance(self.student, str) or self.v0_student)
+            and isinstance(self.reward, str),
+        }
