@@ -147,7 +147,7 @@ def dependent_skills(args: Args, suite: Any) -> list[str]:
 def student_config(args: Args) -> Any:
     """The env's student on the CPU (default fields, or the env's with --env; optionally with
     another replay fraction)."""
-    from distillgym.students.hf_student import StudentConfig
+    from distillgym.students.char_lm import StudentConfig
 
     fields = {k: v for k, v in resolve(args)[2].items() if k != "device"}
     cfg = StudentConfig.from_dict(fields)

@@ -139,7 +139,8 @@ def bench_student(args: Args, peak: float) -> list[dict[str, Any]]:
     import torch
 
     from distillgym.seeding import rng_for
-    from distillgym.students.hf_student import StudentConfig, TinyStudent
+    from distillgym.students.char_lm import StudentConfig
+    from distillgym.students.hf_student import TinyStudent
     from distillgym.students.population import PopulationStudent
     from distillgym.students.torch_student import PlainStudent
     from distillgym.tasks import make_suite

@@ -23,7 +23,8 @@ torch = pytest.importorskip("torch")
 from distillgym.errors import ConfigError, TrainingDivergedError  # noqa: E402
 from distillgym.seeding import rng_for  # noqa: E402
 from distillgym.students import STUDENTS, make_student  # noqa: E402
-from distillgym.students.hf_student import StudentConfig, TinyStudent  # noqa: E402
+from distillgym.students.char_lm import StudentConfig  # noqa: E402
+from distillgym.students.hf_student import TinyStudent  # noqa: E402
 from distillgym.students.population import PopulationDivergedError, PopulationStudent  # noqa: E402
 from distillgym.students.torch_student import (  # noqa: E402
     PlainLM,

@@ -53,7 +53,7 @@ def make_student(spec: str | Student, suite: TaskSuite, **kwargs: Any) -> Studen
 
 
 _LAZY = {
-    "StudentConfig": "distillgym.students.hf_student:StudentConfig",
+    "StudentConfig": "distillgym.students.char_lm:StudentConfig",
     "TinyStudent": "distillgym.students.hf_student:TinyStudent",
     "PlainStudent": "distillgym.students.torch_student:PlainStudent",
     "PopulationStudent": "distillgym.students.population:PopulationStudent",

@@ -38,7 +38,7 @@ import numpy as np
 
 from distillgym.types import Example
 
-__all__ = ["Student", "TrainStats"]
+__all__ = ["Student", "TrainStats", "diverged_message"]
 
 
 @dataclass
@@ -80,3 +80,17 @@ class Student(Protocol):
     def reinit(self, seed: int) -> None: ...
 
     def costs(self) -> dict[str, Any]: ...
+
+
+def diverged_message(what: str, step: int, applied: int, changed: str = "weights",
+                     hint: str = "Lower StudentConfig.lr, enable grad_clip, or check the examples for malformed text.") -> str:
+    """The message of a :class:`~distillgym.errors.TrainingDivergedError` raised before optimiser step
+    ``step``: ``what`` happened (``"training loss became nan"``), that step was not applied, and
+    ``applied`` earlier steps of the call had (or had not) changed the student's ``changed``."""
+    done = (
+        f"no optimiser step of this call had been taken, so the {changed} {'is' if changed == 'adapter' else 'are'} "
+        "unchanged"
+        if applied == 0
+        else f"{applied} earlier optimiser step(s) of this call had already changed the {changed}"
+    )
+    return f"{what} at optimiser step {step}; that step was not applied and {done}. {hint}"

@@ -1,4 +1,5 @@
-"""The built-in student: a small causal transformer built from a transformers config.
+"""The tiny student (``student="tiny"``): a small Llama-config causal transformer over characters, built
+with Hugging Face transformers (the shared configuration is :mod:`distillgym.students.char_lm`).
 
 No weights are downloaded: the model is built from a ``LlamaConfig`` and, optionally,
 pre-trained once on a little data so that an episode fine-tunes a weak student (as in
@@ -10,11 +11,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,104 +22,12 @@ import torch.nn.functional as F
 
 from distillgym.errors import ConfigError, TrainingDivergedError
 from distillgym.runtime import cache_dir, resolve_device
-from distillgym.students.base import TrainStats
+from distillgym.students.base import TrainStats, diverged_message
+from distillgym.students.char_lm import StudentConfig, flops_per_token, greedy_decode, lr_at, suite_config
 from distillgym.students.tokenizer import BOS, EOS, PAD, CharTokenizer
 from distillgym.types import Example
 
-__all__ = ["StudentConfig", "TrainStats", "TinyStudent"]
-
-
-@dataclass
-class StudentConfig:
-    """Student architecture and optimiser. Every field is validated by :meth:`validate`."""
-
-    hidden_size: int = 64
-    """Model width."""
-    num_layers: int = 2
-    """Transformer blocks."""
-    num_heads: int = 4
-    """Attention heads (hidden_size must divide by it)."""
-    intermediate_size: int = 128
-    """MLP width."""
-    max_positions: int = 32
-    """Longest sequence (bos + prompt + answer + eos)."""
-    lr: float = 6e-3
-    """AdamW peak learning rate."""
-    weight_decay: float = 0.01
-    """AdamW weight decay."""
-    warmup_steps: int = 50
-    """Linear warm-up, in optimiser steps, counted from reset."""
-    batch_size: int = 128
-    """Examples per optimiser step."""
-    grad_clip: float = 1.0
-    """Max global gradient norm (0 disables clipping)."""
-    reverse_answers: bool = True
-    """Write numeric answers least-significant digit first."""
-    replay_fraction: float = 0.75
-    """Share of each mini-batch drawn from earlier examples of this episode (experience
-    replay of data the teacher already chose); 0 trains on the new examples only."""
-    replay_capacity: int = 65536
-    """Most recent examples kept for replay."""
-    init_seed: int = 0
-    """Seed of the initial weights (the same student starts every episode)."""
-    pretrain_examples: int = 0
-    """Examples of base pre-training (uniform over skills, difficulties <= pretrain_max_difficulty)."""
-    pretrain_max_difficulty: int = 0
-    """Highest difficulty level seen in base pre-training."""
-    device: str = "auto"
-    """'auto' (cuda if available), 'cpu' or 'cuda'."""
-    eval_batch_size: int = 1024
-    """Examples per forward pass when scoring."""
-
-    def validate(self) -> None:
-        for name in ("hidden_size", "num_layers", "num_heads", "intermediate_size", "max_positions",
-                     "batch_size", "eval_batch_size"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ConfigError(f"StudentConfig.{name} must be a positive integer, got {v!r}")
-        if self.hidden_size % self.num_heads:
-            raise ConfigError(
-                f"StudentConfig.hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})"
-            )
-        for name in ("lr", "weight_decay", "grad_clip"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise ConfigError(f"StudentConfig.{name} must be a finite number >= 0, got {v!r}")
-        if not isinstance(self.replay_fraction, (int, float)) or not 0 <= self.replay_fraction < 1:
-            raise ConfigError(f"StudentConfig.replay_fraction must be in [0, 1), got {self.replay_fraction!r}")
-        if isinstance(self.batch_size, int) and self.batch_size - int(round(self.batch_size * self.replay_fraction)) < 1:
-            raise ConfigError(
-                f"StudentConfig.replay_fraction={self.replay_fraction!r} with batch_size={self.batch_size} leaves no new "
-                f"example in a mini-batch (round({self.batch_size} * {self.replay_fraction}) replayed rows); lower "
-                "replay_fraction or raise batch_size"
-            )
-        if not isinstance(self.replay_capacity, int) or self.replay_capacity < 0:
-            raise ConfigError(f"StudentConfig.replay_capacity must be an integer >= 0, got {self.replay_capacity!r}")
-        if self.lr == 0:
-            raise ConfigError("StudentConfig.lr must be > 0")
-        for name in ("warmup_steps", "pretrain_examples", "pretrain_max_difficulty"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 0:
-                raise ConfigError(f"StudentConfig.{name} must be an integer >= 0, got {v!r}")
-        resolve_device(self.device)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> StudentConfig:
-        d = dict(d or {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown StudentConfig field(s) {unknown}; valid fields are {sorted(known)}")
-        cfg = cls(**d)
-        cfg.validate()
-        return cfg
-
-    def key(self, extra: str = "") -> str:
-        d = dataclasses.asdict(self)
-        d.pop("device")
-        d.pop("eval_batch_size")
-        blob = json.dumps(d, sort_keys=True) + extra
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+__all__ = ["TinyStudent"]
 
 
 class TinyStudent:
@@ -323,9 +230,7 @@ class TinyStudent:
 
     # ------------------------------------------------------------------ training
     def _lr_at(self, step: int) -> float:
-        if self.config.warmup_steps and step < self.config.warmup_steps:
-            return self.config.lr * (step + 1) / self.config.warmup_steps
-        return self.config.lr
+        return lr_at(self.config, step)
 
     def train(self, examples: Sequence[Example], rng: np.random.Generator | None = None,
               track_cells: bool = True) -> TrainStats:
@@ -403,16 +308,7 @@ class TinyStudent:
         return stats
 
     def _diverged(self, what: str, stats: TrainStats) -> str:
-        applied = stats.optimizer_steps
-        done = (
-            "no optimiser step of this call had been taken, so the weights are unchanged"
-            if applied == 0
-            else f"{applied} earlier optimiser step(s) of this call had already changed the weights"
-        )
-        return (
-            f"{what} at optimiser step {self.step}; that step was not applied and {done}. "
-            "Lower StudentConfig.lr, enable grad_clip, or check the examples for malformed text."
-        )
+        return diverged_message(what, self.step, stats.optimizer_steps)
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
@@ -461,53 +357,5 @@ class TinyStudent:
 
     # ------------------------------------------------------------------ accounting
     def flops_per_token(self, seq_len: int) -> float:
-        """Training FLOPs per token (forward + backward), as in nanoGPT's estimate_mfu:
-        6 * N + 12 * L * H * T."""
-        c = self.config
-        return 6 * self.n_params + 12 * c.num_layers * c.hidden_size * seq_len
-
-
-@torch.no_grad()
-def greedy_decode(logits_of: Any, tokenizer: CharTokenizer, prompts: Sequence[str], max_new_tokens: int,
-                  max_positions: int, device: Any, model: Any) -> list[str]:
-    """Greedy decoding for the character students (tiny and plain). Prompts of equal length are
-    decoded together (no padding), and each step runs the whole sequence again, so no cache or
-    padding can change a logit. ``logits_of(ids)`` gives the (batch, positions, vocab) logits."""
-    model.eval()
-    results: list[str] = [""] * len(prompts)
-    by_len: dict[int, list[int]] = {}
-    for i, p in enumerate(prompts):
-        by_len.setdefault(len(p), []).append(i)
-    for idx in by_len.values():
-        ids = torch.tensor([tokenizer.encode_prompt(prompts[i]) for i in idx], device=device)
-        start = ids.shape[1]
-        done = torch.zeros(len(idx), dtype=torch.bool, device=device)
-        for _ in range(max_new_tokens):
-            if ids.shape[1] >= max_positions:
-                break
-            nxt = logits_of(ids)[:, -1].argmax(-1)
-            nxt = torch.where(done, torch.full_like(nxt, EOS), nxt)
-            ids = torch.cat([ids, nxt[:, None]], dim=1)
-            done |= nxt == EOS
-            if bool(done.all()):
-                break
-        for row, i in enumerate(idx):
-            results[i] = tokenizer.decode_answer(ids[row, start:].tolist())
-    return results
-
-
-def suite_config(suite: Any, device: str | None, config: StudentConfig | None, fields: dict[str, Any]) -> StudentConfig:
-    """A validated StudentConfig for ``suite`` from ``config`` or fields (the tiny and plain students' factories)."""
-    if config is not None and fields:
-        raise ConfigError("pass either config=StudentConfig(...) or StudentConfig fields, not both")
-    cfg = dataclasses.replace(config) if config is not None else StudentConfig.from_dict(fields)
-    if device is not None:
-        cfg.device = device
-    cfg.validate()
-    need = 2 + suite.max_prompt_len + suite.max_answer_len
-    if need > cfg.max_positions:
-        raise ConfigError(
-            f"suite {suite.name!r} needs up to {need} positions (bos + prompt + answer + eos) but "
-            f"StudentConfig.max_positions is {cfg.max_positions}; raise max_positions"
-        )
-    return cfg
+        """Training FLOPs per token (:func:`~distillgym.students.char_lm.flops_per_token`)."""
+        return flops_per_token(self.n_params, self.config, seq_len)

@@ -90,7 +90,7 @@ from distillgym.errors import (
 )
 from distillgym.runtime import resolve_device
 from distillgym.seeding import STREAM_TRAIN, rng_for
-from distillgym.students.base import TrainStats
+from distillgym.students.base import TrainStats, diverged_message
 from distillgym.tasks.base import TaskSuite
 from distillgym.types import Example
 
@@ -687,13 +687,7 @@ class LoRAStudent:
         return stats
 
     def _diverged(self, what: str, stats: TrainStats) -> str:
-        applied = stats.optimizer_steps
-        done = (
-            "no optimiser step of this call had been taken, so the adapter is unchanged"
-            if applied == 0
-            else f"{applied} earlier optimiser step(s) of this call had already changed the adapter"
-        )
-        return f"{what} at optimiser step {self.step}; that step was not applied and {done}. Lower LoRAStudent lr."
+        return diverged_message(what, self.step, stats.optimizer_steps, "adapter", "Lower LoRAStudent lr.")
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()

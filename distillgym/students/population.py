@@ -47,8 +47,8 @@ from torch import nn
 
 from distillgym.errors import ConfigError, TrainingDivergedError
 from distillgym.runtime import resolve_device
-from distillgym.students.base import TrainStats
-from distillgym.students.hf_student import StudentConfig
+from distillgym.students.base import TrainStats, diverged_message
+from distillgym.students.char_lm import StudentConfig, flops_per_token, lr_at, suite_config
 from distillgym.students.tokenizer import BOS, EOS, PAD, CharTokenizer
 from distillgym.students.torch_student import (
     ADAM_EPS,
@@ -56,7 +56,6 @@ from distillgym.students.torch_student import (
     PlainConfig,
     PlainStudent,
     TokenRows,
-    _suite_config,
     apply_rotary,
     batch_plan,
     cell_means,
@@ -214,7 +213,7 @@ class PopulationStudent:
     def for_suite(cls, suite: Any, size: int, seeds: Sequence[int] | None = None, device: str | None = None,
                   config: StudentConfig | None = None, **fields: Any) -> PopulationStudent:
         """``size`` members for ``suite`` (``StudentConfig`` fields as for the plain student)."""
-        return cls(_suite_config(suite, device, config, fields), suite.alphabet, size, seeds)
+        return cls(suite_config(suite, device, config, fields), suite.alphabet, size, seeds)
 
     # ------------------------------------------------------------------ members
     def _check_member(self, i: int) -> int:
@@ -333,9 +332,8 @@ class PopulationStudent:
                 "flops_per_token": self.flops_per_token(), "population_size": self.size}
 
     def flops_per_token(self, seq_len: int | None = None) -> float:
-        """One member's training FLOPs per token, nanoGPT's 6 N + 12 L H T."""
-        c = self.config
-        return 6 * self.n_params + 12 * c.num_layers * c.hidden_size * (seq_len or c.max_positions)
+        """One member's training FLOPs per token (:func:`~distillgym.students.char_lm.flops_per_token`)."""
+        return flops_per_token(self.n_params, self.config, seq_len)
 
     # ------------------------------------------------------------------ batching helpers
     def encode(self, examples: Sequence[Example] | ExampleArrays | None) -> TokenRows:
@@ -506,14 +504,8 @@ class PopulationStudent:
             if failed[p] >= 0:
                 kind = "training loss" if what[p] == 1 else "gradient norm"
                 bad = loss_np[failed[p], p] if what[p] == 1 else float("nan")
-                errors[p] = TrainingDivergedError(
-                    f"{kind} became {'non-finite' if what[p] == 2 else bad} at optimiser step "
-                    f"{int(self.step[p]) + a}; that step was not applied and "
-                    + ("no optimiser step of this call had been taken, so the weights are unchanged" if a == 0 else
-                       f"{a} earlier optimiser step(s) of this call had already changed the weights")
-                    + ". Lower StudentConfig.lr, enable grad_clip, or check the examples for malformed text.",
-                    a,
-                )
+                errors[p] = TrainingDivergedError(diverged_message(
+                    f"{kind} became {'non-finite' if what[p] == 2 else bad}", int(self.step[p]) + a, a), a)
             else:
                 st.examples = len(rows[p])
             if cell_np is not None:
@@ -631,9 +623,8 @@ class PopulationStudent:
 
 
 def _lr(cfg: StudentConfig, step: np.ndarray) -> np.ndarray:
-    """:func:`~distillgym.students.torch_student.lr_at` of an array of steps, in float64."""
-    step = np.asarray(step, dtype=np.float64)
-    if cfg.warmup_steps:
-        return np.where(step < cfg.warmup_steps, cfg.lr * (step + 1) / cfg.warmup_steps, cfg.lr)
-    return np.full_like(step, cfg.lr)
+    """:func:`~distillgym.students.char_lm.lr_at` of each of an array of steps (float64, as the plain
+    student's Python floats)."""
+    step = np.asarray(step)
+    return np.array([lr_at(cfg, int(s)) for s in step.ravel()], dtype=np.float64).reshape(step.shape)
 

@@ -43,9 +43,8 @@ from torch import nn
 
 from distillgym.errors import ConfigError, TrainingDivergedError
 from distillgym.runtime import resolve_device
-from distillgym.students.base import TrainStats
-from distillgym.students.hf_student import StudentConfig, greedy_decode
-from distillgym.students.hf_student import suite_config as _suite_config
+from distillgym.students.base import TrainStats, diverged_message
+from distillgym.students.char_lm import StudentConfig, flops_per_token, greedy_decode, lr_at, suite_config
 from distillgym.students.tokenizer import BOS, EOS, PAD, CharTokenizer
 from distillgym.tasks.arrays import ExampleArrays
 from distillgym.types import Example
@@ -59,7 +58,6 @@ __all__ = [
     "BatchPlan",
     "encode",
     "batch_plan",
-    "lr_at",
     "member_grad_norms",
     "make_targets",
     "member_loss",
@@ -475,18 +473,6 @@ def member_grad_norms(grads: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.linalg.vector_norm(per_param, dim=1)
 
 
-def lr_at(cfg: StudentConfig, step: int) -> float:
-    """Learning rate of optimiser step ``step`` (0-based): linear warm-up to ``lr``, then constant."""
-    if cfg.warmup_steps and step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    return cfg.lr
-
-
-def flops_per_token(n_params: int, cfg: StudentConfig) -> float:
-    """Training FLOPs per token (nanoGPT's estimate_mfu): 6 N + 12 L H T, T = max_positions."""
-    return 6 * n_params + 12 * cfg.num_layers * cfg.hidden_size * cfg.max_positions
-
-
 def check_no_pretraining(cfg: StudentConfig, who: str) -> None:
     if cfg.pretrain_examples:
         raise ConfigError(
@@ -523,7 +509,7 @@ class PlainStudent:
     def for_suite(cls, suite: Any, device: str | None = None, config: StudentConfig | None = None,
                   **fields: Any) -> PlainStudent:
         """The registry's factory (``make_student("plain", suite, **StudentConfig fields)``)."""
-        return cls(_suite_config(suite, device, config, fields), suite.alphabet)
+        return cls(suite_config(suite, device, config, fields), suite.alphabet)
 
     # ------------------------------------------------------------------ state
     def _new_optimizer(self) -> torch.optim.Optimizer:
@@ -568,9 +554,8 @@ class PlainStudent:
                 "flops_per_token": self.flops_per_token(self.config.max_positions)}
 
     def flops_per_token(self, seq_len: int | None = None) -> float:
-        """Training FLOPs per token, nanoGPT's 6 N + 12 L H T (T = ``seq_len`` or max_positions)."""
-        c = self.config
-        return 6 * self.n_params + 12 * c.num_layers * c.hidden_size * (seq_len or c.max_positions)
+        """Training FLOPs per token (:func:`~distillgym.students.char_lm.flops_per_token`)."""
+        return flops_per_token(self.n_params, self.config, seq_len)
 
     # ------------------------------------------------------------------ batching
     def encode(self, examples: Sequence[Example] | ExampleArrays) -> TokenRows:
@@ -653,14 +638,7 @@ class PlainStudent:
         return stats
 
     def _diverged(self, what: str, stats: TrainStats) -> str:
-        applied = stats.optimizer_steps
-        done = (
-            "no optimiser step of this call had been taken, so the weights are unchanged"
-            if applied == 0
-            else f"{applied} earlier optimiser step(s) of this call had already changed the weights"
-        )
-        return (f"{what} at optimiser step {self.step}; that step was not applied and {done}. "
-                "Lower StudentConfig.lr, enable grad_clip, or check the examples for malformed text.")
+        return diverged_message(what, self.step, stats.optimizer_steps)
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
@@ -690,7 +668,7 @@ class PlainStudent:
         return self.score_and_loss(examples)[1]
 
     def predict(self, prompts: Sequence[str], max_new_tokens: int) -> list[str]:
-        """Greedy decoding (:func:`distillgym.students.hf_student.greedy_decode`, the tiny student's)."""
+        """Greedy decoding (:func:`distillgym.students.char_lm.greedy_decode`, as the tiny student)."""
         return greedy_decode(self.model, self.tokenizer, prompts, max_new_tokens, self.config.max_positions,
                              self.device, self.model)
 

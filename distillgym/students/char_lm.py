@@ -1,0 +1,183 @@
+"""What the three character-level students share: their configuration, schedule, FLOP count and decoding.
+
+The tiny student (:mod:`~distillgym.students.hf_student`, a Hugging Face Llama), the plain student
+(:mod:`~distillgym.students.torch_student`, the same architecture in plain torch) and the population
+(:mod:`~distillgym.students.population`, P plain students in one batched model) are one model family
+over characters (:class:`~distillgym.students.tokenizer.CharTokenizer`): one :class:`StudentConfig`,
+one learning-rate schedule (:func:`lr_at`), one FLOP estimate (:func:`flops_per_token`) and one greedy
+decoder for the single students (:func:`greedy_decode`). Their training loops stay apart: they draw
+their random numbers in different orders and clip gradients by different (equal in exact arithmetic,
+not in floats) computations, so one loop would change every recorded number (see
+``benchmarks/README.md``, "Layout").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from distillgym.errors import ConfigError
+from distillgym.runtime import resolve_device
+from distillgym.students.tokenizer import EOS, CharTokenizer
+
+__all__ = ["StudentConfig", "suite_config", "lr_at", "flops_per_token", "greedy_decode"]
+
+
+@dataclass
+class StudentConfig:
+    """Student architecture and optimiser. Every field is validated by :meth:`validate`."""
+
+    hidden_size: int = 64
+    """Model width."""
+    num_layers: int = 2
+    """Transformer blocks."""
+    num_heads: int = 4
+    """Attention heads (hidden_size must divide by it)."""
+    intermediate_size: int = 128
+    """MLP width."""
+    max_positions: int = 32
+    """Longest sequence (bos + prompt + answer + eos)."""
+    lr: float = 6e-3
+    """AdamW peak learning rate."""
+    weight_decay: float = 0.01
+    """AdamW weight decay."""
+    warmup_steps: int = 50
+    """Linear warm-up, in optimiser steps, counted from reset."""
+    batch_size: int = 128
+    """Examples per optimiser step."""
+    grad_clip: float = 1.0
+    """Max global gradient norm (0 disables clipping)."""
+    reverse_answers: bool = True
+    """Write numeric answers least-significant digit first."""
+    replay_fraction: float = 0.75
+    """Share of each mini-batch drawn from earlier examples of this episode (experience
+    replay of data the teacher already chose); 0 trains on the new examples only."""
+    replay_capacity: int = 65536
+    """Most recent examples kept for replay."""
+    init_seed: int = 0
+    """Seed of the initial weights (the same student starts every episode)."""
+    pretrain_examples: int = 0
+    """Examples of base pre-training (uniform over skills, difficulties <= pretrain_max_difficulty)."""
+    pretrain_max_difficulty: int = 0
+    """Highest difficulty level seen in base pre-training."""
+    device: str = "auto"
+    """'auto' (cuda if available), 'cpu' or 'cuda'."""
+    eval_batch_size: int = 1024
+    """Examples per forward pass when scoring."""
+
+    def validate(self) -> None:
+        for name in ("hidden_size", "num_layers", "num_heads", "intermediate_size", "max_positions",
+                     "batch_size", "eval_batch_size"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ConfigError(f"StudentConfig.{name} must be a positive integer, got {v!r}")
+        if self.hidden_size % self.num_heads:
+            raise ConfigError(
+                f"StudentConfig.hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})"
+            )
+        for name in ("lr", "weight_decay", "grad_clip"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise ConfigError(f"StudentConfig.{name} must be a finite number >= 0, got {v!r}")
+        if not isinstance(self.replay_fraction, (int, float)) or not 0 <= self.replay_fraction < 1:
+            raise ConfigError(f"StudentConfig.replay_fraction must be in [0, 1), got {self.replay_fraction!r}")
+        if isinstance(self.batch_size, int) and self.batch_size - int(round(self.batch_size * self.replay_fraction)) < 1:
+            raise ConfigError(
+                f"StudentConfig.replay_fraction={self.replay_fraction!r} with batch_size={self.batch_size} leaves no new "
+                f"example in a mini-batch (round({self.batch_size} * {self.replay_fraction}) replayed rows); lower "
+                "replay_fraction or raise batch_size"
+            )
+        if not isinstance(self.replay_capacity, int) or self.replay_capacity < 0:
+            raise ConfigError(f"StudentConfig.replay_capacity must be an integer >= 0, got {self.replay_capacity!r}")
+        if self.lr == 0:
+            raise ConfigError("StudentConfig.lr must be > 0")
+        for name in ("warmup_steps", "pretrain_examples", "pretrain_max_difficulty"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 0:
+                raise ConfigError(f"StudentConfig.{name} must be an integer >= 0, got {v!r}")
+        resolve_device(self.device)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> StudentConfig:
+        d = dict(d or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown StudentConfig field(s) {unknown}; valid fields are {sorted(known)}")
+        cfg = cls(**d)
+        cfg.validate()
+        return cfg
+
+    def key(self, extra: str = "") -> str:
+        d = dataclasses.asdict(self)
+        d.pop("device")
+        d.pop("eval_batch_size")
+        blob = json.dumps(d, sort_keys=True) + extra
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def suite_config(suite: Any, device: str | None, config: StudentConfig | None, fields: dict[str, Any]) -> StudentConfig:
+    """A validated StudentConfig for ``suite`` from ``config`` or fields (the tiny and plain students' factories)."""
+    if config is not None and fields:
+        raise ConfigError("pass either config=StudentConfig(...) or StudentConfig fields, not both")
+    cfg = dataclasses.replace(config) if config is not None else StudentConfig.from_dict(fields)
+    if device is not None:
+        cfg.device = device
+    cfg.validate()
+    need = 2 + suite.max_prompt_len + suite.max_answer_len
+    if need > cfg.max_positions:
+        raise ConfigError(
+            f"suite {suite.name!r} needs up to {need} positions (bos + prompt + answer + eos) but "
+            f"StudentConfig.max_positions is {cfg.max_positions}; raise max_positions"
+        )
+    return cfg
+
+
+def lr_at(cfg: StudentConfig, step: int) -> float:
+    """Learning rate of optimiser step ``step`` (0-based, counted from reset): linear warm-up over
+    ``warmup_steps`` to ``lr``, then constant."""
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    return cfg.lr
+
+
+def flops_per_token(n_params: int, cfg: StudentConfig, seq_len: int | None = None) -> float:
+    """Training FLOPs per token (forward and backward), nanoGPT's estimate_mfu: 6 N + 12 L H T,
+    T = ``seq_len`` or ``max_positions``."""
+    return 6 * n_params + 12 * cfg.num_layers * cfg.hidden_size * (seq_len or cfg.max_positions)
+
+
+@torch.no_grad()
+def greedy_decode(logits_of: Any, tokenizer: CharTokenizer, prompts: Sequence[str], max_new_tokens: int,
+                  max_positions: int, device: Any, model: Any) -> list[str]:
+    """Greedy decoding for the character students (tiny and plain). Prompts of equal length are
+    decoded together (no padding), and each step runs the whole sequence again, so no cache or
+    padding can change a logit. ``logits_of(ids)`` gives the (batch, positions, vocab) logits."""
+    model.eval()
+    results: list[str] = [""] * len(prompts)
+    by_len: dict[int, list[int]] = {}
+    for i, p in enumerate(prompts):
+        by_len.setdefault(len(p), []).append(i)
+    for idx in by_len.values():
+        ids = torch.tensor([tokenizer.encode_prompt(prompts[i]) for i in idx], device=device)
+        start = ids.shape[1]
+        done = torch.zeros(len(idx), dtype=torch.bool, device=device)
+        for _ in range(max_new_tokens):
+            if ids.shape[1] >= max_positions:
+                break
+            nxt = logits_of(ids)[:, -1].argmax(-1)
+            nxt = torch.where(done, torch.full_like(nxt, EOS), nxt)
+            ids = torch.cat([ids, nxt[:, None]], dim=1)
+            done |= nxt == EOS
+            if bool(done.all()):
+                break
+        for row, i in enumerate(idx):
+            results[i] = tokenizer.decode_answer(ids[row, start:].tolist())
+    return results
