@@ -311,3 +311,28 @@ def test_training_curve_png_from_csv_files(tmp_path):
     assert png == tmp_path / "curve.png" and png.stat().st_size > 1000
     with pytest.raises(ConfigError, match="no curve.csv"):
         read_curve(tmp_path / "nothing")
+
+
+# ---------------------------------------------------------------------------- the checked-in policies
+POLICIES_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "policies"
+
+
+@pytest.mark.parametrize("name", ["ppo-mix-v2", "ppo-mix-v2-init", "ppo-mix-v2-long", "ppo-192"])
+def test_checked_in_policies_load_and_play_after_the_layout_change(name):
+    """The ppo-mix-v2 policies pickled their class as ``distillgym.policies.CellwisePolicy`` (before the
+    classes moved to distillgym.train.policies): they load through load_ppo's module aliases, which are
+    gone again afterwards, and play."""
+    import base64
+    import sys
+    import zipfile
+
+    path = POLICIES_DIR / name / "policy.zip"
+    data = json.loads(zipfile.ZipFile(path).read("data"))
+    pickled = base64.b64decode(data["policy_class"][":serialized:"])
+    assert (b"distillgym.policies" in pickled) == name.startswith("ppo-mix-v2")
+    teacher = make_teacher(f"ppo:{path}")
+    assert "distillgym.policies" not in sys.modules
+    env_id, kwargs = (MIX_ENV, MIX_TINY) if name.startswith("ppo-mix-v2") else ("distillgym/ArithSkills-v0", TINY)
+    assert teacher.levels == (("mix",) if env_id == MIX_ENV else ("cell",))
+    res = run_episode(env_id, f"ppo:{path}", seed=0, env_kwargs=kwargs)
+    assert len(res["steps"]) == 2 and 0 <= res["final_test_accuracy"] <= 1

@@ -67,9 +67,11 @@ class PPOTeacher(BaseTeacher):
         self.path = resolve_policy_path(path)
         self.deterministic = bool(deterministic)
         self.name = f"ppo:{path}"
-        PPO = require("stable_baselines3", "the 'ppo:' teacher", "sb3").PPO
+        require("stable_baselines3", "the 'ppo:' teacher", "sb3")
+        from distillgym.train.policies import load_ppo
+
         try:
-            self.model = PPO.load(self.path, device=device)
+            self.model = load_ppo(self.path, device=device)
         except Exception as err:  # a zip that is not an SB3 PPO save, or a corrupt one
             raise ConfigError(
                 f"cannot load a PPO policy from {str(self.path)!r}: {type(err).__name__}: {err}; {_HINT}"

@@ -20,8 +20,9 @@
   :class:`~distillgym.levels.MixLevel`).
 
 This module imports torch and SB3; :mod:`distillgym.train.ppo` and :mod:`distillgym.teachers.ppo`
-import it when needed. A policy saved with :class:`CellwisePolicy` is loaded by ``PPO.load`` by
-reference to this module.
+import it when needed. A policy saved with :class:`CellwisePolicy` names its class by module path in
+the zip, so load saved policies with :func:`load_ppo`: it also loads those pickled before the classes
+moved here (``distillgym.policies``, the checked-in ``benchmarks/policies/ppo-mix-v2*``).
 """
 
 from __future__ import annotations
@@ -49,7 +50,16 @@ from torch import nn  # noqa: E402
 
 from distillgym.train.features import FEATURES, make_features  # noqa: E402
 
-__all__ = ["VecFeatures", "CellsExtractor", "CellwiseNet", "CellwisePolicy", "POLICIES", "TrainingLog"]
+__all__ = [
+    "VecFeatures",
+    "CellsExtractor",
+    "CellwiseNet",
+    "CellwisePolicy",
+    "POLICIES",
+    "TrainingLog",
+    "MOVED_MODULES",
+    "load_ppo",
+]
 
 
 # ============================================================================ features on a vector env
@@ -229,6 +239,34 @@ class CellwisePolicy(MultiInputActorCriticPolicy):
 POLICIES: dict[str, Any] = {"MultiInputPolicy": "MultiInputPolicy", "cellwise": CellwisePolicy}
 """Policy names for ``train_teacher(policy=...)``: SB3's ``MultiInputPolicy`` (an MLP on the
 flattened observation) or :class:`CellwisePolicy`."""
+
+MOVED_MODULES: dict[str, str] = {
+    "distillgym.policies": "distillgym.train.policies",
+    "distillgym.features": "distillgym.train.features",
+}
+"""Where the classes that saved policies name by module path live now: policies saved before the
+package layout of distillgym 0.1's ``train/`` (``policy_class`` pickled as
+``distillgym.policies.CellwisePolicy``) load through these aliases."""
+
+
+def load_ppo(path: str | os.PathLike[str], **kwargs: Any) -> Any:
+    """``stable_baselines3.PPO.load(path, **kwargs)``, with the old module paths of
+    :data:`MOVED_MODULES` importable while the zip is unpickled (and only then)."""
+    import importlib
+    import sys
+
+    from stable_baselines3 import PPO
+
+    added = []
+    for old, new in MOVED_MODULES.items():
+        if old not in sys.modules:
+            sys.modules[old] = importlib.import_module(new)
+            added.append(old)
+    try:
+        return PPO.load(path, **kwargs)
+    finally:
+        for old in added:
+            sys.modules.pop(old, None)
 
 
 # ============================================================================ the training log

@@ -305,7 +305,7 @@ def train_teacher(
 
     from stable_baselines3 import PPO
 
-    from distillgym.train.policies import POLICIES, TrainingLog
+    from distillgym.train.policies import POLICIES, TrainingLog, load_ppo
 
     out = Path(out_dir if out_dir is not None else default_out_dir(env_id, seed, algo))
     ckpt_dir = out / "checkpoints"
@@ -334,7 +334,7 @@ def train_teacher(
     stopped_by_time = False
     try:
         if start_ckpt is not None:
-            model = PPO.load(start_ckpt, env=venv, device=kwargs.get("device", "auto"))
+            model = load_ppo(start_ckpt, env=venv, device=kwargs.get("device", "auto"))
             model._last_obs = None  # the saved observation belongs to envs that no longer exist: reset them
             model.set_random_seed(seed + RESUME_SEED_OFFSET + int(model.num_timesteps))
         else:
