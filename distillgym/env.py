@@ -136,24 +136,51 @@ class TeachingEnv(gym.Env):
     whether the student's weights were changed, and the env then needs ``reset()``.
 
     ## Arguments
-    - ``suite`` (name or :class:`~distillgym.tasks.base.TaskSuite`), ``suite_kwargs``.
-    - ``student`` (name, a Student object, or a dict of the tiny student's ``StudentConfig``
-      fields, as v0 took), ``student_kwargs`` (arguments of the student's factory).
-    - ``engine`` (name or a DataEngine object), ``engine_kwargs``.
-    - ``level``: ``"cell"``, ``"mix"`` or ``"open"``.
-    - ``reward``: a name in ``REWARDS`` or a callable.
-    - ``budget``, ``examples_per_step``, ``n_val_per_cell``, ``n_test_per_cell``, ``n_errors``.
-    - ``split``: ``"content"`` (validation and test sets from their parts of a partitioned
-      suite; cells too small to partition are listed in ``info["unpartitioned_cells"]``) or
-      None (v0: seed streams only).
-    - ``student_init``: ``"seed"`` (initial weights drawn from the episode seed, so confidence
-      intervals include initialisation variance) or ``"fixed"`` (the same weights every episode).
-    - ``observe_loss``: add ``loss`` to the observation (default: True for ``mix`` and ``open``).
-    - ``report_loss``: measure the validation loss (default True; needed by ``observe_loss``).
-    - ``max_steps``: truncation limit (see Episode End).
-    - ``device``: ``"auto"``, ``"cpu"`` or ``"cuda"``, passed to the student.
-    - ``torch_threads``: if set, ``torch.set_num_threads`` in this process (for vector-env workers).
-    - ``render_mode``: None or ``"ansi"``.
+    The fields of :class:`~distillgym.config.EnvConfig` (one doc line each there), as keyword arguments
+    (``gym.make`` passes its keyword arguments through) or as an ``EnvConfig``:
+
+    - ``suite`` (name or :class:`~distillgym.tasks.base.TaskSuite`), ``suite_kwargs``;
+    - ``student`` (name, a student object, or a dict of the tiny student's ``StudentConfig`` fields, as
+      v0 took), ``student_kwargs``; ``engine`` (name or engine object), ``engine_kwargs``;
+    - ``level`` (``"cell"``, ``"mix"`` or ``"open"``), ``reward`` (a name in ``REWARDS`` or a callable);
+    - ``budget``, ``examples_per_step``, ``n_val_per_cell``, ``n_test_per_cell``, ``n_errors``, ``max_steps``;
+    - ``split`` (``"content"`` or None), ``student_init`` (``"seed"`` or ``"fixed"``), ``observe_loss``,
+      ``report_loss``; ``device``, ``torch_threads``, ``render_mode`` (None or ``"ansi"``).
+
+    ``env.config`` is the resolved configuration (every default filled in, JSON-able) that rebuilds
+    the env and that results are hashed by; ``env.settings`` the validated ``EnvConfig``.
+
+    ## Examples
+    A short episode (two steps of 256 examples) of the default cell-level id:
+
+    >>> import gymnasium as gym
+    >>> import distillgym
+    >>> env = gym.make("distillgym/ArithSkills-v1", budget=512, examples_per_step=256,
+    ...                n_val_per_cell=2, n_test_per_cell=2, render_mode="ansi")
+    >>> env.action_space
+    MultiDiscrete([7 4])
+    >>> obs, info = env.reset(seed=0)
+    >>> sorted(obs), obs["accuracy"].shape, info["skills"][:3]
+    (['accuracy', 'budget_left', 'reference'], (7, 4), ['copy', 'successor', 'add'])
+    >>> obs, reward, terminated, truncated, info = env.step([2, 0])   # skill 2 (add), difficulty 0
+    >>> info["action"]["skill"], info["costs"]["examples"], terminated
+    ('add', 256, False)
+    >>> obs, reward, terminated, truncated, info = env.step([0, 1])
+    >>> terminated, 0.0 <= info["final"]["test_accuracy"] <= 1.0
+    (True, True)
+    >>> print(env.render().splitlines()[0])  # the text report: accuracy per skill and difficulty
+    skill      needs          L0    L1    L2    L3    all   ref   gap
+
+    The same core at the mix level, built from an ``EnvConfig``; a misspelt argument names the right one:
+
+    >>> from distillgym.env import EnvConfig, TeachingEnv
+    >>> env = TeachingEnv(EnvConfig(level="mix", budget=256, examples_per_step=256))
+    >>> env.action_space, env.config["max_steps"], env.config["observe_loss"]
+    (Box(-1.0, 1.0, (7, 4), float32), 4, True)
+    >>> TeachingEnv(budgte=256)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    distillgym.errors.ConfigError: unknown TeachingEnv argument(s) ['budgte']: ... Did you mean 'budget'?
 
     ## Version History
     Registered ids and their versions are listed in :mod:`distillgym.envs`.

@@ -418,3 +418,18 @@ def test_episode_lines_carry_fingerprint_status_costs_and_the_resolved_config(un
     record = json.loads((uninterrupted / "suite-tiny.json").read_text())
     assert record["config_hash_version"] == HASH_VERSION
     assert {r["config_hash"] for r in record["resolved"].values()} == set(hashes.values())
+
+
+def test_benchmarks_ship_with_the_package_and_old_paths_still_find_them(tmp_path, monkeypatch):
+    from distillgym.harness.benchmark import SHIPPED, find_benchmark, list_benchmarks
+
+    assert SHIPPED.parent.name == "harness" and (SHIPPED / "quick.toml").is_file()
+    monkeypatch.chdir(tmp_path)  # no ./benchmarks/suites here: names come from the package
+    assert list_benchmarks()["quick"] == SHIPPED / "quick.toml"
+    assert find_benchmark("benchmarks/suites/tiny.toml") == SHIPPED / "tiny.toml"  # the path before the move
+    with pytest.raises(ConfigError, match="does not exist"):
+        find_benchmark("benchmarks/suites/nothing.toml")
+    own = tmp_path / "benchmarks" / "suites"
+    own.mkdir(parents=True)
+    (own / "quick.toml").write_text((SHIPPED / "tiny.toml").read_text())
+    assert list_benchmarks()["quick"] == own / "quick.toml"  # a user's own file wins

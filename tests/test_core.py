@@ -186,3 +186,42 @@ def test_snapshot_and_restore_replay_a_step_exactly():
     env.reset(seed=6)
     with pytest.raises(ConfigError, match="another episode"):
         env.restore(snap)
+
+
+# ---------------------------------------------------------------------------- EnvConfig and the docstring
+def test_env_config_is_the_constructor_and_the_resolved_config():
+    import dataclasses
+
+    from distillgym.config import EnvConfig
+
+    names = [f.name for f in dataclasses.fields(EnvConfig)]
+    assert names == ["suite", "student", "engine", "level", "reward", "budget", "examples_per_step",
+                     "n_val_per_cell", "n_test_per_cell", "n_errors", "split", "student_init", "observe_loss",
+                     "report_loss", "max_steps", "suite_kwargs", "student_kwargs", "engine_kwargs", "device",
+                     "torch_threads", "render_mode"]
+    by_kwargs = TeachingEnv(level="mix", **TINY)
+    by_config = TeachingEnv(EnvConfig(level="mix", **TINY))
+    assert by_kwargs.config == by_config.config
+    assert by_kwargs.settings.observe_loss is True and by_kwargs.settings.max_steps == 8
+    assert TeachingEnv(EnvConfig(level="mix"), **TINY).config == by_kwargs.config  # kwargs override the config
+    with pytest.raises(ConfigError, match="Did you mean 'budget'"):
+        EnvConfig.from_kwargs(budgte=1)
+    with pytest.raises(ConfigError, match="n_errors must be an integer >= 0"):
+        EnvConfig(n_errors=-1).validate()
+    with pytest.raises(ConfigError, match="first argument is an EnvConfig"):
+        TeachingEnv("arith-v1")
+
+
+def test_the_env_docstring_examples_run():
+    """TeachingEnv's docstring examples (a two-step episode, the mix level, a misspelt argument) are run
+    as doctests, so they stay true."""
+    import doctest
+
+    import distillgym.env
+
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    tests = [t for t in doctest.DocTestFinder().find(distillgym.env.TeachingEnv, "TeachingEnv", globs={}) if t.examples]
+    assert tests and sum(len(t.examples) for t in tests) >= 10
+    for t in tests:
+        runner.run(t)
+    assert runner.summarize(verbose=False).failed == 0

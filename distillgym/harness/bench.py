@@ -82,7 +82,7 @@ def _check_fingerprints(jobs: Sequence[Job], finished: Sequence[dict[str, Any]],
 
 
 def run_benchmark(
-    suite: Benchmark,
+    benchmark: Benchmark,
     out_dir: str | os.PathLike[str],
     workers: int = 1,
     executor: str = "local",
@@ -114,8 +114,8 @@ def run_benchmark(
     if say is None:
         say = _warn_plain if progress else (lambda _msg: None)
     t0 = time.perf_counter()
-    suite.resolve(threads=threads)  # builds every env and teacher once: a bad benchmark fails here
-    all_jobs = suite.jobs()
+    benchmark.resolve(threads=threads)  # builds every env and teacher once: a bad benchmark fails here
+    all_jobs = benchmark.jobs()
     writer = ResultsWriter(out_dir)
     finished = [e for e in writer.episodes() if is_ok(e)]
     done = {(e["teacher"], e["seed"], e["config_hash"]) for e in finished}
@@ -129,17 +129,17 @@ def run_benchmark(
     if total - len(jobs):
         say(f"resuming {writer.path}: {total - len(jobs)} of {total} episodes already there"
             + (f", {retry} failed one(s) to retry" if retry else ""))
-    # One record per suite, so several suites run into one directory (standard, then learned) each keep theirs.
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in suite.name)
-    record = json.dumps(suite.to_dict(), indent=2)
+    # One record per benchmark, so several benchmarks run into one directory (standard, then learned) each keep theirs.
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in benchmark.name)
+    record = json.dumps(benchmark.to_dict(), indent=2)
     (writer.dir / f"suite-{safe}.json").write_text(scrub(record, secret_values(
-        *[t.kwargs for t in suite.teachers], suite.env_kwargs, *[t.env_kwargs for t in suite.teachers])))
-    logger = _WandbLogger(suite, writer.dir) if wandb else None
+        *[t.kwargs for t in benchmark.teachers], benchmark.env_kwargs, *[t.env_kwargs for t in benchmark.teachers])))
+    logger = _WandbLogger(benchmark, writer.dir) if wandb else None
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=total, initial=total - len(jobs), desc=f"bench {suite.name}", unit="episode", file=sys.stderr)
+        bar = tqdm(total=total, initial=total - len(jobs), desc=f"bench {benchmark.name}", unit="episode", file=sys.stderr)
     it = run_local(jobs, workers, threads) if executor == "local" else run_ray(jobs, workers, threads, ray_address)
     failures: list[dict[str, Any]] = []
     try:
@@ -178,9 +178,9 @@ class _WandbLogger:
     step is logged against ``examples`` (the x-axis of the learning curves). Offline by default (no account
     needed; ``wandb sync DIR/wandb/offline-run-*`` uploads later); ``WANDB_MODE=online`` and
     ``WANDB_PROJECT`` change that. A run is opened only after its episode has been written to the results
-    file, so a resumed suite logs only the episodes it runs and no episode is logged twice."""
+    file, so a resumed benchmark logs only the episodes it runs and no episode is logged twice."""
 
-    def __init__(self, suite: Benchmark, out_dir: Path) -> None:
+    def __init__(self, benchmark: Benchmark, out_dir: Path) -> None:
         self.wandb = require("wandb", "--wandb", "wandb")
         self.dir = str(out_dir)
         self.project = os.environ.get("WANDB_PROJECT", "distillgym")

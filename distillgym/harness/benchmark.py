@@ -56,6 +56,7 @@ __all__ = [
     "find_benchmark",
     "load_benchmark",
     "list_benchmarks",
+    "SHIPPED",
 ]
 
 
@@ -258,38 +259,47 @@ def _with_context(err: DistillGymError, where: str) -> DistillGymError:
     return err
 
 
-def _suite_dirs() -> list[Path]:
+SHIPPED = Path(__file__).resolve().parent / "benchmarks"
+"""The benchmarks shipped with the package (package data: a wheel install has them too)."""
+
+
+def _benchmark_dirs() -> list[Path]:
     """Where benchmark names are looked up: ``./benchmarks/suites/`` (a user's own files, first) and
-    the benchmarks shipped with the package (``distillgym/harness/benchmarks/``)."""
-    dirs = [Path.cwd() / "benchmarks" / "suites", Path(__file__).resolve().parent / "benchmarks"]
+    :data:`SHIPPED`."""
     out: list[Path] = []
-    for d in dirs:
+    for d in (Path.cwd() / "benchmarks" / "suites", SHIPPED):
         if d.is_dir() and d.resolve() not in [o.resolve() for o in out]:
             out.append(d)
     return out
 
 
 def list_benchmarks() -> dict[str, Path]:
+    """``{name: file}`` of every benchmark found by name (a user's own file wins over a shipped one)."""
     found: dict[str, Path] = {}
-    for d in _suite_dirs():
+    for d in _benchmark_dirs():
         for p in sorted(d.glob("*.toml")):
             found.setdefault(p.stem, p)
     return found
 
 
 def find_benchmark(name_or_path: str) -> Path:
+    """The file of a benchmark name or path. ``benchmarks/suites/NAME.toml``, where the shipped files
+    were kept before they moved into the package, still finds the shipped ``NAME`` when no such file
+    exists."""
     p = Path(name_or_path)
     if p.suffix == ".toml" or p.exists():
-        if not p.is_file():
-            raise ConfigError(f"benchmark file {str(p)!r} does not exist")
-        return p
-    suites = list_benchmarks()
-    if name_or_path not in suites:
+        if p.is_file():
+            return p
+        if p.parent.as_posix().endswith("benchmarks/suites") and (SHIPPED / p.name).is_file():
+            return SHIPPED / p.name
+        raise ConfigError(f"benchmark file {str(p)!r} does not exist")
+    found = list_benchmarks()
+    if name_or_path not in found:
         raise UnknownNameError(
-            f"unknown benchmark {name_or_path!r}: {did_you_mean(name_or_path, sorted(suites))} "
+            f"unknown benchmark {name_or_path!r}: {did_you_mean(name_or_path, sorted(found))} "
             "(a benchmark is a name in distillgym/harness/benchmarks/ or ./benchmarks/suites/, or a path to a .toml file)"
         )
-    return suites[name_or_path]
+    return found[name_or_path]
 
 
 def load_benchmark(name_or_path: str) -> Benchmark:
@@ -330,7 +340,7 @@ def load_benchmark(name_or_path: str) -> Benchmark:
             )
         teachers.append(TeacherEntry(t["name"], t.get("kwargs", {}), t.get("label", ""), t.get("env", ""),
                                      t.get("env_kwargs", {})))
-    suite = Benchmark(
+    benchmark = Benchmark(
         name=data.get("name", path.stem),
         env=data.get("env", DEFAULT_ENV),
         seeds=list(seeds),
@@ -339,5 +349,5 @@ def load_benchmark(name_or_path: str) -> Benchmark:
         description=data.get("description", ""),
         path=str(path),
     )
-    suite.validate()
-    return suite
+    benchmark.validate()
+    return benchmark

@@ -24,7 +24,7 @@ Row fields (per group, over its ok episodes):
   same test set (``reference_test_accuracy``; per-episode ratios, not a ratio of means; episodes
   without a positive reference are left out);
 - paired comparisons against the baseline (default ``uniform``) on the seeds both have, since all
-  teachers of a suite share seeds: ``paired_n_vs_B`` pairs, ``paired_diff_vs_B`` mean difference,
+  teachers of a benchmark share seeds: ``paired_n_vs_B`` pairs, ``paired_diff_vs_B`` mean difference,
   ``paired_t_p_vs_B`` (Student's paired t) and ``wilcoxon_p_vs_B`` (Wilcoxon signed-rank), each with
   its Holm-adjusted value ``paired_t_holm_vs_B`` / ``wilcoxon_holm_vs_B`` (Holm over the non-reference,
   non-baseline rows of the env: one family per env and test);
@@ -188,7 +188,7 @@ def groups(episodes: Sequence[dict[str, Any]]) -> dict[tuple[str, str, str], tup
     """Episodes by ``(env, config_hash, teacher label)``, each with its display name: the label,
     followed by ``[HASH8]`` when the label has several configurations in the same env. Every episode
     is kept (failed ones too). (The label is part of the key as it is of the results file's episode
-    key: two labels of one configuration stay two rows, as the suite listed them.)"""
+    key: two labels of one configuration stay two rows, as the benchmark listed them.)"""
     out: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for e in episodes:
         for k in ("env", "teacher", "seed"):

@@ -1,4 +1,4 @@
-"""Run one teacher on one environment for one episode (suites are in :mod:`distillgym.harness.bench`).
+"""Run one teacher on one environment for one episode (benchmarks are in :mod:`distillgym.harness.bench`).
 
 :func:`run_episode` is the one loop to copy: reset the env, reset the teacher with the reset
 ``info``, then ``act`` -> ``env.step`` -> ``update`` until the episode ends. A teacher of another

@@ -2,12 +2,12 @@
 
 Which test to use:
 
-- every teacher of a suite runs on the same seeds (the seed fixes the student's initial weights and
+- every teacher of a benchmark runs on the same seeds (the seed fixes the student's initial weights and
   the validation and test sets), so two teachers' final accuracies are *paired* by seed; the paired
   tests (:func:`paired_test`, Student's t on the per-seed differences or Wilcoxon's signed-rank test)
   remove the seed-to-seed variation both teachers share and are the ones to report;
 - :func:`welch` (Welch's unequal-variance t-test) treats the two samples as independent; it is kept for
-  unpaired comparisons (different seeds, or results from different suites) and is conservative when
+  unpaired comparisons (different seeds, or results from different benchmarks) and is conservative when
   the samples are in fact paired;
 - :func:`holm` corrects a family of p-values (all the teachers of one table against one baseline) for
   multiple comparisons.
@@ -119,7 +119,7 @@ def welch(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
 
     Use :func:`paired_test` when the two samples share seeds. Fewer than two values in either sample
     gives ``(nan, nan)``. Two constant samples (every seed scored the same, which happens on tiny
-    suites) have no variance to test against: equal means give ``(nan, nan)``, different ones
+    benchmarks) have no variance to test against: equal means give ``(nan, nan)``, different ones
     ``(+-inf, 0.0)``. One constant sample is tested as usual, without scipy's precision-loss warning,
     which there only reflects rounding in the mean of identical values."""
     from scipy import stats

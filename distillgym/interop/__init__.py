@@ -1,7 +1,8 @@
 """Adapters to other libraries' environment interfaces, as optional extras imported on use.
 
-- :mod:`distillgym.train.sb3_vec_env`: a Stable-Baselines3 ``VecEnv`` over the native vector env
-  (``pip install "distillgym[sb3]"``).
+(The Stable-Baselines3 ``VecEnv`` over the native vector env is a teacher trainer's part:
+:mod:`distillgym.train.sb3_vec_env`.)
+
 - :mod:`distillgym.interop.trl`: a teaching env as a TRL ``environment_factory`` (GRPO with
   tools): ``make_environment_factory("distillgym/ArithSkills-v1", budget=...)`` returns a class
   whose instances TRL resets and whose public methods become the model's tools
@@ -11,7 +12,7 @@
   ``python -m distillgym.interop.openenv --env distillgym/ArithOpen-v1 --port 8000``
   (``pip install "distillgym[openenv]"``).
 
-Importing this package imports none of sb3, trl or openenv (and ``__all__`` is empty, so that
+Importing this package imports none of trl or openenv (and ``__all__`` is empty, so that
 ``from distillgym.interop import *`` does not import them either): import the module you use.
 :mod:`~distillgym.interop.trl` imports trl only when a trainer needs it; importing
 :mod:`~distillgym.interop.openenv` imports openenv (its classes subclass openenv's).

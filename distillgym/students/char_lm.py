@@ -5,10 +5,11 @@ The tiny student (:mod:`~distillgym.students.hf_student`, a Hugging Face Llama),
 (:mod:`~distillgym.students.population`, P plain students in one batched model) are one model family
 over characters (:class:`~distillgym.students.tokenizer.CharTokenizer`): one :class:`StudentConfig`,
 one learning-rate schedule (:func:`lr_at`), one FLOP estimate (:func:`flops_per_token`) and one greedy
-decoder for the single students (:func:`greedy_decode`). Their training loops stay apart: they draw
-their random numbers in different orders and clip gradients by different (equal in exact arithmetic,
-not in floats) computations, so one loop would change every recorded number (see
-``benchmarks/README.md``, "Layout").
+decoder for the single students (:func:`greedy_decode`). Their training loops stay apart: the tiny
+student draws each mini-batch's replay rows as it goes and clips with ``clip_grad_norm_``, the plain
+student draws every batch's rows first and clips by the member-wise norm the population needs (equal
+in exact arithmetic, not in floats), and the population steps P members at once; one shared loop
+would change the recorded trajectories of every id.
 """
 
 from __future__ import annotations

@@ -40,14 +40,9 @@ A teacher for the open action level (``ArithOpen-v1``). Each step:
 than ``examples_per_step`` (about 3.5 lines per continuation, so about 40 per step), so on
 ``ArithOpen-v1`` the budget (49,152 lines) is never spent and the episode is truncated at the env's
 ``max_steps`` (96 steps): the model's cost is 96 batched calls, and the number of continuations per
-call sets it. Measured with SmolLM2-135M-Instruct on the project's shared 2-core machine (1 torch
-thread, many other jobs running, so CPU seconds of this process are given; wall time was 3 to 4
-times more): 32 prompts of 41 tokens x 40 new tokens took 17 CPU s, 64 took 29 CPU s (about
-``5 + 0.37 * B`` CPU s for B continuations: decoding 40 tokens has a fixed cost per step), 150 more
-prompt tokens per prompt doubled it, and the writer's own prompts (about 80 tokens) with B = 16 took
-12.4 to 13.8 CPU s per step. The env's own step (training on about 50 lines and evaluating) takes
-about 0.3 CPU s. With B = 12, about 9.5 CPU s per step, an episode takes about 96 x 9.8 s = 15
-minutes of this contended core (less on an idle one), the top of the issue's 10 to 15 minutes.
+call sets it: a call's cost is a fixed part (decoding ``max_tokens`` tokens) plus a part linear in
+the continuations, and 12 continuations keep a SmolLM2 episode within about 15 CPU minutes
+(the measurements: benchmarks/README.md, "Timings behind the defaults").
 ``samples_per_step`` scales the variable part linearly, ``max_tokens`` both parts.
 
 ``stats`` (reset with the teacher, read by the runner into the episode's costs): ``decisions``,
