@@ -1,4 +1,4 @@
-"""The evaluator: skill-level error reports for teachers.
+"""The evaluator: accuracy per skill and difficulty, and error reports for teachers.
 
 A :class:`SkillReport` holds the student's accuracy per skill x difficulty on a validation
 set (scored by the suite's own rule), optionally the validation loss per cell (mean token

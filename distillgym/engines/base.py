@@ -3,7 +3,7 @@
 A :class:`DataEngine` has
 
 - ``generate(plan, rng, split="train") -> (examples, EngineCost)``: examples for each
-  :class:`~distillgym.types.PlanItem` (skill, level, n) in plan order, drawn from ``rng``, from
+  :class:`~distillgym.types.PlanItem` (skill, difficulty, n) in plan order, drawn from ``rng``, from
   the suite's ``split`` part only (``None``: the whole item space, as ``ArithSkills-v0`` does).
   Every example that reaches the caller has been checked; what failed is dropped and counted
   in ``EngineCost.rejected_by_kind``. An engine may return fewer examples than planned (a

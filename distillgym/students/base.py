@@ -55,7 +55,7 @@ class TrainStats:
     flops: float = 0.0
     """Training FLOPs (forward and backward), from ``costs()["flops_per_token"]``."""
     cell_loss: dict[tuple[str, int], float] = field(default_factory=dict)
-    """Mean answer cross-entropy of the call's new examples, per (skill, level), measured on
+    """Mean answer cross-entropy of the call's new examples, per (skill, difficulty), measured on
     the mini-batch each was trained in (before its optimiser step)."""
     extra: dict[str, float] = field(default_factory=dict)
 

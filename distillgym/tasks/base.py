@@ -1,8 +1,8 @@
-"""The task-suite contract: skills, levels, prerequisites, split-aware generation, a checker.
+"""The task-suite contract: skills, difficulties, prerequisites, split-aware generation, a checker.
 
 A :class:`TaskSuite` is what an environment teaches. It declares
 
-- ``skills`` (names), ``n_difficulties`` (levels ``0..D-1`` per skill), ``prerequisites`` (a
+- ``skills`` (names), ``n_difficulties`` (difficulties ``0..D-1`` per skill), ``prerequisites`` (a
   mapping from a skill to the skills it depends on, acyclic), ``alphabet`` (every character a
   prompt or an answer may contain), ``max_answer_len`` and ``max_prompt_len``;
 - ``description`` (one paragraph on what the suite is, for LLM prompts) and
@@ -101,7 +101,7 @@ class TaskSuite(ABC):
 
     @property
     def cells(self) -> list[tuple[str, int]]:
-        """Every (skill, level), skill-major (the order of the flat cell index)."""
+        """Every (skill, difficulty), skill-major (the order of the flat cell index)."""
         return [(s, d) for s in self.skills for d in range(self.n_difficulties)]
 
     def topological_order(self) -> list[str]:
@@ -213,7 +213,7 @@ class TaskSuite(ABC):
         raise NotImplementedError
 
     def classify(self, prompt: str) -> tuple[str, int] | None:
-        """The (skill, level) cell ``prompt`` belongs to, or None if it is in none; optional."""
+        """The (skill, difficulty) cell ``prompt`` belongs to, or None if it is in none; optional."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ written examples

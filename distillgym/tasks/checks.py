@@ -8,7 +8,7 @@ checked in this order, and the first failed check names its kind:
 2. ``overlong``: longer than the suite's ``max_line_len``;
 3. ``malformed``: a character outside the suite's alphabet, or not ``prompt + answer`` as the
    suite's ``parse_line`` reads it, or a prompt the suite's solver cannot parse;
-4. ``off_grid``: a well-formed prompt that belongs to no (skill, level) cell of the suite;
+4. ``off_grid``: a well-formed prompt that belongs to no (skill, difficulty) cell of the suite;
 5. ``leak_val`` / ``leak_test``: the prompt lies in the validation or test part of the item
    space (only for cells that claim a content partition, see :mod:`distillgym.tasks.base`);
 6. ``wrong``: the answer differs from the gold answer the suite's solver recomputes from the
