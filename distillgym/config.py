@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from distillgym.errors import ConfigError, UnknownNameError, check_bool, check_int, did_you_mean
+from distillgym.registry import class_path, resolved_args
 
-__all__ = ["EnvConfig", "SPLIT_MODES", "INIT_MODES", "RENDER_MODES"]
+__all__ = ["EnvConfig", "SPLIT_MODES", "INIT_MODES", "RENDER_MODES", "RECORD_ONLY"]
 
 SPLIT_MODES = ("content", None)
 INIT_MODES = ("seed", "fixed")
@@ -131,30 +132,39 @@ class EnvConfig:
             max_steps=int(self.max_steps) if self.max_steps is not None else 4 * -(-budget // per_step),
         )
 
-    def record(self, suite: Any, student: Any, reward_name: str) -> dict[str, Any]:
+    def record(self, suite: Any, student: Any, reward_name: str, engine: Any = None, reward: Any = None
+               ) -> dict[str, Any]:
         """The env's resolved configuration (``env.config``; call on :meth:`resolved`): the arguments
-        that rebuild the env, ``TeachingEnv(**{k: v for k, v in record.items() if k != "rebuildable"})``,
-        every default filled in; a part given as an object is named ``"module:Class"`` (and
-        ``rebuildable`` is False). ``suite`` and ``student`` are the parts built from this config."""
+        that rebuild the env, ``TeachingEnv(**EnvConfig.rebuild_kwargs(record))``, every default filled
+        in, and (only when some part's class is defined outside distillgym) ``parts``: for each such part,
+        its class and a SHA-256 of its module's source (the git commit in the fingerprint covers only
+        distillgym's code). Without ``parts``, ``TeachingEnv(**{k: v for k, v in record.items() if k !=
+        "rebuildable"})`` rebuilds the env as before.
 
+        ``suite_kwargs``, ``student_kwargs`` and ``engine_kwargs`` are the *resolved* arguments of the
+        built parts (:func:`distillgym.registry.resolved_args`: defaults filled in, read back from the
+        part), for a part given by name or as an object, so the config hash changes when a part's
+        default does. A part given as an object is named ``"module:Class"`` (and ``rebuildable`` is
+        False). ``suite``, ``student``, ``engine`` and ``reward`` are the parts built from this config."""
         def name_of(part: Any) -> str:
-            return part if isinstance(part, str) else f"{type(part).__module__}:{type(part).__qualname__}"
+            return part if isinstance(part, str) else class_path(part)
 
-        student_kwargs: Any = None
-        cfg = getattr(student, "config", None)
-        if cfg is not None and dataclasses.is_dataclass(cfg):
-            student_kwargs = dataclasses.asdict(cfg)
-        elif callable(getattr(student, "resolved_config", None)):
-            student_kwargs = student.resolved_config()
         student_name = self.student if isinstance(self.student, str) else ("tiny" if self.v0_student
                                                                            else name_of(self.student))
-        return {
+        parts: dict[str, Any] = {}
+        for role, part in (("suite", suite), ("student", student), ("engine", engine),
+                           ("reward", reward)):
+            ident = _part_identity(part) if part is not None else None
+            if ident is not None:
+                parts[role] = ident
+        record = {
             "suite": suite.name if isinstance(self.suite, str) else name_of(self.suite),
-            "suite_kwargs": dict(self.suite_kwargs or {}),
+            "suite_kwargs": resolved_args(suite, self.suite_kwargs),
             "student": student_name,
-            "student_kwargs": student_kwargs or {},
+            "student_kwargs": resolved_args(student, self.student_kwargs),
             "engine": name_of(self.engine),
-            "engine_kwargs": dict(self.engine_kwargs or {}),
+            "engine_kwargs": resolved_args(engine, self.engine_kwargs) if engine is not None
+            else dict(self.engine_kwargs or {}),
             "level": self.level,
             "reward": reward_name,
             "budget": self.budget,
@@ -171,3 +181,41 @@ class EnvConfig:
             and (isinstance(self.student, str) or self.v0_student)
             and isinstance(self.reward, str),
         }
+        if parts:  # only then: a config of distillgym's own parts keeps the keys it always had
+            record["parts"] = parts
+        return record
+
+    @staticmethod
+    def rebuild_kwargs(record: dict[str, Any]) -> dict[str, Any]:
+        """The constructor arguments in a :meth:`record` (``env.config``): it without ``rebuildable``
+        and ``parts``, which describe the env rather than configure it."""
+        return {k: v for k, v in record.items() if k not in RECORD_ONLY}
+
+
+RECORD_ONLY = ("rebuildable", "parts")
+"""Keys of ``env.config`` that are not constructor arguments."""
+
+
+def _part_identity(part: Any) -> dict[str, Any] | None:
+    """``{"class": "module:QualName", "source_sha256": ...}`` of a built part (a function for a reward
+    callable) whose class is not distillgym's own: the hash of its module's source file (the git commit
+    in the fingerprint covers distillgym's code only). None for distillgym's own parts: their
+    registered names identify them, and moving a class between modules must not change the hash."""
+    import hashlib
+    import inspect
+    import os
+
+    path = class_path(part)
+    if path.startswith(("distillgym.", "distillgym:")):
+        return None
+    target = part if inspect.isclass(part) or inspect.isroutine(part) else type(part)
+    module = inspect.getmodule(target)
+    try:
+        src = inspect.getsourcefile(module) if module is not None else None
+    except TypeError:  # a builtin module
+        src = None
+    digest = None  # defined interactively (or a builtin): its code cannot be hashed
+    if src and os.path.isfile(src):
+        with open(src, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+    return {"class": path, "source_sha256": digest}

@@ -232,7 +232,7 @@ class TeachingEnv(gym.Env):
                 "use student_init='fixed' (or no base pre-training)"
             )
         self._initial = self.student.snapshot()
-        self._config = settings.record(self.suite, self.student, self.reward_name)
+        self._config = settings.record(self.suite, self.student, self.reward_name, self.engine, self._reward_fn)
 
         S, D = len(self.suite.skills), self.suite.n_difficulties
         self.action_space = self.level.space
@@ -270,8 +270,8 @@ class TeachingEnv(gym.Env):
     @property
     def config(self) -> dict[str, Any]:
         """Every setting that determines the dynamics, defaults filled in (JSON-able): the
-        constructor arguments that rebuild this env, ``TeachingEnv(**{k: v for k, v in
-        env.config.items() if k != "rebuildable"})``, when ``config["rebuildable"]``."""
+        constructor arguments that rebuild this env, ``TeachingEnv(**EnvConfig.rebuild_kwargs(env.config))``,
+        when ``config["rebuildable"]``, and ``parts`` (each part's class; see :meth:`EnvConfig.record`)."""
         return json.loads(json.dumps(self._config))
 
     # ------------------------------------------------------------------ helpers

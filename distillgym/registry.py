@@ -14,13 +14,16 @@ circle with the registry.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import inspect
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from distillgym.errors import ConfigError, DependencyMissingError, UnknownNameError, did_you_mean
 
-__all__ = ["Registry", "import_object"]
+__all__ = ["Registry", "import_object", "class_path", "resolved_args"]
 
 
 def import_object(spec: str, what: str = "object") -> Any:
@@ -99,3 +102,87 @@ class Registry(dict):  # type: ignore[type-arg]
             if "argument" not in str(err):
                 raise
             raise ConfigError(f"bad arguments {kwargs!r} for {self.what} {spec!r}: {err}") from None
+
+
+# ---------------------------------------------------------------------------- resolved configurations
+def class_path(obj: Any) -> str:
+    """``"module:QualName"`` of a class, a function, or an object's class."""
+    target = obj if inspect.isclass(obj) or inspect.isroutine(obj) else type(obj)
+    return f"{getattr(target, '__module__', '?')}:{getattr(target, '__qualname__', type(target).__name__)}"
+
+
+def _plain(value: Any, depth: int) -> Any:
+    """``value`` as JSON data: containers element-wise, numpy scalars as numbers, a function or class
+    by its path, any other object as ``{"class": path, "args": its resolved arguments}`` (never a
+    ``repr``, which may hold a memory address and would make two equal configurations hash apart)."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else repr(float(value))
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v, depth) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
+        return [_plain(v, depth) for v in items]
+    item = getattr(value, "item", None)  # numpy scalars and 0-d arrays
+    if callable(item) and getattr(value, "shape", None) == ():
+        return _plain(item(), depth)
+    tolist = getattr(value, "tolist", None)  # numpy arrays
+    if callable(tolist) and hasattr(value, "dtype"):
+        return _plain(tolist(), depth)
+    if dataclasses.is_dataclass(value) and not inspect.isclass(value):
+        return {"class": class_path(value), "args": _plain(dataclasses.asdict(value), depth)}
+    if inspect.isclass(value) or inspect.isroutine(value):
+        return class_path(value)
+    if depth <= 0:
+        return {"class": class_path(value)}
+    return {"class": class_path(value), "args": resolved_args(value, _depth=depth - 1)}
+
+
+def resolved_args(
+    part: Any, kwargs: Mapping[str, Any] | None = None, skip: tuple[str, ...] = ("suite",), _depth: int = 3
+) -> dict[str, Any]:
+    """The configuration a built part runs with, every default filled in (JSON data), so that a
+    changed default changes it (the results' config hash is computed over it):
+
+    - the part's own ``resolved_config()`` when it has one (a part whose arguments are resolved
+      in its constructor, e.g. a temperature that depends on the strategy);
+    - else its ``config`` dataclass (the students);
+    - else its constructor's parameters (but those in ``skip``: the suite a part is built for),
+      each read back from the attribute of the same name (``self.verify``), else taken from
+      ``kwargs`` (what it was built with), else the signature's default; a parameter found in none
+      of these is listed under ``"_unresolved"``.
+
+    Nested objects are given by class path and their own resolved arguments (to depth 3)."""
+    own = getattr(part, "resolved_config", None)
+    if callable(own):
+        return _plain(dict(own()), _depth)
+    cfg = getattr(part, "config", None)
+    if cfg is not None and dataclasses.is_dataclass(cfg) and not inspect.isclass(cfg):
+        return _plain(dataclasses.asdict(cfg), _depth)
+    given = dict(kwargs or {})
+    try:
+        params = list(inspect.signature(type(part).__init__).parameters.values())[1:]
+    except (TypeError, ValueError):  # a builtin: what was given
+        return _plain(given, _depth)
+    out: dict[str, Any] = {}
+    unresolved: list[str] = []
+    for p in params:
+        if p.name in skip or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if p.name in vars(part) if hasattr(part, "__dict__") else hasattr(part, p.name):
+            out[p.name] = getattr(part, p.name)
+        elif p.name in given:
+            out[p.name] = given[p.name]
+        elif p.default is not p.empty:
+            out[p.name] = p.default
+        else:
+            unresolved.append(p.name)
+    for k, v in given.items():  # **kwargs the signature does not name
+        out.setdefault(k, v)
+    plain = _plain(out, _depth)
+    if unresolved:
+        plain["_unresolved"] = unresolved
+    return plain

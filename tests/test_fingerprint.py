@@ -155,3 +155,109 @@ def test_user_teacher_source_in_a_suite(tmp_path, monkeypatch):
     r = s.resolved(s.teachers[0])
     assert r.identity["content"]["module_sha256"] and r.env_config["budget"] == 256
     assert r.config_hash == config_hash(ENV, r.env_config, r.identity)
+
+
+# ---------------------------------------------------------------------------- item 9: every part resolved
+def test_config_hash_changes_when_an_engine_default_changes(monkeypatch):
+    """The engine's arguments are hashed resolved (read back from the built engine), not as given:
+    a changed engine default changes the hash (recipe 2 hashed ``engine_kwargs`` as given: ``{}``)."""
+    from distillgym.engines.procedural import ProceduralEngine
+
+    base = _suite().config_hash(TeacherEntry("uniform"))
+    r = _suite().resolved(TeacherEntry("uniform"))
+    assert r.env_config["engine_kwargs"] == {"verify": True}
+    # the default written out is the same configuration, so the same hash
+    assert _suite({**TINY, "engine_kwargs": {"verify": True}}).config_hash(TeacherEntry("uniform")) == base
+    monkeypatch.setattr(ProceduralEngine.__init__, "__defaults__", (False,))
+    assert _suite().config_hash(TeacherEntry("uniform")) != base
+
+
+def test_config_hash_covers_an_engine_object_and_a_suite_object_by_content(tmp_path, monkeypatch):
+    """A part given as an object is hashed by its resolved arguments and, for a class defined outside
+    distillgym, its module's source (recipe 2 hashed such a part by class name only)."""
+    from distillgym.engines.procedural import ProceduralEngine
+    from distillgym.harness.fingerprint import teacher_identity
+    from distillgym.tasks import make_suite
+
+    suite = make_suite("arith-v1")
+    ident = teacher_identity("uniform")
+
+    def h(engine):
+        env = gym.make(ENV, engine=engine, suite=suite, **TINY)
+        try:
+            return config_hash(ENV, env.unwrapped.config, ident), env.unwrapped.config
+        finally:
+            env.close()
+
+    h_true, cfg = h(ProceduralEngine(suite, verify=True))
+    assert cfg["engine_kwargs"] == {"verify": True} and cfg["engine"].endswith(":ProceduralEngine")
+    assert h(ProceduralEngine(suite, verify=True))[0] == h_true
+    assert h(ProceduralEngine(suite, verify=False))[0] != h_true
+
+    src = tmp_path / "myengine_fp.py"
+    src.write_text(textwrap.dedent("""
+        from distillgym.engines.procedural import ProceduralEngine
+
+        class Mine(ProceduralEngine):
+            def __init__(self, suite, shift=1):
+                super().__init__(suite)
+                self.shift = shift
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    import myengine_fp
+
+    h1, cfg1 = h(myengine_fp.Mine(suite))
+    assert cfg1["engine_kwargs"] == {"shift": 1}
+    assert cfg1["parts"]["engine"]["class"] == "myengine_fp:Mine" and cfg1["parts"]["engine"]["source_sha256"]
+    assert h(myengine_fp.Mine(suite, shift=2))[0] != h1
+    src.write_text(src.read_text() + "\n# the same class, other code\n")
+    importlib.reload(myengine_fp)
+    assert h(myengine_fp.Mine(suite))[0] != h1
+
+
+def test_resolved_config_rebuilds_the_env(tmp_path):
+    """``env.config`` without its record-only keys rebuilds the env, to the same resolved config."""
+    import importlib.util
+
+    from distillgym.config import EnvConfig
+    from distillgym.env import TeachingEnv
+
+    ids = ["distillgym/ArithSkills-v0", ENV, "distillgym/ArithMix-v2", "distillgym/ArithOpen-v1"]
+    if importlib.util.find_spec("reasoning_gym") is not None:
+        ids.append("distillgym/ReasoningGym-v1")  # its suite's arguments resolved: every level's fields
+    for env_id in ids:
+        env = gym.make(env_id, **TINY)
+        try:
+            cfg = env.unwrapped.config
+        finally:
+            env.close()
+        assert cfg["rebuildable"] and "parts" not in cfg
+        again = TeachingEnv(**EnvConfig.rebuild_kwargs(cfg))
+        assert again.config == cfg, env_id
+
+
+def test_llm_engine_config_resolves_strategy_defaults_and_backend_defaults():
+    from distillgym.engines.llm_engine import LLMEngine
+    from distillgym.llm import BACKENDS
+    from distillgym.tasks import make_suite
+
+    class Echo:
+        model_name = "echo"
+
+        def complete(self, prompts, max_tokens, temperature, stop=None):
+            raise AssertionError("not called")
+
+    suite = make_suite("arith-v1")
+    a = LLMEngine(suite, backend=Echo(), strategy="answer").resolved_config()
+    b = LLMEngine(suite, backend=Echo(), strategy="new-question").resolved_config()
+    assert a["temperature"] == 0.0 and b["temperature"] == 0.8 and a["shared_shots"] and not b["shared_shots"]
+    assert a["backend"].endswith(".Echo")
+    if "openai" in BACKENDS:
+        pytest.importorskip("openai")
+        c = LLMEngine(suite, backend="openai", model="m", backend_kwargs={"base_url": "http://127.0.0.1:9/v1"})
+        cfg = c.resolved_config()
+        assert cfg["backend"] == "openai" and cfg["backend_kwargs"]["timeout"] == 60.0
+        assert "api_key" not in cfg["backend_kwargs"] and "model" not in cfg["backend_kwargs"]
+        assert LLMEngine(suite, **cfg).resolved_config() == cfg  # it rebuilds the engine

@@ -88,3 +88,29 @@ def test_verify_tolerance_and_errors(recorded, tmp_path, capsys):
     with pytest.raises(ConfigError, match="episodes"):
         verify(recorded, episodes=0)
     assert main(["verify", str(tmp_path / "nothing")]) == 2
+
+
+def test_verify_and_leaderboard_read_lines_of_an_older_hash_recipe(recorded, tmp_path):
+    """Lines written with hash recipe 2 (before every part's arguments were resolved) are re-run and
+    compared as usual; their config hash cannot be recomputed, which the report says."""
+    from distillgym.harness.fingerprint import HASH_VERSION
+    from distillgym.harness.leaderboard import leaderboard
+    from distillgym.harness.results import read_results
+
+    lines = []
+    for raw in (recorded / "results.jsonl").read_text().splitlines():
+        r = json.loads(raw)
+        r["config_hash"] = "0123456789ab"  # what recipe 2 gave: another hash of the same configuration
+        if r["type"] == "episode":
+            r["config_hash_version"] = 2
+        lines.append(json.dumps(r))
+    (tmp_path / "results.jsonl").write_text("\n".join(lines) + "\n")
+    assert HASH_VERSION > 2
+    rep = verify(tmp_path, episodes=1)
+    row = rep["rows"][0]
+    assert row["exact"] and row["same_actions"] is True
+    assert row["config_same"] is None and row["config_hash_version"] == 2
+    assert "recipe 2" in render_verify(rep)
+    episodes, _ = read_results(tmp_path)
+    rows = leaderboard(episodes)
+    assert len(rows) == 1 and rows[0]["config_hash"] == "0123456789ab" and rows[0]["n"] == 2

@@ -215,9 +215,50 @@ class LLMEngine:
         else:
             raise ConfigError(f"LLMEngine backend must be a name in {sorted(BACKENDS)} or an LLMBackend, got {backend!r}")
         self.model_name = str(getattr(self.backend, "model_name", "") or model or "")
+        self._given = {"model": model, "backend": backend if isinstance(backend, str) else None,
+                       "backend_kwargs": dict(backend_kwargs or {})}
         self.tally: dict[tuple[str, int], Counter[str]] = {}
         self.calibration_tally: dict[tuple[str, int], Counter[str]] | None = None
         self.stats: dict[str, float] = {"batches": 0, "generations": 0, "seconds": 0.0, "calibration_seconds": 0.0}
+
+    def resolved_config(self) -> dict[str, Any]:
+        """The constructor arguments with every default resolved: the temperature and shared shots that
+        depend on the strategy, and ``backend_kwargs`` with the backend's own defaults filled in from its
+        signature (``model`` is the engine's; a credential is never among them). For a backend given by
+        name it rebuilds the engine: ``LLMEngine(suite, **engine.resolved_config())``; for a backend
+        object, ``backend`` is its class and ``backend_kwargs`` what it reads back."""
+        import inspect
+
+        from distillgym.llm import backend_class
+        from distillgym.registry import class_path, resolved_args
+
+        given = self._given
+        if given["backend"] is not None:
+            sig = inspect.signature(backend_class(given["backend"]))
+            kwargs = dict(given["backend_kwargs"])
+            try:
+                bound = sig.bind_partial(**kwargs)
+            except TypeError:  # the backend refused them when it was built; record what was given
+                backend_kwargs = kwargs
+            else:
+                bound.apply_defaults()
+                backend_kwargs = {k: v for k, v in bound.arguments.items()
+                                  if sig.parameters[k].kind not in (inspect.Parameter.VAR_KEYWORD,
+                                                                   inspect.Parameter.VAR_POSITIONAL)}
+                backend_kwargs.update(bound.arguments.get(next((k for k, p in sig.parameters.items()
+                                                                if p.kind is inspect.Parameter.VAR_KEYWORD), ""), {}))
+            backend_kwargs.pop("model", None)
+            if backend_kwargs.get("api_key", 0) is None:
+                backend_kwargs.pop("api_key")  # the openai backend reads OPENAI_API_KEY
+            backend: Any = given["backend"]
+        else:
+            backend, backend_kwargs = class_path(self.backend), resolved_args(self.backend)
+        return {
+            "model": given["model"], "strategy": self.strategy, "backend": backend, "shots": self.shots,
+            "temperature": self.temperature, "batch_size": self.batch_size, "shared_shots": self.shared_shots,
+            "prior": list(self.prior), "reference": self.reference, "calibration": self.calibration,
+            "seed": self.seed, "backend_kwargs": backend_kwargs,
+        }
 
     def __repr__(self) -> str:
         return f"LLMEngine(suite={self.suite.name!r}, model={self.model_name!r}, strategy={self.strategy!r})"

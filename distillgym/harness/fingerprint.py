@@ -10,7 +10,9 @@ thread counts. So every episode line records both:
   GPU's name when the student ran on one), the student's device and the torch thread count;
 - :func:`config_hash`: a hash of everything that determines an episode's numbers besides the seed
   and the machine: the env id, the env's fully resolved configuration (``env.unwrapped.config``:
-  every default filled in), the teacher's name, its resolved constructor arguments (defaults
+  every default filled in, the arguments of each part (suite, student, data engine) resolved and
+  read back from the built part, a part given as an object included, and the source of any part
+  defined outside distillgym), the teacher's name, its resolved constructor arguments (defaults
   filled in from its signature: :func:`teacher_identity`) and the content of what the teacher
   loads (a ``ppo:PATH`` policy file's bytes, a user class's module source).
 
@@ -50,9 +52,15 @@ __all__ = [
     "file_sha256",
 ]
 
-HASH_VERSION = 2
-"""Version of the config-hash recipe. 1 (no field in the line): env id, env kwargs as given, teacher
-name and kwargs as given. 2: the resolved env config, resolved teacher arguments and loaded content."""
+HASH_VERSION = 3
+"""Version of the config-hash recipe (recorded in every episode line as ``config_hash_version``).
+1 (no field in the line): env id, env kwargs as given, teacher name and kwargs as given. 2: the
+resolved env config (with the suite's and engine's arguments as given), resolved teacher arguments
+and loaded content. 3: as 2, with every part's arguments resolved (the suite's, the student's and the
+engine's defaults filled in and read back from the built part, an object part's too) and the source
+of any part defined outside distillgym (``env.config["parts"]``). Lines of an older recipe stay
+readable: the leaderboard groups them by their own hash, and ``distillgym verify`` re-runs them
+(it cannot recompute an older recipe's hash, so it reports ``config_same: None`` for them)."""
 
 REDACTED = "<redacted>"
 _SECRET_WORDS = frozenset({"apikey", "secret", "password", "passwd", "token", "credential", "credentials", "auth"})

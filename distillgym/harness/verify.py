@@ -100,8 +100,9 @@ def _compare(e: dict[str, Any], result: dict[str, Any], steps: Sequence[dict[str
             row["config_hash_now"], row["config_same"] = f"({type(err).__name__})", False
         else:
             row["config_hash_now"], row["config_same"] = h, h == e["config_hash"]
-    else:  # recorded with an older hash recipe: it cannot be recomputed
+    else:  # recorded with an older hash recipe (HASH_VERSION's docstring): it cannot be recomputed
         row["config_hash_now"], row["config_same"] = None, None
+    row["config_hash_version"] = int(e.get("config_hash_version") or 1)
     return row
 
 
@@ -232,6 +233,13 @@ def render_verify(report: dict[str, Any]) -> str:
     if s["failed"] or s["skipped"]:
         line += f"; {s['failed']} failed, {s['skipped']} skipped"
     out.append(line + ".")
+    old = sorted({r["config_hash_version"] for r in report["rows"]
+                  if r.get("config_hash_version", HASH_VERSION) != HASH_VERSION})
+    if old:
+        n_old = sum(1 for r in report["rows"] if r.get("config_hash_version", HASH_VERSION) != HASH_VERSION)
+        out.append(f"({n_old} episode(s) were recorded with config-hash recipe {', '.join(map(str, old))}; this "
+                   f"distillgym hashes with recipe {HASH_VERSION}, so 'config hash still' cannot be checked for them "
+                   "(-); the rerun itself is compared as usual.)")
     out.append("")
     pairs: dict[str, tuple[Any, Any, int]] = {}
     for r in report["rows"]:

@@ -716,6 +716,17 @@ class ReasoningGymSuite(TaskSuite):
         self._floors: dict[tuple[str, int, int], float] = {}
         self._sizes: dict[tuple[str, int], int] = {}
 
+    def resolved_config(self) -> dict[str, Any]:
+        """The constructor arguments, defaults filled in (each level as the fields a level sets; the
+        fields the compact form fixes are implied): ``ReasoningGymSuite(**suite.resolved_config())``
+        rebuilds the suite."""
+        return {
+            "skills": list(self.skills),
+            "levels": {s: [{f: lv[f] for f in ADAPTERS[s].fields} for lv in self.levels[s]] for s in self.skills},
+            "prerequisites": {s: list(p) for s, p in self.prerequisites.items()},
+            "partition": list(self.partition),
+        }
+
     @staticmethod
     def _config(rg: Any, skill: str, level: Mapping[str, Any]) -> dict[str, Any]:
         """A level's full configuration, checked by reasoning-gym's own config class."""

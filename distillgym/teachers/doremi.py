@@ -30,7 +30,7 @@ model. ``play="current"`` (default) trains on the current p, as DoReMi's proxy r
 gradient); ``play="average"`` plays the running average, DoReMi's output mix so far.
 
 **Reference** (:func:`reference_curve`). Built from ``info["env_config"]`` at reset: the same env
-(``TeachingEnv(**config)``, which needs ``config["rebuildable"]``), ``stratified`` for a whole
+(``TeachingEnv(**EnvConfig.rebuild_kwargs(config))``, which needs ``config["rebuildable"]``), ``stratified`` for a whole
 episode with seed ``reference_seed`` (1000, outside the benchmark seeds, so the reference shares
 neither initial weights nor validation items with a benchmark episode), recording the validation
 loss per cell after reset and after every step. It is computed once and cached as JSON at
@@ -68,7 +68,9 @@ def doremi_update(p: np.ndarray, excess: np.ndarray, eta: float, eps: float) -> 
 
 
 def _config_key(env_config: dict[str, Any], seed: int) -> str:
-    cfg = {k: v for k, v in env_config.items() if k != "rebuildable"}
+    from distillgym.config import EnvConfig
+
+    cfg = EnvConfig.rebuild_kwargs(env_config)
     blob = json.dumps({"env_config": cfg, "seed": int(seed), "teacher": "stratified"}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -82,11 +84,12 @@ def reference_path(env_config: dict[str, Any], seed: int = 1000) -> Path:
 
 def _run_reference(env_config: dict[str, Any], seed: int) -> list[list[list[float | None]]]:
     """The reference's validation loss per cell after reset and after each step (None: missing)."""
+    from distillgym.config import EnvConfig
     from distillgym.env import TeachingEnv
     from distillgym.teachers.adapters import adapt_teacher
     from distillgym.teachers.mixing import StratifiedTeacher
 
-    env = TeachingEnv(**{k: v for k, v in env_config.items() if k != "rebuildable"})
+    env = TeachingEnv(**EnvConfig.rebuild_kwargs(env_config))
     try:
         obs, info = env.reset(seed=seed)
         if "val_loss" not in info:
