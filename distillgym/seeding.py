@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["rng_for", "STREAM_TRAIN", "STREAM_VAL", "STREAM_TEST", "STREAM_EPISODE", "STREAM_PRETRAIN", "STREAM_INIT"]
+__all__ = ["rng_for", "STREAM_TRAIN", "STREAM_VAL", "STREAM_TEST", "STREAM_EPISODE", "STREAM_PRETRAIN", "STREAM_INIT",
+           "REFERENCE_SEEDS", "REFERENCE_SEED", "check_reference_seed"]
 
 # Disjoint streams: the validation and test sets come from different seed ranges, so the
 # test set is never drawn with the seeds the teacher saw during the episode.
@@ -16,6 +17,29 @@ STREAM_PRETRAIN = 5
 """Base pre-training data of a student (seeded by the student's init seed)."""
 STREAM_INIT = 6
 """A student's initial weights, drawn from the episode seed (v1 envs)."""
+
+
+REFERENCE_SEEDS = range(1_000_000_000, 1_001_000_000)
+"""Episode seeds reserved for a teacher's own reference or proxy runs (DoReMi's reference student).
+No benchmark may use them (:meth:`distillgym.harness.benchmark.Benchmark.validate` refuses them, and
+tests/test_benchmark_seeds.py reads every shipped benchmark), so a reference run never shares initial
+weights or validation items with an episode it is compared with. A teacher that runs episodes of its
+own takes its seeds from here."""
+REFERENCE_SEED = REFERENCE_SEEDS.start
+"""The default reference seed (DoReMi's ``reference_seed``)."""
+
+
+def check_reference_seed(owner: str, seed: object) -> int:
+    """``seed`` as an int when it lies in :data:`REFERENCE_SEEDS`, else a ConfigError naming the range."""
+    from distillgym.errors import ConfigError
+
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or int(seed) not in REFERENCE_SEEDS:
+        raise ConfigError(
+            f"{owner}: a reference seed must be an integer in the reserved range {REFERENCE_SEEDS.start}.."
+            f"{REFERENCE_SEEDS.stop - 1} (distillgym.seeding.REFERENCE_SEEDS), which no benchmark uses, so the "
+            f"reference never shares a benchmark episode's initial weights or validation items; got {seed!r}"
+        )
+    return int(seed)
 
 
 def rng_for(seed: int, *index: int) -> np.random.Generator:

@@ -141,7 +141,7 @@ def _fake_reference(monkeypatch, tmp_path, curve) -> dict:
     """A synthetic env config whose reference is already cached (no env is built)."""
     monkeypatch.setenv("DISTILLGYM_CACHE", str(tmp_path))
     cfg = {"rebuildable": True, "synthetic": "2x2"}
-    path = doremi_mod.reference_path(cfg, 1000)
+    path = doremi_mod.reference_path(cfg, doremi_mod.REFERENCE_SEED)  # the teacher's default reference seed
     path.write_text(json.dumps({"format": doremi_mod.REFERENCE_FORMAT, "val_loss": curve}))
 
     def no_run(*a, **k):

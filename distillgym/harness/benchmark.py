@@ -47,6 +47,7 @@ from typing import Any
 from distillgym.envs import DEFAULT_ENV
 from distillgym.errors import ConfigError, DistillGymError, UnknownNameError, did_you_mean
 from distillgym.harness.fingerprint import HASH_VERSION, config_hash, redact, teacher_identity
+from distillgym.seeding import REFERENCE_SEEDS
 
 __all__ = [
     "Benchmark",
@@ -140,6 +141,13 @@ class Benchmark:
             raise ConfigError(f"suite {self.name!r}: 'seeds' must be a positive count or a list of integers, got {self.seeds!r}")
         if len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"suite {self.name!r}: 'seeds' has repeated values {self.seeds}")
+        reserved = [s for s in self.seeds if s in REFERENCE_SEEDS]
+        if reserved:
+            raise ConfigError(
+                f"suite {self.name!r}: seeds {reserved[:5]} lie in {REFERENCE_SEEDS.start}..{REFERENCE_SEEDS.stop - 1}, "
+                "the range reserved for teachers' reference runs (distillgym.seeding.REFERENCE_SEEDS: DoReMi's "
+                "reference student); choose other seeds"
+            )
         if not self.teachers:
             raise ConfigError(f"suite {self.name!r}: list at least one [[teachers]] entry with a 'name'")
         for t in self.teachers:

@@ -31,8 +31,9 @@ gradient); ``play="average"`` plays the running average, DoReMi's output mix so 
 
 **Reference** (:func:`reference_curve`). Built from ``info["env_config"]`` at reset: the same env
 (``TeachingEnv(**EnvConfig.rebuild_kwargs(config))``, which needs ``config["rebuildable"]``), ``stratified`` for a whole
-episode with seed ``reference_seed`` (1000, outside the benchmark seeds, so the reference shares
-neither initial weights nor validation items with a benchmark episode), recording the validation
+episode with seed ``reference_seed`` (default :data:`distillgym.seeding.REFERENCE_SEED`, 1,000,000,000; it
+must lie in the reserved range :data:`~distillgym.seeding.REFERENCE_SEEDS`, which no benchmark may use, so
+the reference shares neither initial weights nor validation items with a benchmark episode), recording the validation
 loss per cell after reset and after every step. It is computed once and cached as JSON at
 ``cache_dir() / "doremi-reference-<hash>.json"``, the hash over the env config and the seed;
 delete the file after changing the code of the env or student. Past the reference's last step
@@ -51,7 +52,8 @@ from typing import Any
 
 import numpy as np
 
-from distillgym.errors import ConfigError, check_choice, check_int, check_number
+from distillgym.errors import ConfigError, check_choice, check_number
+from distillgym.seeding import REFERENCE_SEED, check_reference_seed
 from distillgym.teachers.mixing import MixTeacher, val_loss
 
 __all__ = ["DoReMiTeacher", "doremi_update", "reference_curve", "reference_path", "REFERENCE_FORMAT"]
@@ -75,7 +77,7 @@ def _config_key(env_config: dict[str, Any], seed: int) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def reference_path(env_config: dict[str, Any], seed: int = 1000) -> Path:
+def reference_path(env_config: dict[str, Any], seed: int = REFERENCE_SEED) -> Path:
     """Where the reference of ``env_config`` and ``seed`` is cached."""
     from distillgym.runtime import cache_dir
 
@@ -107,7 +109,7 @@ def _run_reference(env_config: dict[str, Any], seed: int) -> list[list[list[floa
         env.close()
 
 
-def reference_curve(env_config: dict[str, Any], seed: int = 1000) -> np.ndarray:
+def reference_curve(env_config: dict[str, Any], seed: int = REFERENCE_SEED) -> np.ndarray:
     """(T + 1, S, D) validation loss of ``stratified`` on the env of ``env_config`` with ``seed``, after
     reset and after each of its T steps (NaN: missing); computed once, then read from the cache."""
     if not env_config.get("rebuildable", False):
@@ -137,7 +139,8 @@ class DoReMiTeacher(MixTeacher):
     """DoReMi's excess-loss reweighting against a stratified reference student (see the module docstring).
 
     Arguments: ``eta`` (1.0, step size of the log-weights), ``eps`` (1e-3, smoothing towards the
-    uniform mix, the Pile script's value), ``reference_seed`` (1000), ``reference_at`` (``"step"`` or
+    uniform mix, the Pile script's value), ``reference_seed`` (:data:`~distillgym.seeding.REFERENCE_SEED`;
+    any seed of :data:`~distillgym.seeding.REFERENCE_SEEDS`), ``reference_at`` (``"step"`` or
     ``"final"``), ``play`` (``"current"`` or ``"average"``)."""
 
     name = "doremi"
@@ -148,13 +151,13 @@ class DoReMiTeacher(MixTeacher):
         self,
         eta: float = 1.0,
         eps: float = 1e-3,
-        reference_seed: int = 1000,
+        reference_seed: int = REFERENCE_SEED,
         reference_at: str = "step",
         play: str = "current",
     ) -> None:
         self.eta = check_number("DoReMiTeacher", "eta", eta, 0)
         self.eps = check_number("DoReMiTeacher", "eps", eps, 0, 1)
-        self.reference_seed = check_int("DoReMiTeacher", "reference_seed", reference_seed, 0)
+        self.reference_seed = check_reference_seed("DoReMiTeacher reference_seed", reference_seed)
         self.reference_at = check_choice("reference_at", reference_at, self.REFERENCE_AT)
         self.play = check_choice("play", play, self.PLAY)
 
