@@ -116,7 +116,8 @@ class TeachingEnv(gym.Env):
     ``reward="delta_mean"`` (default): ``r_t = A_t - A_{t-1}``, ``A_t`` the mean over all cells of
     validation accuracy after step t (``A_0`` at reset), so the return is ``A_T - A_0``. Also
     ``"sparse"``, ``"delta_min_skill"``, or a callable ``f(initial_report, previous_report,
-    report, terminal)`` (see :mod:`distillgym.rewards`).
+    report, terminal)`` (see :mod:`distillgym.rewards`); ``terminal`` is True on the episode's last
+    step, whether it ends by the budget (``terminated``) or by ``max_steps`` (``truncated``).
 
     ``info["costs"]``: the step's ``examples`` (verified examples trained on), ``charged``
     (budget spent), ``rejected`` and ``rejected_by_kind``, ``tokens`` (student training tokens),
@@ -424,7 +425,8 @@ class TeachingEnv(gym.Env):
         terminated = self.budget_left <= 0
         truncated = not terminated and self._t >= self.max_steps
         self._done = terminated or truncated
-        reward = float(self._reward_fn(self._initial_report, prev, self._report, terminated))
+        # terminal: the episode ends here, by the budget or by max_steps (a truncated episode ends too)
+        reward = float(self._reward_fn(self._initial_report, prev, self._report, self._done))
 
         info = self._report_info(self._report)
         info["action"] = {**plan.info, **extra, "n": charged}

@@ -1,8 +1,12 @@
 """Rewards: ``f(initial_report, previous_report, report, terminal) -> float``.
 
+``terminal`` is True on the episode's last step, however it ends: the budget spent (``terminated``)
+or ``max_steps`` reached (``truncated``). (Before issue 20 it was ``terminated`` only, so ``sparse``
+paid 0 for a truncated episode: an open-level writer that never spends its budget got return 0.)
+
 - ``delta_mean`` (default): change of the mean validation accuracy over all cells since the
   previous step, so the episode return is ``A_T - A_0``;
-- ``sparse``: 0 until the last step, then ``A_T - A_0``;
+- ``sparse``: 0 until the last step (terminated or truncated), then ``A_T - A_0``;
 - ``delta_min_skill``: change of the weakest skill's accuracy.
 """
 

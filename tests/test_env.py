@@ -418,3 +418,20 @@ def test_env_module_is_importable_as_distillgym_envs():
     assert ArithSkillsEnv.__module__ == "distillgym.envs.arith_skills"
     assert distillgym.ENV_IDS == ENV_IDS
     assert gym.spec("distillgym/ArithSkills-v0").entry_point == "distillgym.env:TeachingEnv"
+
+
+def test_sparse_reward_pays_the_gain_when_the_episode_is_truncated():
+    """A truncated episode ends too: sparse pays A_T - A_0 on its last step (it paid 0 before issue 20,
+    item 1), and a callable reward sees terminal=True there."""
+    kw = dict(budget=4096, examples_per_step=1024, n_val_per_cell=4, n_test_per_cell=4, max_steps=2)
+    env = gym.make("distillgym/ArithSkills-v1", reward="sparse", **kw)
+    rec = _run(env, 0, [np.array([0, 0])] * 2)
+    assert rec["truncated"] == [False, True] and rec["terminated"] == [False, False]
+    final = rec["infos"][-1]["final"]
+    assert final["val_accuracy_end"] != final["val_accuracy_start"]  # the student learnt something
+    assert rec["rewards"][0] == 0.0
+    assert rec["rewards"][-1] == pytest.approx(final["val_accuracy_end"] - final["val_accuracy_start"], abs=1e-12)
+    seen = []
+    env = gym.make("distillgym/ArithSkills-v1", reward=lambda i, p, n, terminal: seen.append(terminal) or 0.0, **kw)
+    _run(env, 0, [np.array([0, 0])] * 2)
+    assert seen == [False, True]
