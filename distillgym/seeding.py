@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["rng_for", "STREAM_TRAIN", "STREAM_VAL", "STREAM_TEST", "STREAM_EPISODE", "STREAM_PRETRAIN", "STREAM_INIT",
-           "REFERENCE_SEEDS", "REFERENCE_SEED", "check_reference_seed"]
+__all__ = [
+    "rng_for",
+    "STREAM_TRAIN",
+    "STREAM_VAL",
+    "STREAM_TEST",
+    "STREAM_EPISODE",
+    "STREAM_PRETRAIN",
+    "STREAM_INIT",
+    "REFERENCE_SEEDS",
+    "REFERENCE_SEED",
+    "check_reference_seed",
+    "TEACHER_TRAINING_SEEDS",
+]
 
 # Disjoint streams: the validation and test sets come from different seed ranges, so the
 # test set is never drawn with the seeds the teacher saw during the episode.
@@ -17,6 +28,11 @@ STREAM_PRETRAIN = 5
 """Base pre-training data of a student (seeded by the student's init seed)."""
 STREAM_INIT = 6
 """A student's initial weights, drawn from the episode seed (v1 envs)."""
+
+TEACHER_TRAINING_SEEDS = range(100_000_000, 200_000_000)
+"""Episode seeds reserved for training teachers (:mod:`distillgym.train.cem` draws every training
+episode's seed from here): no benchmark may use one (``tests/test_cem.py`` reads every benchmark
+TOML), so a learned teacher is never evaluated on an episode it was trained on."""
 
 
 REFERENCE_SEEDS = range(1_000_000_000, 1_001_000_000)

@@ -159,7 +159,7 @@ def test_train_teacher_subcommand_parses():
     assert callable(args.fn) and args.timesteps == 64 and args.env_kwargs == {"budget": 8192}
     assert args.algo == "ppo" and args.n_envs == 2 and args.seed == 0 and args.vec == "dummy" and args.out == "x"
     args = parser.parse_args(["train-teacher", "--timesteps", "8", "--algo", "dqn"])
-    with pytest.raises(UnknownNameError, match="valid values are \\['ppo'\\]"):
+    with pytest.raises(UnknownNameError, match="valid values are \\['ppo', 'cem'\\]"):
         args.fn(args)
 
 

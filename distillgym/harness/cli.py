@@ -181,14 +181,32 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+TRAIN_ALGOS = ("ppo", "cem")
+"""``train-teacher --algo``: PPO (:mod:`distillgym.train.ppo`) or CEM (:mod:`distillgym.train.cem`)."""
+
+
 def _cmd_train_teacher(args: argparse.Namespace) -> int:
     import shlex
 
-    from distillgym.train.ppo import train_teacher
+    from distillgym.errors import ConfigError, UnknownNameError, did_you_mean
 
+    if args.algo not in TRAIN_ALGOS:
+        raise UnknownNameError(f"unknown algorithm {args.algo!r}: {did_you_mean(str(args.algo), TRAIN_ALGOS)}")
+    command = "distillgym " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     env_kwargs = dict(args.env_kwargs or {})
     if args.device is not None:
         env_kwargs["device"] = args.device
+    if args.algo == "cem":
+        return _train_cem(args, env_kwargs, command)
+    if args.timesteps is None:
+        raise ConfigError("train-teacher --algo ppo needs --timesteps N (env steps to train for; 0 saves the untrained "
+                          "policy)")
+    for flag, value in (("--generations", args.generations), ("--cem-kwargs", args.cem_kwargs),
+                        ("--num-envs", args.num_envs)):
+        if value is not None:
+            raise ConfigError(f"{flag} is an option of --algo cem; PPO takes --timesteps, --n-envs and --ppo-kwargs")
+    from distillgym.train.ppo import train_teacher
+
     res = train_teacher(
         env_id=args.env,
         algo=args.algo,
@@ -197,7 +215,7 @@ def _cmd_train_teacher(args: argparse.Namespace) -> int:
         seed=args.seed,
         out_dir=args.out,
         env_kwargs=env_kwargs,
-        vec=args.vec,
+        vec=args.vec or "subproc",
         checkpoint_every=args.checkpoint_every,
         ppo_kwargs=args.ppo_kwargs,
         verbose=0 if args.quiet else 1,
@@ -207,7 +225,7 @@ def _cmd_train_teacher(args: argparse.Namespace) -> int:
         resume=args.resume,
         max_seconds=args.max_hours * 3600.0 if args.max_hours is not None else None,
         torch_threads=args.torch_threads,
-        command="distillgym " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        command=command,
     )
     print(
         f"saved policy to {res['path']} ({res['timesteps']} env steps; this run {res['seconds']:.1f} s, "
@@ -220,45 +238,95 @@ def _cmd_train_teacher(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_cem(args: argparse.Namespace, env_kwargs: dict[str, Any], command: str) -> int:
+    from distillgym.errors import ConfigError
+    from distillgym.train.cem import train_cem
+    from distillgym.train.ppo import default_out_dir
+
+    if args.timesteps is not None:
+        raise ConfigError("--algo cem counts generations, not timesteps: use --generations N (0 writes the untrained "
+                          "policy, the equal mix)")
+    for flag, value in (("--ppo-kwargs", args.ppo_kwargs), ("--policy-kwargs", args.policy_kwargs),
+                        ("--features", args.features)):
+        if value is not None:
+            raise ConfigError(f"{flag} is a PPO option; --algo cem takes --cem-kwargs (population, elite, groups, ...)")
+    if args.policy != "MultiInputPolicy":
+        raise ConfigError("--policy is a PPO option; --algo cem trains a linear mix policy (distillgym.train.mix_policy)")
+    res = train_cem(
+        env_id=args.env,
+        out_dir=args.out or default_out_dir(args.env, args.seed, "cem"),
+        generations=args.generations if args.generations is not None else 20,
+        config=args.cem_kwargs,
+        env_kwargs=env_kwargs,
+        seed=args.seed,
+        num_envs=args.num_envs,
+        vec=args.vec or "native",
+        resume=args.resume,
+        max_seconds=args.max_hours * 3600.0 if args.max_hours is not None else None,
+        torch_threads=args.torch_threads,
+        command=command,
+        verbose=0 if args.quiet else 1,
+    )
+    print(f"saved policy to {res['path']} ({res['generations']} generations, {res['episodes']} episodes in this run, "
+          f"{res['seconds']:.1f} s{', stopped by --max-hours' if res['stopped_by_time'] else ''})")
+    if res["curve_png"]:
+        print(f"training curve: {res['curve_png']}")
+    print(f"use it as the teacher 'cem:{res['path']}', e.g. distillgym run --env {args.env} --teacher cem:{res['path']}")
+    return 0
+
+
 def add_train_teacher_parser(subparsers: Any) -> Any:
-    """The ``train-teacher`` subcommand (:func:`distillgym.train.ppo.train_teacher`)."""
+    """The ``train-teacher`` subcommand (:func:`distillgym.train.ppo.train_teacher`,
+    :func:`distillgym.train.cem.train_cem`)."""
     from distillgym.envs import DEFAULT_ENV
-    from distillgym.train.ppo import ALGOS, POLICY_NAMES, VEC_KINDS
+    from distillgym.train.ppo import POLICY_NAMES, VEC_KINDS
 
     p = subparsers.add_parser(
         "train-teacher",
-        help="train a learned teacher (Stable-Baselines3 PPO) and save it as OUT/policy.zip",
-        description="Train a PPO teacher on N envs (worker processes, or one native vector env); the result is the "
-                    "teacher 'ppo:OUT/policy.zip'.",
+        help="train a learned teacher (PPO: OUT/policy.zip; CEM: OUT/policy.json)",
+        description="Train a teacher: --algo ppo (Stable-Baselines3 PPO on N envs: worker processes or one native "
+                    "vector env; the teacher 'ppo:OUT/policy.zip') or --algo cem (the cross-entropy method over a "
+                    "linear per-cell mix policy, one population of students per generation; the teacher "
+                    "'cem:OUT/policy.json').",
     )
     p.add_argument("--env", default=DEFAULT_ENV)
-    p.add_argument("--algo", default="ppo", help=f"RL algorithm; one of {list(ALGOS)}")
-    p.add_argument("--timesteps", type=int, required=True,
-                   help="env steps to train for, summed over the envs (0: save the untrained initial policy)")
+    p.add_argument("--algo", default="ppo", help=f"one of {list(TRAIN_ALGOS)} (default ppo)")
+    p.add_argument("--timesteps", type=int, default=None,
+                   help="PPO: env steps to train for, summed over the envs (0: save the untrained initial policy)")
+    p.add_argument("--generations", type=int, default=None,
+                   help="CEM: generations in all (default 20; 0: write the untrained policy, the equal mix)")
+    p.add_argument("--cem-kwargs", type=_json_arg, default=None,
+                   help="CEM: JSON object of distillgym.train.cem.CEMConfig fields (population, seeds_per_generation, "
+                        "elite, sigma0, smoothing, min_sigma, mirrored, eval_mean, eval_init, groups, ...)")
+    p.add_argument("--num-envs", type=int, default=None,
+                   help="CEM: sub-envs of the vector env (default: every (candidate, seed) pair of a generation at once)")
     p.add_argument("--n-envs", type=int, default=2,
-                   help="envs run in parallel (one worker process each; with --vec native, one population member each)")
+                   help="PPO: envs run in parallel (one worker process each; with --vec native, one population member each)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, help="output folder (default runs/ppo-<env>-<seed>-<time>)")
+    p.add_argument("--out", default=None, help="output folder (default runs/<algo>-<env>-<seed>-<time>)")
     p.add_argument("--env-kwargs", type=_json_arg, default=None, help="JSON object of env constructor arguments")
     p.add_argument("--device", default=None,
                    help="the students' device (env kwarg 'device': auto, cpu or cuda); the policy's is ppo-kwargs' device")
-    p.add_argument("--ppo-kwargs", type=_json_arg, default=None, help="JSON object overriding PPO hyperparameters")
+    p.add_argument("--ppo-kwargs", type=_json_arg, default=None, help="PPO: JSON object overriding PPO hyperparameters")
     p.add_argument("--policy", default="MultiInputPolicy",
-                   help=f"one of {list(POLICY_NAMES)} (cellwise: weights shared across cells; mix level, cells-v1 features)")
+                   help=f"PPO: one of {list(POLICY_NAMES)} (cellwise: weights shared across cells; mix level, "
+                        "cells-v1 features)")
     p.add_argument("--policy-kwargs", type=_json_arg, default=None,
-                   help="JSON object of policy arguments (SB3's, e.g. log_std_init; cellwise: hidden)")
+                   help="PPO: JSON object of policy arguments (SB3's, e.g. log_std_init; cellwise: hidden)")
     p.add_argument("--features", default=None,
-                   help="observation features for the policy: cells-v1 (see distillgym.train.features) or none (the env's own)")
-    p.add_argument("--vec", default="subproc",
-                   help=f"vectorised env kind; one of {list(VEC_KINDS)} (native: one population of students, "
-                        "v2 ids such as distillgym/ArithMix-v2)")
-    p.add_argument("--checkpoint-every", type=int, default=1024, help="save a checkpoint every N env steps")
+                   help="PPO: observation features for the policy: cells-v1 (see distillgym.train.features) or none "
+                        "(the env's own)")
+    p.add_argument("--vec", default=None,
+                   help=f"vectorised env kind; PPO: one of {list(VEC_KINDS)} (default subproc; native: one population "
+                        "of students, v2 ids such as distillgym/ArithMix-v2); CEM: native (default) or sync")
+    p.add_argument("--checkpoint-every", type=int, default=1024, help="PPO: save a checkpoint every N env steps "
+                   "(CEM checkpoints every generation)")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
     p.add_argument("--max-hours", type=float, default=None,
-                   help="stop before a rollout that would end after this many hours (the last update's policy is saved)")
+                   help="stop before a rollout (PPO) or generation (CEM) that would end after this many hours")
     p.add_argument("--torch-threads", type=int, default=1,
                    help="torch threads in this process (the native env trains its students here; default 1)")
-    p.add_argument("--quiet", action="store_true", help="do not print SB3's training log")
+    p.add_argument("--quiet", action="store_true", help="do not print the training log")
     p.set_defaults(fn=_cmd_train_teacher)
     return p
 

@@ -268,6 +268,7 @@ def teacher_identity(name: str, kwargs: Mapping[str, Any] | None = None) -> dict
     - a registered name: the class's signature bound to ``kwargs``, defaults filled in;
     - ``ppo:PATH``: ``PPOTeacher``'s arguments, and ``content["policy_sha256"]`` (the policy file's
       bytes) and ``content["meta_sha256"]`` (its ``.json`` record, when present);
+    - ``cem:PATH``: ``CEMTeacher``'s arguments and ``content["policy_sha256"]`` (the policy file's bytes);
     - ``package.module:Class``: the class's arguments and ``content["module_sha256"]``, the hash of
       the module's source file (the class's code and everything beside it).
 
@@ -288,6 +289,11 @@ def teacher_identity(name: str, kwargs: Mapping[str, Any] | None = None) -> dict
         meta = path.with_suffix(".json")
         if meta.is_file():
             content["meta_sha256"] = file_sha256(meta)
+    elif sep and prefix == "cem":
+        from distillgym.teachers.cem import CEMTeacher, resolve_cem_path
+
+        args = _resolve_args(CEMTeacher, (rest,), kwargs, f"teacher {name!r}")
+        content["policy_sha256"] = file_sha256(resolve_cem_path(rest))
     elif sep and prefix in PREFIXES:
         args = _resolve_args(PREFIXES[prefix], (rest,), kwargs, f"teacher {name!r}")
     elif sep:

@@ -1,9 +1,9 @@
 """Teachers: policies that choose the student's next training data.
 
 ``make_teacher(name, **kwargs)`` builds one by name from the registry :data:`TEACHERS`
-(``distillgym teachers`` lists them); ``ppo:PATH`` loads a trained Stable-Baselines3 policy
-(:data:`PREFIXES`) and ``package.module:Class`` a user's own teacher. Each teacher declares the
-action levels it acts at (``levels``); :func:`distillgym.teachers.adapters.adapt_teacher` lets it
+(``distillgym teachers`` lists them); ``ppo:PATH`` loads a trained Stable-Baselines3 policy and
+``cem:PATH`` a linear mix policy trained by the cross-entropy method (:data:`PREFIXES`), and
+``package.module:Class`` a user's own teacher. Each teacher declares the action levels it acts at (``levels``); :func:`distillgym.teachers.adapters.adapt_teacher` lets it
 play the others (documented there). One file per teacher (or family), each citing its source.
 """
 
@@ -91,6 +91,7 @@ TEACHERS = Registry("teacher", {
 
 PREFIXES = Registry("teacher prefix", {
     "ppo": "distillgym.teachers.ppo:PPOTeacher",  # ppo:PATH, a policy saved by `distillgym train-teacher`
+    "cem": "distillgym.teachers.cem:CEMTeacher",  # cem:PATH, saved by `distillgym train-teacher --algo cem`
 })
 """``prefix:ARG`` teacher names: ``PREFIXES[prefix](ARG, **kwargs)`` builds the teacher."""
 
@@ -102,7 +103,7 @@ def register_teacher(name: str) -> Callable[[type], type]:
 
 def make_teacher(name: str, **kwargs: Any) -> Teacher:
     """Build a teacher: a registered name (``distillgym teachers``), ``ppo:PATH`` (a saved
-    Stable-Baselines3 policy), or ``package.module:ClassName`` (a user's own teacher class,
+    Stable-Baselines3 policy), ``cem:PATH`` (a saved linear mix policy), or ``package.module:ClassName`` (a user's own teacher class,
     constructed with ``kwargs``)."""
     prefix, sep, rest = name.partition(":")
     if sep and prefix in PREFIXES:
