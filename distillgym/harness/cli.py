@@ -414,6 +414,49 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(fn=_cmd_verify)
 
     add_train_teacher_parser(sub)
+    add_tune_parser(sub)
+    return p
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from distillgym.harness.tune import parse_seeds, tune
+
+    report = tune(
+        args.teacher, args.env, env_kwargs=args.env_kwargs, seeds=parse_seeds(args.seeds), grid=args.grid,
+        by=args.by, out=args.out, workers=args.workers, executor=args.executor, progress=not args.no_progress,
+    )
+    best = report["best"]
+    print(f"best of {len(report['rows'])} settings on seeds {report['seeds']} by mean final "
+          f"{'validation' if report['by'] == 'val' else 'test'} accuracy: {best['label']} "
+          f"(default {report['default']['label']}); report: {args.out or 'results/tune/...'}/TUNE.md")
+    print(json.dumps({"teacher": report["teacher"], "kwargs": best["kwargs"]}))
+    return 0
+
+
+def add_tune_parser(subparsers: Any) -> Any:
+    """The ``tune`` subcommand (:func:`distillgym.harness.tune.tune`)."""
+    from distillgym.harness.executors import EXECUTORS
+    from distillgym.harness.tune import BY, DEFAULT_TUNE_SEEDS
+
+    p = subparsers.add_parser(
+        "tune", help="tune a teacher's hyperparameters on tuning seeds (a grid; the best by validation accuracy)",
+        description="Run a grid of a teacher's own hyperparameters (built-in for doremi, odm, skill-it, aioli; or "
+                    "--grid) on tuning seeds disjoint from every benchmark's, and report the best setting. Evaluate "
+                    "it on held-out seeds with a benchmark.",
+    )
+    p.add_argument("teacher", help="a registered teacher name (distillgym teachers)")
+    p.add_argument("--env", default="distillgym/ArithMix-v2")
+    p.add_argument("--env-kwargs", type=_json_arg, default=None, help="JSON object of env constructor arguments")
+    p.add_argument("--seeds", default=f"{DEFAULT_TUNE_SEEDS[0]}-{DEFAULT_TUNE_SEEDS[-1]}",
+                   help="tuning seeds, e.g. 22000-22002 or 1,2,5 (default %(default)s)")
+    p.add_argument("--grid", type=_json_arg, default=None,
+                   help='JSON object argument -> list of values (default: the built-in grid), e.g. \'{"eta": [0.1, 1]}\'')
+    p.add_argument("--by", default="val", help=f"ranking: one of {list(BY)} (mean final validation or test accuracy)")
+    p.add_argument("--out", default=None, help="output folder (default results/tune/<teacher>-<env>)")
+    p.add_argument("--workers", type=int, default=1, help="parallel episodes")
+    p.add_argument("--executor", default="local", help=f"one of {list(EXECUTORS)}")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(fn=_cmd_tune)
     return p
 
 

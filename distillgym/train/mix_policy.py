@@ -36,9 +36,10 @@ features. Each group, in order:
 - ``prerequisites`` (1): the mean validation accuracy of the cell's prerequisite cells, in [0, 1]:
   ``(s, d - 1)`` and ``(p, d)`` for each direct prerequisite skill ``p`` of ``s``
   (``info["prerequisites"]``); 1 for a cell without any (positive weight: mastery gating);
-- ``data`` (1): the cell's share of the data trained so far in the episode, in units of an equal
+- ``data`` (1): the cell's share of the budget spent so far in the episode, in units of an equal
   share, clipped at 4 and divided by 4, in [0, 1] (0.25 throughout under the equal mix; 0 at reset);
-  counted from ``info["action"]["allocation"]`` (summed over sources);
+  counted from ``info["action"]["units"]`` where sources cost different units, else
+  ``info["action"]["allocation"]`` (examples), summed over sources;
 - ``progress_x_difficulty`` (1): ``u * d / (D - 1)`` (0 when ``D == 1``; an easy-to-hard schedule);
 - ``progress_x_accuracy`` (1): ``u * a_c`` (how the pull of the errors changes over the episode);
 - ``target`` (1), ``progress_x_target`` (1): ``w_c`` and ``u * w_c``; only where the env weighs
@@ -269,10 +270,15 @@ class MixFeatures:
         return acc
 
     def _allocation(self, info: dict[str, Any]) -> np.ndarray | None:
+        """The step's budget per cell: ``info["action"]["units"]`` (a level whose sources cost different
+        units) or ``["allocation"]`` (examples, one unit each), summed over sources; None if absent."""
         a = info.get("action") if isinstance(info, dict) else None
-        if not isinstance(a, dict) or a.get("allocation") is None:
+        if not isinstance(a, dict):
             return None
-        m = np.asarray(a["allocation"], dtype=np.float64)
+        spent = a.get("units") if a.get("units") is not None else a.get("allocation")
+        if spent is None:
+            return None
+        m = np.asarray(spent, dtype=np.float64)
         if m.shape[:2] != (self.S, self.D):
             raise ConfigError(f"info['action']['allocation'] has shape {m.shape}, expected {(self.S, self.D)}[+ sources]")
         return m.reshape(self.S, self.D, -1).sum(axis=2)
