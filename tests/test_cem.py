@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from distillgym.errors import ConfigError, UnknownNameError
-from distillgym.harness.benchmark import SHIPPED, load_benchmark
+from distillgym.harness.benchmark import SHIPPED, Benchmark, TeacherEntry, load_benchmark
 from distillgym.harness.cli import add_train_teacher_parser
 from distillgym.harness.fingerprint import teacher_identity
 from distillgym.harness.runner import run_episode
@@ -164,6 +164,8 @@ def test_training_seeds_are_reserved_and_no_benchmark_uses_them():
     assert all(s in TEACHER_TRAINING_SEEDS for s in training_seeds(99, 999_999, 1))
     with pytest.raises(ConfigError, match="too large"):
         training_seeds(100, 0, 1)
+    with pytest.raises(ConfigError, match="reserved for training learned teachers"):
+        Benchmark("b", MIX_ENV, [1, TEACHER_TRAINING_SEEDS.start + 5], [TeacherEntry("stratified")]).validate()
     tomls = sorted(SHIPPED.glob("*.toml")) + sorted((REPO / "benchmarks" / "suites").glob("*.toml"))
     assert len(tomls) >= 10
     for path in tomls:

@@ -47,7 +47,7 @@ from typing import Any
 from distillgym.envs import DEFAULT_ENV
 from distillgym.errors import ConfigError, DistillGymError, UnknownNameError, did_you_mean
 from distillgym.harness.fingerprint import HASH_VERSION, config_hash, redact, teacher_identity
-from distillgym.seeding import REFERENCE_SEEDS
+from distillgym.seeding import REFERENCE_SEEDS, TEACHER_TRAINING_SEEDS
 
 __all__ = [
     "Benchmark",
@@ -147,6 +147,13 @@ class Benchmark:
                 f"suite {self.name!r}: seeds {reserved[:5]} lie in {REFERENCE_SEEDS.start}..{REFERENCE_SEEDS.stop - 1}, "
                 "the range reserved for teachers' reference runs (distillgym.seeding.REFERENCE_SEEDS: DoReMi's "
                 "reference student); choose other seeds"
+            )
+        training = [s for s in self.seeds if s in TEACHER_TRAINING_SEEDS]
+        if training:
+            raise ConfigError(
+                f"suite {self.name!r}: seeds {training[:5]} lie in {TEACHER_TRAINING_SEEDS.start}.."
+                f"{TEACHER_TRAINING_SEEDS.stop - 1}, the range reserved for training learned teachers "
+                "(distillgym.seeding.TEACHER_TRAINING_SEEDS): a learned teacher may have trained on them; choose other seeds"
             )
         if not self.teachers:
             raise ConfigError(f"suite {self.name!r}: list at least one [[teachers]] entry with a 'name'")
