@@ -57,6 +57,13 @@ class EnvConfig:
     """Add the validation loss per cell to the observation (None: True for the mix and open levels)."""
     report_loss: bool = True
     """Measure the validation loss per cell (``info["val_loss"]``; needed by ``observe_loss``)."""
+    check_support: bool = False
+    """Open level: also reject, as ``off_grid``, a written line its cell's generator could never make
+    (:meth:`~distillgym.tasks.base.TaskSuite.in_support`: an arithmetic chain whose running total goes
+    below 0, such as ``1-5+9=5``). True in ``ArithOpen-v2``; False (the default, and ``ArithOpen-v1``):
+    the check of the v1 ids, which accepted such lines, kept so that their numbers stay as they are.
+    Recorded in ``env.config`` only when True, so the configurations (and hashes) of the ids before it
+    are unchanged."""
     max_steps: int | None = None
     """Truncate after this many steps (None: 4 x the steps the budget needs)."""
     suite_kwargs: dict[str, Any] | None = None
@@ -129,6 +136,7 @@ class EnvConfig:
             self, level=level_name, budget=budget, examples_per_step=per_step,
             n_val_per_cell=int(self.n_val_per_cell), n_test_per_cell=int(self.n_test_per_cell),
             n_errors=int(self.n_errors), observe_loss=observe, report_loss=report,
+            check_support=check_bool(owner, "check_support", self.check_support),
             max_steps=int(self.max_steps) if self.max_steps is not None else 4 * -(-budget // per_step),
         )
 
@@ -181,6 +189,8 @@ class EnvConfig:
             and (isinstance(self.student, str) or self.v0_student)
             and isinstance(self.reward, str),
         }
+        if self.check_support:  # only then, so that the ids that predate it keep their configs and hashes
+            record["check_support"] = True
         if parts:  # only then: a config of distillgym's own parts keeps the keys it always had
             record["parts"] = parts
         return record

@@ -146,7 +146,8 @@ class TeachingEnv(gym.Env):
     - ``level`` (``"cell"``, ``"mix"`` or ``"open"``), ``reward`` (a name in ``REWARDS`` or a callable);
     - ``budget``, ``examples_per_step``, ``n_val_per_cell``, ``n_test_per_cell``, ``n_errors``, ``max_steps``;
     - ``split`` (``"content"`` or None), ``student_init`` (``"seed"`` or ``"fixed"``), ``observe_loss``,
-      ``report_loss``; ``device``, ``torch_threads``, ``render_mode`` (None or ``"ansi"``).
+      ``report_loss``, ``check_support`` (open level: reject lines outside the generator's support);
+      ``device``, ``torch_threads``, ``render_mode`` (None or ``"ansi"``).
 
     ``env.config`` is the resolved configuration (every default filled in, JSON-able) that rebuilds
     the env and that results are hashed by; ``env.settings`` the validated ``EnvConfig``.
@@ -221,6 +222,7 @@ class TeachingEnv(gym.Env):
         self.report_loss = settings.report_loss
         self.observe_loss = settings.observe_loss
         self.max_steps = settings.max_steps
+        self.check_support = settings.check_support
 
         self.engine = make_engine(settings.engine, self.suite, **(settings.engine_kwargs or {}))
         self.student = self._make_student(settings)
@@ -373,7 +375,8 @@ class TeachingEnv(gym.Env):
         """Verified examples of the plan, the cost, the budget charged, and action info."""
         if plan.lines is not None:
             t0 = time.perf_counter()
-            checked = check_lines(self.suite, plan.lines, max_lines=plan.max_lines, check_leaks=bool(self.split))
+            checked = check_lines(self.suite, plan.lines, max_lines=plan.max_lines, check_leaks=bool(self.split),
+                                  support=self.check_support)
             checked.cost.seconds = time.perf_counter() - t0
             extra = {"lines": checked.charged, "accepted": len(checked.examples), "rejected": checked.counts}
             extra["rejected"].pop("accepted")

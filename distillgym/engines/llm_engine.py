@@ -45,7 +45,9 @@ tokens read and written; ``seconds`` is wall time; ``stats["batches"]`` counts b
    source or a shown prompt (the model added nothing; such a line is real train-part data
    but is not counted as the model's);
 3. then :func:`distillgym.tasks.checks.check_lines` on the line: ``overlong``, ``malformed``,
-   ``off_grid``, ``leak_val`` / ``leak_test`` (the prompt lies in the validation or test part;
+   ``off_grid`` (no cell, or outside its generator's support: a chain that goes below 0; since
+   issue 20, which changes no registered id: ``ArithSkills-LLMData-v1`` writes answers to the
+   generator's own prompts), ``leak_val`` / ``leak_test`` (the prompt lies in the validation or test part;
    checked when ``split="train"``), ``wrong``, ``duplicate`` (a prompt already accepted in this
    call);
 4. ``off_cell``: a correct example of another cell than the planned one (the teacher's

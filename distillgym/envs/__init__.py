@@ -16,6 +16,9 @@ id                             level   suite      what differs
                                                   ``loss`` in the observation
 ``distillgym/ArithOpen-v1``    open    arith-v1   as ArithSkills-v1, the action written examples (text);
                                                   ``loss`` in the observation
+``distillgym/ArithOpen-v2``    open    arith-v1   as ArithOpen-v1, and a written line must be one its cell's
+                                                  generator can make (``check_support``: a chain whose
+                                                  running total goes below 0 is ``off_grid``)
 ``distillgym/ArithSkills-v2``  cell    arith-v2   as ArithSkills-v1 with the plain student (plain torch),
                                                   the arith-v2 partition and the vectorized engine; a
                                                   native vector env (``make_vec``: one population)
@@ -74,6 +77,10 @@ budget (the benchmark ``reasoning_gym_budget`` measures the uniform teacher's ga
   drawn with a ``torch.Generator``, token-row replay), the suite ``arith-v2`` (v1's cells; a content
   partition by a numpy-computable hash, so the parts differ from v1's; the vectorised generator) and
   the engine ``vectorized``; so their numbers differ from v1's. New: the native vector env.
+- ``ArithOpen-v2``: ``ArithOpen-v1`` whose line check also enforces the generator's support
+  (:meth:`distillgym.tasks.base.TaskSuite.in_support`): v1 accepted chain lines the generator never
+  makes (``1-5+9=5``, ``0-9+9=0``, negative answers such as ``0-9+0=-9``), which a writer could use to
+  train on items outside the task. v1 keeps its check (and its numbers).
 - ``ReasoningGym-v1``: first version (reasoning-gym 0.1.25, pinned by the extra: its generators
   make the items).
 """
@@ -110,6 +117,7 @@ ENV_DEFAULTS: dict[str, dict[str, Any]] = {
     "distillgym/ArithSkills-v1": dict(**_V1, level="cell"),
     "distillgym/ArithMix-v1": dict(**_V1, level="mix"),
     "distillgym/ArithOpen-v1": dict(**_V1, level="open"),
+    "distillgym/ArithOpen-v2": dict(**_V1, level="open", check_support=True),
     "distillgym/ArithSkills-v2": dict(**_V2, level="cell"),
     "distillgym/ArithMix-v2": dict(**_V2, level="mix"),
     "distillgym/ArithSkills-SmolLM2-v1": dict(

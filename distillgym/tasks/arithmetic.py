@@ -270,6 +270,20 @@ class ArithmeticSuite(TaskSuite):
                 return skill, d
         return None
 
+    def in_support(self, prompt: str) -> bool:
+        """False for a chain whose running total goes below 0 (``1-5+9=``, ``0-9+9=``): the generator
+        subtracts a term only when the total so far is at least that term. Every other cell draws
+        every combination of its shapes (sub: first >= second and mul: a digit 1-9, which
+        :meth:`classify` checks)."""
+        if not (_CHAIN.match(prompt) and len(re.findall(r"[+\-]", prompt)) >= 2):
+            return True
+        total = 0
+        for sign, digit in re.findall(r"([+\-]?)(\d)", prompt[:-1]):
+            total += -int(digit) if sign == "-" else int(digit)
+            if total < 0:
+                return False
+        return True
+
     # ------------------------------------------------------------------ checking
     def score(self, prediction: str, gold: str) -> float:
         return 1.0 if prediction.strip() == gold.strip() else 0.0

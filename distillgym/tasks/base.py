@@ -216,6 +216,13 @@ class TaskSuite(ABC):
         """The (skill, difficulty) cell ``prompt`` belongs to, or None if it is in none; optional."""
         raise NotImplementedError
 
+    def in_support(self, prompt: str) -> bool:
+        """Whether the generator of ``prompt``'s cell (:meth:`classify`) can make it: a rule of the
+        generator beyond the cell's shapes (arithmetic chains never go below 0) that :meth:`classify`
+        does not check. Written lines outside it are rejected as ``off_grid``
+        (:func:`distillgym.tasks.checks.check_lines`). Default: True (classify is the whole support)."""
+        return True
+
     # ------------------------------------------------------------------ written examples
     def format_line(self, example: Example) -> str:
         """One example as one line of text (``prompt + answer``)."""

@@ -8,7 +8,10 @@ checked in this order, and the first failed check names its kind:
 2. ``overlong``: longer than the suite's ``max_line_len``;
 3. ``malformed``: a character outside the suite's alphabet, or not ``prompt + answer`` as the
    suite's ``parse_line`` reads it, or a prompt the suite's solver cannot parse;
-4. ``off_grid``: a well-formed prompt that belongs to no (skill, difficulty) cell of the suite;
+4. ``off_grid``: a well-formed prompt that belongs to no (skill, difficulty) cell of the suite, or
+   (with ``support=True``, the default) one its cell's generator could never make
+   (:meth:`~distillgym.tasks.base.TaskSuite.in_support`: an arithmetic chain whose running total
+   goes below 0, such as ``1-5+9=5`` or ``0-9+0=-9``);
 5. ``leak_val`` / ``leak_test``: the prompt lies in the validation or test part of the item
    space (only for cells that claim a content partition, see :mod:`distillgym.tasks.base`);
 6. ``wrong``: the answer differs from the gold answer the suite's solver recomputes from the
@@ -60,8 +63,11 @@ def check_lines(
     source: str = "written",
     seen: set[str] | None = None,
     check_leaks: bool = True,
+    support: bool = True,
 ) -> LineCheck:
-    """Verify written lines against ``suite``; see the module docstring for the checks."""
+    """Verify written lines against ``suite``; see the module docstring for the checks. ``support=False``
+    skips the generator-support part of the ``off_grid`` check (``ArithOpen-v1``'s check, kept for its
+    recorded numbers)."""
     cost = EngineCost()
     examples: list[Example] = []
     verdicts: list[tuple[str, str]] = []
@@ -72,7 +78,7 @@ def check_lines(
         line = raw.strip()
         if not line:
             continue
-        kind = _check(suite, line, alphabet, accepted, charged, max_lines, check_leaks)
+        kind = _check(suite, line, alphabet, accepted, charged, max_lines, check_leaks, support)
         if kind != "over_limit":
             charged += 1
         if isinstance(kind, Example):
@@ -96,6 +102,7 @@ def _check(
     charged: int,
     max_lines: int | None,
     check_leaks: bool,
+    support: bool = True,
 ) -> str | Example:
     if max_lines is not None and charged >= max_lines:
         return "over_limit"
@@ -117,7 +124,7 @@ def _check(
         cell = suite.classify(prompt)
     except NotImplementedError:
         cell = None
-    if cell is None:
+    if cell is None or (support and not suite.in_support(prompt)):
         return "off_grid"
     skill, level = cell
     if check_leaks and suite.partition is not None and suite.partitioned(skill, level):
