@@ -310,6 +310,21 @@ def test_server_protocol_and_errors(server):
     assert r["usage"]["prompt_tokens"] == len(lp["tokens"])
 
 
+def test_server_bounds_max_tokens(server):
+    """max_tokens above the server's limit (the model's context length) is a 400 that names the range,
+    not a request that runs for as long as the number says (issue 20, item 10)."""
+    limit = server.max_tokens_limit
+    assert limit == 4096  # the tiny test model's max_position_embeddings
+    for path, body in (("/completions", {"prompt": "add"}), ("/chat/completions",
+                                                              {"messages": [{"role": "user", "content": "hi"}]})):
+        for key in ("max_tokens", "max_completion_tokens") if path.startswith("/chat") else ("max_tokens",):
+            for bad in (limit + 1, 10**12):
+                status, err = _http(server.url + path, json.dumps({**body, key: bad}).encode())
+                assert status == 400 and f"in 0..{limit}" in err["error"]["message"], (path, key, bad)
+    status, r = _http(server.url + "/completions", json.dumps({"prompt": "add", "max_tokens": 1}).encode())
+    assert status == 200
+
+
 def test_timeout_raises_and_teacher_falls_back(slow_server, report_info):
     obs, info = report_info
     client = _openai(slow_server.url, model="tiny", timeout=0.5, max_retries=0)

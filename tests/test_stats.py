@@ -265,3 +265,10 @@ def test_km_median_other_cases():
         km_median([1, 2], [True])
     with pytest.raises(ConfigError, match=">= 0"):
         km_median([-1, 2], [True, True])
+
+
+def test_km_median_refuses_infinite_and_nan_times():
+    """An infinite time reached scipy's bare ValueError before issue 20 (item 10); now a ConfigError."""
+    for bad in ([1.0, float("inf")], [float("-inf"), 2.0], [float("nan"), 1.0], [-1.0, 2.0]):
+        with pytest.raises(ConfigError, match="finite and >= 0"):
+            km_median(bad, [True, False])

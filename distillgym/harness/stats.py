@@ -283,8 +283,9 @@ def km_median(times: Sequence[float], observed: Sequence[bool]) -> KMMedian:
     n = len(t)
     if n == 0:
         return KMMedian(float("nan"), float("nan"), 0, float("nan"))
-    if np.any(np.isnan(t)) or np.any(t < 0):
-        raise ConfigError(f"km_median: times must be finite and >= 0, got {t.tolist()}")
+    if not np.all(np.isfinite(t)) or np.any(t < 0):
+        raise ConfigError(f"km_median: times must be finite and >= 0 (examples spent, or the total an episode was "
+                          f"censored at), got {t.tolist()}")
     reached = float(e.mean())
     if not e.any():
         return KMMedian(float("nan"), 0.0, n, float(t.max()))

@@ -7,7 +7,8 @@ beyond the standard library and transformers, and binds ``127.0.0.1`` unless tol
 
 * ``GET /v1/models``: the one served model;
 * ``POST /v1/completions``: ``prompt`` (a string or a list of strings), ``max_tokens``
-  (default 16; 0 with ``echo`` only scores the prompt), ``temperature`` (default 1.0; 0 is
+  (default 16; 0 with ``echo`` only scores the prompt; at most ``max_tokens_limit``, by default the
+  model's context length, else 4096: a larger one gets HTTP 400), ``temperature`` (default 1.0; 0 is
   greedy), ``stop`` (a string or a list), ``seed``, ``echo`` and ``logprobs`` (an integer k:
   each token's log-probability plus the k most likely tokens at its position, as in vLLM;
   ``echo`` includes the prompt's tokens, the first of which has ``null``). Log-probabilities
@@ -100,12 +101,17 @@ class LLMServer:
         model_name: str | None = None,
         delay: float = 0.0,
         verbose: bool = False,
+        max_tokens_limit: int | None = None,
     ) -> None:
         for attr in ("complete_raw", "score_texts", "tokenizer"):
             if not hasattr(backend, attr):
                 raise DistillGymError(f"LLMServer needs a TransformersBackend (got {type(backend).__name__}: no {attr})")
         self.backend = backend
         self.model_name = model_name or backend.model_name or "model"
+        limit = max_tokens_limit if max_tokens_limit is not None else (getattr(backend, "max_length", None) or 4096)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise DistillGymError(f"LLMServer max_tokens_limit must be an integer >= 1, got {max_tokens_limit!r}")
+        self.max_tokens_limit = int(limit)
         self.delay = float(delay)
         self.verbose = verbose
         self.lock = threading.Lock()
@@ -162,7 +168,7 @@ class LLMServer:
         prompts = [prompt] if isinstance(prompt, str) else prompt
         if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) for p in prompts):
             raise _ApiError(400, "prompt must be a string or a non-empty list of strings (token ids are not supported)")
-        max_tokens = _int(body, "max_tokens", 16, 0)
+        max_tokens = _int(body, "max_tokens", min(16, self.max_tokens_limit), 0, self.max_tokens_limit)
         temperature, stop = _temperature(body), _stop(body)
         logprobs = _int(body, "logprobs", None, 0, 20)
         echo = bool(body.get("echo", False))
@@ -213,7 +219,9 @@ class LLMServer:
             if not isinstance(content, str):
                 raise _ApiError(400, f"message content must be a string or a list of text parts, got {content!r}")
             msgs.append({"role": m["role"], "content": content})
-        max_tokens = _int(body, "max_completion_tokens", None, 0) or _int(body, "max_tokens", 256, 0)
+        top = self.max_tokens_limit
+        max_tokens = (_int(body, "max_completion_tokens", None, 0, top)
+                      or _int(body, "max_tokens", min(256, top), 0, top))
         temperature, stop = _temperature(body), _stop(body)
         seed = _int(body, "seed", None, 0)
         if _int(body, "n", 1, 1) != 1:
@@ -341,12 +349,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--served-model-name", default=None, help="name in /v1/models (default: the directory name)")
     p.add_argument("--verbose", action="store_true", help="log every request")
+    p.add_argument("--max-tokens-limit", type=int, default=None,
+                   help="largest max_tokens a request may ask for (default: the model's context length, else 4096)")
     args = p.parse_args(argv)
 
     from distillgym.llm.transformers_backend import TransformersBackend
 
     backend = TransformersBackend(args.model, device=args.device, dtype=args.dtype, seed=args.seed)
-    server = LLMServer(backend, args.host, args.port, model_name=args.served_model_name, verbose=args.verbose)
+    server = LLMServer(backend, args.host, args.port, model_name=args.served_model_name, verbose=args.verbose,
+                       max_tokens_limit=args.max_tokens_limit)
     print(f"distillgym LLM server: {server.url} (model {server.model_name!r}); Ctrl-C stops it", flush=True)
     try:
         server.serve_forever()
