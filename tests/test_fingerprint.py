@@ -261,3 +261,52 @@ def test_llm_engine_config_resolves_strategy_defaults_and_backend_defaults():
         assert cfg["backend"] == "openai" and cfg["backend_kwargs"]["timeout"] == 60.0
         assert "api_key" not in cfg["backend_kwargs"] and "model" not in cfg["backend_kwargs"]
         assert LLMEngine(suite, **cfg).resolved_config() == cfg  # it rebuilds the engine
+
+
+# ---------------------------------------------------------------------------- item 8: every credential
+SECRET_NAMES = ["api_key", "openai_key", "access_key", "private_key", "secretKey", "accessKey", "apiKey",
+                "AWS_SECRET_ACCESS_KEY", "OPENAI_API_KEY", "hf_token", "client_secret", "password", "db_pwd", "key"]
+PLAIN_NAMES = ["max_tokens", "tokenizer", "num_key_value_heads", "sort_keys", "cache_key", "pad_token_id", "model",
+               "base_url", "monkey"]
+
+
+@pytest.mark.parametrize("name", SECRET_NAMES)
+def test_redact_every_key_like_name(name):
+    out = redact({"backend_kwargs": {name: "s3cr3t-value-xyz"}, "x": [{name: "s3cr3t-value-xyz"}]})
+    assert out == {"backend_kwargs": {name: REDACTED}, "x": [{name: REDACTED}]}
+    assert "s3cr3t-value-xyz" in secret_values({"k": {name: "s3cr3t-value-xyz"}}, environ={})
+
+
+@pytest.mark.parametrize("name", PLAIN_NAMES)
+def test_redact_keeps_ordinary_names(name):
+    assert redact({name: "ordinary-value"}) == {name: "ordinary-value"}
+
+
+def test_redact_and_scrub_url_user_info_and_query_credentials(tmp_path):
+    """Basic auth in a base_url and a token in a query string never reach a results line, a benchmark
+    record, an error text or the config hash (issue 20, item 8)."""
+    from distillgym.harness.benchmark import Job
+    from distillgym.harness.results import episode_lines
+
+    url = "http://alice:hunter2-pw@llm.example:8000/v1?api_key=sk-query-999&x=1"
+    kw = {"backend": "openai", "base_url": url, "model": "m"}
+    out = redact(kw)
+    assert out["base_url"] == f"http://{REDACTED}@llm.example:8000/v1?api_key={REDACTED}&x=1"
+    secrets = secret_values(kw, environ={"OPENAI_BASE_URL": "https://bob:env-pass-77@h/v1"})
+    assert {"hunter2-pw", "sk-query-999", "env-pass-77"} <= set(secrets)
+    err = f"cannot reach {url}: refused; also https://bob:env-pass-77@h/v1"
+    assert not any(s in scrub(err, secrets) for s in ("hunter2-pw", "alice", "sk-query-999", "env-pass-77"))
+    assert "hunter2" not in scrub("GET http://carol:hunter2xyz@other/v1 failed", [])  # any URL, even unlisted
+
+    ident_a = teacher_identity("llm", {**kw, "base_url": url})
+    ident_b = teacher_identity("llm", {**kw, "base_url": url.replace("hunter2-pw", "other-password")})
+    assert "hunter2" not in json.dumps(ident_a) and ident_a == ident_b
+    assert config_hash(ENV, {}, ident_a) == config_hash(ENV, {}, ident_b)
+
+    job = Job("s", ENV, {}, "llm", dict(kw), "llm", 0, "h", {"engine_kwargs": {"backend_kwargs": {"base_url": url}}},
+              ident_a)
+    result = {"status": "failed", "error": f"LLMConnectionError: cannot reach {url}", "traceback": f"... {url} ...",
+              "steps": [], "seconds": 1.0}
+    text = episode_lines(job, result, "0").decode()
+    for s in ("hunter2-pw", "alice:", "sk-query-999"):
+        assert s not in text, s

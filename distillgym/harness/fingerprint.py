@@ -17,9 +17,11 @@ thread counts. So every episode line records both:
   loads (a ``ppo:PATH`` policy file's bytes, a user class's module source).
 
 Secrets never reach a results file or a hash: :func:`redact` replaces the value of every argument
-whose name looks like a credential (``api_key``, ``token``, ``password``, ...) by ``"<redacted>"``,
-and :func:`scrub` removes the values of such arguments and of credential-like environment
-variables (``OPENAI_API_KEY``, ...) from any text about to be written (an error message, say).
+whose name looks like a credential (``api_key``, ``openai_key``, ``access_key``, ``private_key``,
+``token``, ``password``, ...) by ``"<redacted>"``, and the user info of every URL
+(``http://user:password@host`` -> ``http://<redacted>@host``) and its credential-like query
+parameters; :func:`scrub` removes the values of such arguments, such URL parts and credential-like
+environment variables (``OPENAI_API_KEY``, ...) from any text about to be written (an error message, say).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ __all__ = [
     "fingerprint_diff",
     "git_state",
     "redact",
+    "redact_text",
     "scrub",
     "secret_values",
     "teacher_identity",
@@ -63,29 +66,71 @@ readable: the leaderboard groups them by their own hash, and ``distillgym verify
 (it cannot recompute an older recipe's hash, so it reports ``config_same: None`` for them)."""
 
 REDACTED = "<redacted>"
-_SECRET_WORDS = frozenset({"apikey", "secret", "password", "passwd", "token", "credential", "credentials", "auth"})
+_SECRET_WORDS = frozenset({"apikey", "secret", "secrets", "password", "passwd", "pwd", "passphrase", "token",
+                           "credential", "credentials", "auth", "authorization", "cookie",
+                           "privatekey", "accesskey", "secretkey"})
+_KEY_WORDS = frozenset({"key", "keys"})
+_NOT_SECRET_KEY = frozenset({"sort", "cache", "dict", "lookup", "hash", "group", "index", "metric", "seen",
+                             "primary", "foreign", "partition", "config", "map", "row", "column", "stream", "seed",
+                             "sorting", "dedup", "join"})
+"""A name ending in ``key`` names a credential (``api_key``, ``openai_key``, ``access_key``, ``private_key``)
+unless the word before it says it is a lookup key (``sort_key``, ``cache_key``)."""
+_NOT_SECRET_LAST = frozenset({"id", "ids", "count", "counts", "len", "length", "limit", "size"})
+"""A name ending in one of these counts or indexes something (``pad_token_id``, ``token_limit``)."""
 _MIN_SECRET_LEN = 6  # shorter values (e.g. "1") would scrub ordinary text
+_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^\s/@?#]+)@")
+_URL_PARAM = re.compile(r"(?P<sep>[?&;])(?P<name>[^=&#\s]+)=(?P<value>[^&#\s]*)")
 
 
 # ---------------------------------------------------------------------------- secrets
+def _words(name: str) -> list[str]:
+    name = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)  # camelCase: accessKey -> access_Key
+    return [w for w in re.split(r"[_\-\s.]+", name.lower()) if w]
+
+
 def _is_secret_name(name: Any) -> bool:
-    """A credential-like argument or variable name: ``api_key``, ``OPENAI_API_KEY``, ``hf_token``,
-    ``client_secret``, ``password`` (by ``_``/``-``-separated words; ``max_tokens`` and ``tokenizer`` are not)."""
+    """A credential-like argument or variable name: ``api_key``, ``OPENAI_API_KEY``, ``openai_key``,
+    ``access_key``, ``private_key``, ``secretKey``, ``hf_token``, ``client_secret``, ``password``; by
+    ``_``/``-``/camelCase-separated words, so ``max_tokens``, ``tokenizer``, ``num_key_value_heads`` and
+    ``sort_keys`` are not."""
     if not isinstance(name, str):
         return False
-    words = [w for w in re.split(r"[_\-\s.]+", name.lower()) if w]
-    return any(w in _SECRET_WORDS for w in words) or any(
-        words[i] == "api" and words[i + 1] == "key" for i in range(len(words) - 1))
+    words = _words(name)
+    if not words or words[-1] in _NOT_SECRET_LAST:
+        return False
+    if any(w in _SECRET_WORDS for w in words):
+        return True
+    if words[-1] in _KEY_WORDS:  # api_key, openai_key, access_key, ssh_key, key; not sort_key, cache_key
+        return len(words) == 1 or words[-2] not in _NOT_SECRET_KEY
+    return any(words[i] == "api" and words[i + 1] in _KEY_WORDS for i in range(len(words) - 1))
+
+
+def redact_text(text: str) -> str:
+    """``text`` with the user info of every URL (``http://user:password@host`` ->
+    ``http://<redacted>@host``) and the value of every credential-like query parameter
+    (``?api_key=...``, ``&token=...``) replaced by ``"<redacted>"``."""
+    if "://" not in text and "=" not in text:
+        return text
+    text = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{REDACTED}@", text)
+    if "?" in text:
+        text = _URL_PARAM.sub(lambda m: f"{m['sep']}{m['name']}={REDACTED}" if _is_secret_name(m["name"])
+                              and m["value"] else m.group(0), text)
+    return text
 
 
 def redact(obj: Any) -> Any:
     """A copy of ``obj`` (nested dicts and lists) in which every value under a credential-like key
-    (``api_key``, ``openai_api_key``, ``token``, ``secret``, ``password``, ...; not counters such as
-    ``max_tokens``) is ``"<redacted>"`` (None stays None: there was nothing to hide)."""
+    (``api_key``, ``openai_api_key``, ``openai_key``, ``access_key``, ``private_key``, ``token``,
+    ``secret``, ``password``, ...; not counters such as ``max_tokens``) is ``"<redacted>"`` (None stays
+    None: there was nothing to hide), and every string has the user info of its URLs and its
+    credential-like URL query parameters redacted (``base_url="http://user:pw@host/v1"`` ->
+    ``"http://<redacted>@host/v1"``)."""
     if isinstance(obj, Mapping):
         return {k: (REDACTED if _is_secret_name(k) and v is not None else redact(v)) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [redact(v) for v in obj]
+    if isinstance(obj, str):
+        return redact_text(obj)
     return obj
 
 
@@ -104,20 +149,36 @@ def secret_values(*kwargs: Any, environ: Mapping[str, str] | None = None) -> lis
         elif isinstance(obj, (list, tuple)):
             for v in obj:
                 walk(v)
+        elif isinstance(obj, str):
+            found.extend(_url_secrets(obj))
 
     for kw in kwargs:
         walk(kw)
     env = os.environ if environ is None else environ
     found += [v for k, v in env.items() if _is_secret_name(k)]
+    found += [u for v in env.values() if "://" in v for u in _url_secrets(v)]
     return sorted({v for v in found if len(v) >= _MIN_SECRET_LEN and v != REDACTED}, key=len, reverse=True)
 
 
+def _url_secrets(text: str) -> list[str]:
+    """The user info (``user:password``) and its password of every URL in ``text``, and the values of its
+    credential-like query parameters."""
+    out: list[str] = []
+    for m in _URL_USERINFO.finditer(text):
+        out.append(m["userinfo"])
+        user, sep, password = m["userinfo"].partition(":")
+        out.append(password if sep else user)
+    out += [m["value"] for m in _URL_PARAM.finditer(text) if _is_secret_name(m["name"]) and m["value"]]
+    return out
+
+
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every occurrence of each secret replaced by ``"<redacted>"``."""
+    """``text`` with every occurrence of each secret replaced by ``"<redacted>"``, and every URL's user
+    info and credential-like query parameters redacted (:func:`redact_text`)."""
     for s in secrets:
         if s:
             text = text.replace(s, REDACTED)
-    return text
+    return redact_text(text)
 
 
 # ---------------------------------------------------------------------------- fingerprint
