@@ -85,11 +85,15 @@ def test_results_lines_and_rerun_skips(uninterrupted):
             assert key in e, key
         assert e["examples"] == 1024 and e["curve"][-1][0] == 1024
         assert e["auc"] == pytest.approx(curve_auc(e["curve"]))
-    assert json.loads((uninterrupted / "suite-tiny.json").read_text())["name"] == "tiny"
+    record = uninterrupted / "suite-tiny.json"
+    assert json.loads(record.read_text())["name"] == "tiny"
     size = (uninterrupted / "results.jsonl").stat().st_size
+    written = (record.read_text(), record.stat().st_mtime_ns)
     counts = run_benchmark(load_benchmark("tiny"), uninterrupted, progress=False)
     assert counts["ran"] == 0 and counts["skipped"] == 4
     assert (uninterrupted / "results.jsonl").stat().st_size == size
+    # the benchmark's record is not rewritten when it has not changed (a checked-in folder stays clean: item 20.12)
+    assert (record.read_text(), record.stat().st_mtime_ns) == written
 
 
 def test_sigkill_and_resume_gives_same_leaderboard(uninterrupted, tmp_path):

@@ -131,9 +131,15 @@ def run_benchmark(
             + (f", {retry} failed one(s) to retry" if retry else ""))
     # One record per benchmark, so several benchmarks run into one directory (standard, then learned) each keep theirs.
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in benchmark.name)
-    record = json.dumps(benchmark.to_dict(), indent=2)
-    (writer.dir / f"suite-{safe}.json").write_text(scrub(record, secret_values(
-        *[t.kwargs for t in benchmark.teachers], benchmark.env_kwargs, *[t.env_kwargs for t in benchmark.teachers])))
+    record = scrub(json.dumps(benchmark.to_dict(), indent=2), secret_values(
+        *[t.kwargs for t in benchmark.teachers], benchmark.env_kwargs, *[t.env_kwargs for t in benchmark.teachers]))
+    record_path = writer.dir / f"suite-{safe}.json"
+    try:
+        same = record_path.read_text() == record
+    except OSError:
+        same = False
+    if not same:  # a resume of an unchanged benchmark leaves a checked-in record (and its git tree) untouched
+        record_path.write_text(record)
     logger = _WandbLogger(benchmark, writer.dir) if wandb else None
     bar = None
     if progress:
