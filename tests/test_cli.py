@@ -159,3 +159,38 @@ def test_bench_with_a_misspelt_teacher_exits_2_before_running(capsys, tmp_path):
     assert code == 2
     assert "unknown teacher 'ioaa'" in capsys.readouterr().err
     assert not (tmp_path / "o" / "results.jsonl").exists()
+
+
+# ---------------------------------------------------------------------------- every error path (issue 20, item 13)
+BAD_INVOCATIONS = [
+    (["run", "--env", "distillgym/NoSuch-v1", "--teacher", "uniform"], "unknown env id 'distillgym/NoSuch-v1'"),
+    (["run", "--env", "ArithSkills-v1"], "distillgym/ArithSkills-v1"),
+    (["run", "--teacher", "nosuch"], "unknown teacher 'nosuch'"),
+    (["run", "--teacher", "uniform", "--teacher-kwargs", '{"x": 1}'], "its arguments are ['order']"),
+    (["run", "--env-kwargs", '{"budgte": 1}'], "Did you mean 'budget'"),
+    (["run", "--env-kwargs", "{bad"], "expected a JSON object"),
+    (["run", "--seed", "abc"], "invalid int value"),
+    (["run", "--bogus"], "unrecognized arguments"),
+    (["nosuchcmd"], "invalid choice"),
+    (["bench", "nosuch"], "unknown benchmark 'nosuch'"),
+    (["bench", "tiny", "--workers", "0"], "--workers must be >= 1"),
+    (["bench", "tiny", "--executor", "nope"], "unknown executor 'nope'"),
+    (["leaderboard", "no-such-dir"], "no results at"),
+    (["plot", "no-such-dir"], "no results at"),
+    (["verify", "no-such-dir"], "no results at"),
+    (["train-teacher", "--timesteps", "1", "--env", "distillgym/NoSuch-v1"], "unknown env"),
+]
+
+
+@pytest.mark.parametrize("argv,says", BAD_INVOCATIONS, ids=[" ".join(a[:3]) for a, _ in BAD_INVOCATIONS])
+def test_every_cli_error_is_one_line_exit_2_and_writes_nothing(argv, says, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:  # argparse exits; main() returns: both end the same way
+        raise SystemExit(main(argv))
+    assert exc.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == "", out  # no table header, no partial output
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("distillgym: error: "), err
+    assert says in lines[0], lines[0]
+    assert list(tmp_path.iterdir()) == []  # nothing written

@@ -99,6 +99,8 @@ __all__ = [
     "LLM_ENV_ID",
     "LLM_ENV_DEFAULTS",
     "register_llm_env",
+    "registered_ids",
+    "check_env_id",
 ]
 
 DEFAULT_ENV = "distillgym/ArithSkills-v1"
@@ -194,3 +196,32 @@ def register_llm_env() -> None:
 
     if LLM_ENV_ID not in gym.registry:
         gym.register(id=LLM_ENV_ID, entry_point=_ENTRY, kwargs=dict(LLM_ENV_DEFAULTS))
+
+
+def registered_ids() -> list[str]:
+    """Every ``distillgym/...`` id registered with gymnasium now (the built-in ones, those added since,
+    and the LLM data id when :func:`register_llm_env` has run), in registration order."""
+    import gymnasium as gym
+
+    register_envs()
+    return [k for k in gym.registry if k.startswith("distillgym/")]
+
+
+def check_env_id(env_id: object) -> str:
+    """``env_id`` if gymnasium knows it, else :class:`~distillgym.errors.UnknownNameError` naming the
+    closest registered ids (not gymnasium's traceback)."""
+    import gymnasium as gym
+
+    from distillgym.errors import UnknownNameError, did_you_mean
+
+    if isinstance(env_id, str) and env_id in gym.registry:
+        return env_id
+    ids = registered_ids()
+    if env_id == LLM_ENV_ID:
+        raise UnknownNameError(f"{LLM_ENV_ID} is registered by distillgym.envs.register_llm_env() (it needs SmolLM2: "
+                               'pip install "distillgym[smollm2]")')
+    hint = ""
+    if isinstance(env_id, str) and "/" not in env_id and f"distillgym/{env_id}" in gym.registry:
+        hint = f" (ids carry the namespace: 'distillgym/{env_id}')"
+    raise UnknownNameError(f"unknown env id {env_id!r}{hint}: {did_you_mean(str(env_id), ids)} "
+                           "(`distillgym envs` lists them)")

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from distillgym.errors import ConfigError, DistillGymError
+from distillgym.errors import ConfigError, DistillGymError, UnknownNameError, did_you_mean
 
 __all__ = ["main"]
 
@@ -42,12 +42,11 @@ def _cmd_teachers(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from distillgym.harness.runner import run_episode
 
-    if not args.json:
-        print(f"{'step':>4} {'data':<22} {'val acc':>7} {'reward':>7} {'loss':>6} {'seconds':>7}")
-
     def show(rec: dict[str, Any]) -> None:
         if args.json:
             return
+        if rec["t"] == 1:  # the header with the first step, so that an error before it prints nothing here
+            print(f"{'step':>4} {'data':<22} {'val acc':>7} {'reward':>7} {'loss':>6} {'seconds':>7}")
         if "skill" in rec:
             data = f"{rec['skill']} L{rec['difficulty']}"
         elif "accepted" in rec:
@@ -95,6 +94,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.env_kwargs:
         benchmark.env_kwargs = {**benchmark.env_kwargs, **args.env_kwargs}
     benchmark.validate()
+    from distillgym.harness.executors import EXECUTORS
+
+    if args.executor not in EXECUTORS:
+        raise UnknownNameError(f"unknown executor {args.executor!r}: {did_you_mean(args.executor, EXECUTORS)}")
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {args.workers}")
     out = args.out or f"results/{benchmark.name}"
     print(
         f"bench {benchmark.name}: {len(benchmark.teachers)} teachers x {len(benchmark.seeds)} seeds on {benchmark.env} "
@@ -331,10 +336,17 @@ def add_train_teacher_parser(subparsers: Any) -> Any:
     return p
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, as every other error of the command line."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"distillgym: error: {self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from distillgym.envs import DEFAULT_ENV
 
-    p = argparse.ArgumentParser(prog="distillgym", description="Benchmark and train teachers of small language models.")
+    p = _Parser(prog="distillgym", description="Benchmark and train teachers of small language models.")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("envs", help="list registered environment ids").set_defaults(fn=_cmd_envs)
     sub.add_parser("teachers", help="list teacher names").set_defaults(fn=_cmd_teachers)
@@ -461,12 +473,21 @@ def add_tune_parser(subparsers: Any) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; every error in what was asked for (an unknown name, a bad value, a missing
+    file) is one line ``distillgym: error: ...`` on stderr, exit status 2, and nothing written."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.fn(args))
     except DistillGymError as err:
         print(f"distillgym: error: {err}", file=sys.stderr)
         return 2
+    except Exception as err:
+        import gymnasium
+
+        if isinstance(err, gymnasium.error.Error):  # e.g. an env id gymnasium cannot make
+            print(f"distillgym: error: {err} (`distillgym envs` lists the ids)", file=sys.stderr)
+            return 2
+        raise
 
 
 if __name__ == "__main__":

@@ -94,11 +94,15 @@ def run_episode(
     t0 = time.perf_counter()
     own_env = isinstance(env, str)
     if own_env:
-        env_id = env
+        from distillgym.envs import check_env_id
+
+        env_id = check_env_id(env)
         env = gym.make(env_id, **(env_kwargs or {}))
     else:
         if env_kwargs:
-            raise ValueError("env_kwargs are for an env given by id, not for an env object")
+            from distillgym.errors import ConfigError
+
+            raise ConfigError("env_kwargs are for an env given by id, not for an env object")
         env_id = env.spec.id if getattr(env, "spec", None) is not None else type(env.unwrapped).__name__
     agent = make_teacher(teacher, **(teacher_kwargs or {})) if isinstance(teacher, str) else teacher
     try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from distillgym.errors import UnknownNameError
+from distillgym.errors import ConfigError, UnknownNameError
 from distillgym.registry import Registry, import_object
 from distillgym.teachers.aioli import AioliTeacher
 from distillgym.teachers.base import BaseTeacher, Teacher
@@ -107,10 +107,10 @@ def make_teacher(name: str, **kwargs: Any) -> Teacher:
     constructed with ``kwargs``)."""
     prefix, sep, rest = name.partition(":")
     if sep and prefix in PREFIXES:
-        return PREFIXES[prefix](rest, **kwargs)
+        return _construct(PREFIXES[prefix], name, kwargs, rest)
     if sep:
         cls = import_object(name, "teacher")
-        teacher = cls(**kwargs)
+        teacher = _construct(cls, name, kwargs)
         for attr in ("reset", "act"):
             if not callable(getattr(teacher, attr, None)):
                 raise UnknownNameError(f"{name!r} does not implement the Teacher protocol: it has no {attr}() method")
@@ -119,4 +119,22 @@ def make_teacher(name: str, **kwargs: Any) -> Teacher:
         if not hasattr(teacher, "name"):
             teacher.name = name
         return teacher
-    return TEACHERS[name](**kwargs)
+    return _construct(TEACHERS[name], name, kwargs)
+
+
+def _construct(factory: Any, name: str, kwargs: dict[str, Any], *args: Any) -> Any:
+    """``factory(*args, **kwargs)``; arguments it does not take raise :class:`ConfigError` naming the
+    ones it does (not a bare TypeError)."""
+    import inspect
+
+    try:
+        sig = inspect.signature(factory)
+    except (TypeError, ValueError):
+        sig = None
+    if sig is not None:
+        try:
+            sig.bind(*args, **kwargs)
+        except TypeError as err:
+            names = [p.name for p in sig.parameters.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+            raise ConfigError(f"teacher {name!r}: {err}; its arguments are {names[len(args):]}") from None
+    return factory(*args, **kwargs)
