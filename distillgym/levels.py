@@ -29,6 +29,7 @@ from distillgym.tasks.base import TaskSuite
 from distillgym.types import PlanItem
 
 __all__ = [
+    "summarize",
     "Plan",
     "ActionLevel",
     "CellLevel",
@@ -95,7 +96,7 @@ class CellLevel(ActionLevel):
             ok = False
         if not ok:
             raise InvalidActionError(
-                f"action must be [skill index, difficulty] (two integers, not booleans), got {action!r}; "
+                f"action must be [skill index, difficulty] (two integers, not booleans), got {summarize(action)}; "
                 f"skills are {list(self.suite.skills)}, difficulties 0..{D - 1}"
             )
         s, d = int(a[0]), int(a[1])
@@ -106,6 +107,30 @@ class CellLevel(ActionLevel):
             )
         item = PlanItem(self.suite.skills[s], d, int(n))
         return Plan(items=[item], info={"skill": item.skill, "difficulty": d, "n": int(n)})
+
+
+def summarize(action: Any, width: int = 60) -> str:
+    """A short description of an action for an error message (never the whole of a large one):
+    ``str of 10,000,000 characters, 1,000,000 lines: '57+68=125\\n3+4=7\\n...'``,
+    ``float64 array of shape (7, 4): [nan, 0.5, ...]``, else a ``repr`` cut to ``width`` characters."""
+    if isinstance(action, str):
+        head = repr(action[:width])
+        lines = action.count("\n") + 1 if action else 0
+        return (f"a str of {len(action):,} characters, {lines:,} lines: {head}{'...' if len(action) > width else ''}"
+                if len(action) > width else f"the str {head}")
+    if isinstance(action, np.ndarray):
+        flat = action.ravel()[:6]
+        try:
+            vals = ", ".join(f"{x:.4g}" if isinstance(x, (float, np.floating)) else repr(x) for x in flat.tolist())
+        except (TypeError, ValueError):
+            vals = "..."
+        more = ", ..." if action.size > len(flat) else ""
+        return f"a {action.dtype} array of shape {tuple(action.shape)}: [{vals}{more}]"
+    try:
+        text = repr(action)
+    except Exception:  # noqa: BLE001 - a repr that raises: name the type
+        text = f"<{type(action).__name__}>"
+    return f"{type(action).__name__} {text[:width]}{'...' if len(text) > width else ''}"
 
 
 def allocate(weights: np.ndarray, n: int) -> np.ndarray:
@@ -168,7 +193,9 @@ class MixLevel(ActionLevel):
             )
         a = a.astype(np.float64)
         if not np.all(np.isfinite(a)):
-            raise InvalidActionError(f"a mix action must be finite, got NaN or infinite entries in {action!r}")
+            bad = int(np.sum(~np.isfinite(a)))
+            raise InvalidActionError(f"a mix action must be finite, got {bad} NaN or infinite entr"
+                                     f"{'y' if bad == 1 else 'ies'} in {summarize(action)}")
         w = (np.clip(a, -1.0, 1.0) + 1.0) / 2.0
         counts = allocate(w, int(n))
         items = [
@@ -215,7 +242,14 @@ class OpenLevel(ActionLevel):
         if not isinstance(action, str):
             raise InvalidActionError(
                 f"an open-ended action is a string with one example per line (e.g. '57+68=125\\n3+4=7'), "
-                f"got {type(action).__name__}"
+                f"got {summarize(action)}"
+            )
+        limit = self.space.max_length
+        if len(action) > limit:
+            raise InvalidActionError(
+                f"an open-ended action is at most {limit:,} characters (the Text space: {self.examples_per_step} lines "
+                f"of at most {self.suite.max_line_len} characters and a newline), got {summarize(action)}; send at "
+                "most examples_per_step lines (lines beyond the step's limit are not read anyway)"
             )
         return Plan(lines=action.split("\n"), max_lines=int(n), info={"n": int(n)})
 

@@ -10,7 +10,7 @@ pytest.importorskip("torch")
 
 import distillgym  # noqa: E402,F401
 from distillgym.errors import InvalidActionError  # noqa: E402
-from distillgym.levels import MixLevel, OpenLevel, allocate, mix_to_action  # noqa: E402
+from distillgym.levels import CellLevel, MixLevel, OpenLevel, allocate, mix_to_action  # noqa: E402
 from distillgym.seeding import rng_for  # noqa: E402
 from distillgym.tasks import make_suite  # noqa: E402
 
@@ -189,3 +189,32 @@ def test_open_env_truncates_a_writer_that_writes_nothing():
         steps += 1
         done = term or trunc
     assert trunc and not term and steps == 4 * 2 and "final" in info
+
+
+# ---------------------------------------------------------------------------- issue 20, item 14
+def test_an_oversized_text_action_raises_like_other_invalid_actions(suite):
+    """A 10 MB string (outside Text(0, max_length)) was accepted, charged and used up a step; it is an
+    InvalidActionError now, which spends nothing, and its message quotes a summary, not the action."""
+    env = gym.make("distillgym/ArithOpen-v1", **TINY)
+    env.reset(seed=0)
+    limit = env.action_space.max_length
+    big = ("57+68=125\n" * (10_000_000 // 10))
+    assert len(big) > limit
+    with pytest.raises(InvalidActionError, match=f"at most {limit:,} characters") as err:
+        env.step(big)
+    assert len(str(err.value)) < 600 and "10,000,000 characters" in str(err.value)
+    assert env.unwrapped.budget_left == TINY["budget"] and env.unwrapped._t == 0
+    _, _, _, _, info = env.step(big[:limit])  # exactly the space's limit is a valid action
+    assert info["action"]["n"] == TINY["examples_per_step"]
+
+
+@pytest.mark.parametrize("level,action", [
+    ("mix", np.full((700, 400), np.nan)),
+    ("cell", np.arange(1_000_000)),
+    ("cell", ["x" * 1_000_000, 0]),
+])
+def test_invalid_action_messages_quote_a_short_summary(suite, level, action):
+    lv = MixLevel(suite, 100) if level == "mix" else CellLevel(suite, 100)
+    with pytest.raises(InvalidActionError) as err:
+        lv.decode(action, 100)
+    assert len(str(err.value)) < 600, str(err.value)[:1000]

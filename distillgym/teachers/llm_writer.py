@@ -48,7 +48,9 @@ the continuations, and 12 continuations keep a SmolLM2 episode within about 15 C
 ``stats`` (reset with the teacher, read by the runner into the episode's costs): ``decisions``,
 ``calls`` (backend calls), ``prompts`` (continuations sampled), ``tokens_in``, ``tokens_out``,
 ``seconds`` (wall time in the backend), ``cpu_seconds`` (this process's CPU time in the backend),
-``seconds_per_decision``, ``lines`` (lines sent), ``lines_cut``, ``backend_errors``. A backend call
+``seconds_per_decision``, ``lines`` (lines sent), ``lines_cut``, ``lines_over_limit`` (whole lines left
+out so that the action fits the env's ``Text`` space: only a backend that returns far more text than
+``max_tokens`` allows can reach it), ``backend_errors``. A backend call
 that raises never ends the episode: the step sends no line (nothing is charged) and the error is
 counted.
 """
@@ -69,7 +71,7 @@ __all__ = ["LLMWriter"]
 
 _STAT_KEYS = (
     "decisions", "calls", "prompts", "tokens_in", "tokens_out", "seconds", "cpu_seconds",
-    "seconds_per_decision", "lines", "lines_cut", "backend_errors",
+    "seconds_per_decision", "lines", "lines_cut", "lines_over_limit", "backend_errors",
 )
 
 
@@ -168,6 +170,7 @@ class LLMWriter(BackendOwner, BaseTeacher):
             raise ConfigError(f"llm-writer writes examples for the open level, got an env of level {info.get('level')!r}")
         self.suite = make_suite(info["suite"])
         self.examples_per_step = int(info["examples_per_step"])
+        self.max_chars = int(getattr(action_space, "max_length", 0) or 0)  # the Text space's limit (0: none)
         self.descriptions = {s: self._describe(s, info) for s in self.skills}
         backend = self.backend  # configuration errors surface here, before the first step
         if seed is not None and hasattr(backend, "reseed"):
@@ -238,6 +241,15 @@ class LLMWriter(BackendOwner, BaseTeacher):
             got, dropped = self.lines_of(c.text, c.finish_reason == "length")
             lines += got
             self.stats["lines_cut"] += dropped
+        if self.max_chars:  # the action must fit the Text space; whole lines only
+            total, keep = 0, 0
+            for line in lines:
+                total += len(line) + (1 if keep else 0)
+                if total > self.max_chars:
+                    break
+                keep += 1
+            self.stats["lines_over_limit"] += len(lines) - keep
+            lines = lines[:keep]
         self.stats["lines"] += len(lines)
         self.last_decision = {
             "cells": [[self.skills[s], d] for s, d in dict.fromkeys(cells)],
