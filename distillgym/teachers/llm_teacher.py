@@ -72,7 +72,7 @@ import numpy as np
 from distillgym.errors import ConfigError, check_bool, check_choice, check_int, check_number, did_you_mean
 from distillgym.teachers.base import BackendOwner, BaseTeacher
 
-__all__ = ["LLMTeacher", "parse_reply", "ReplyError"]
+__all__ = ["LLMTeacher", "parse_reply", "ReplyError", "MAX_REPLY_CHARS"]
 
 MODES = ("generate", "choose")
 FALLBACKS = ("uniform", "lowest-accuracy")
@@ -87,18 +87,41 @@ class ReplyError(ValueError):
     model in the corrective re-prompt)."""
 
 
+MAX_REPLY_CHARS = 20_000
+"""Only the first this many characters of a reply are searched for the object (a valid reply is a few
+dozen; a model that writes a megabyte of preamble gets an invalid reply, not a stalled episode)."""
+_RETRY_ECHO = 2_000
+"""At most this many characters of an invalid reply are repeated in the corrective re-prompt."""
+_MAX_OBJECTS = 200
+"""At most this many candidate objects are tried per reply."""
+
+
+def _short(value: object, width: int = 80) -> str:
+    """``repr(value)`` cut to ``width`` characters (a reply's value shown in an error message)."""
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - e.g. a huge int's repr beyond Python's digit limit
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def _objects(text: str):
     """Every JSON object in ``text`` (from each ``{``, nested ones too), then Python-style
-    dicts without nesting (``{'skill': 'add', 'difficulty': 1}``)."""
+    dicts without nesting (``{'skill': 'add', 'difficulty': 1}``); at most :data:`_MAX_OBJECTS`
+    attempts of each kind. Deep nesting, huge numbers and other malformed input are skipped."""
     dec = json.JSONDecoder()
-    for m in re.finditer(r"\{", text):
+    for k, m in enumerate(re.finditer(r"\{", text)):
+        if k >= _MAX_OBJECTS:
+            break
         try:
             obj, _ = dec.raw_decode(text, m.start())
-        except ValueError:
+        except (ValueError, RecursionError, MemoryError):  # RecursionError: ~1,000 nested brackets
             continue
         if isinstance(obj, dict):
             yield obj
-    for m in re.finditer(r"\{[^{}]*\}", text):
+    for k, m in enumerate(re.finditer(r"\{[^{}]*\}", text)):
+        if k >= _MAX_OBJECTS:
+            break
         try:
             obj = ast.literal_eval(m.group(0))
         except (ValueError, SyntaxError, MemoryError, RecursionError):
@@ -110,10 +133,14 @@ def _objects(text: str):
 def parse_reply(text: str, skills: list[str], n_difficulties: int) -> tuple[int, int]:
     """``(skill index, difficulty)`` from a model's reply: the first object in it that has
     the keys ``skill`` and ``difficulty`` (see the module docstring for what else is
-    tolerated); raises :class:`ReplyError` saying what is wrong."""
+    tolerated); raises :class:`ReplyError` saying what is wrong, for any reply (only its first
+    :data:`MAX_REPLY_CHARS` characters are read; the message quotes at most a short piece of it)."""
+    if not isinstance(text, str):
+        raise ReplyError(f"the reply must be text, got {type(text).__name__}")
+    text = text[:MAX_REPLY_CHARS]
     seen = None
     obj = None
-    for cand in _objects(text or ""):
+    for cand in _objects(text):
         keys = {str(k).strip().lower(): v for k, v in cand.items()}
         if "skill" in keys and "difficulty" in keys:
             obj = keys
@@ -122,11 +149,13 @@ def parse_reply(text: str, skills: list[str], n_difficulties: int) -> tuple[int,
     if obj is None and seen is None:
         raise ReplyError('no JSON object found; expected {"skill": "<name>", "difficulty": <integer>}')
     if obj is None:
-        raise ReplyError(f'the object must have the keys "skill" and "difficulty", got {sorted(map(str, seen))}')
+        keys = sorted(_short(str(k), 40) for k in list(seen)[:10])
+        raise ReplyError(f'the object must have the keys "skill" and "difficulty", got {keys}')
     skill, diff = obj["skill"], obj["difficulty"]
     lower = [s.lower() for s in skills]
     if not isinstance(skill, str) or skill.strip().lower() not in lower:
-        raise ReplyError(f"unknown skill {skill!r}: {did_you_mean(str(skill), skills)}")
+        name = skill[:40] if isinstance(skill, str) else _short(skill, 40)
+        raise ReplyError(f"unknown skill {_short(skill, 60)}: {did_you_mean(name, skills)}")
     s = lower.index(skill.strip().lower())
     d: int | None = None
     if isinstance(diff, bool):
@@ -135,11 +164,11 @@ def parse_reply(text: str, skills: list[str], n_difficulties: int) -> tuple[int,
         d = diff
     elif isinstance(diff, float) and math.isfinite(diff) and diff.is_integer():
         d = int(diff)
-    elif isinstance(diff, str):
-        m = re.fullmatch(r"\s*[lL]?\s*(\d+)\s*", diff)
+    elif isinstance(diff, str) and len(diff) <= 40:
+        m = re.fullmatch(r"\s*[lL]?\s*(\d{1,9})\s*", diff)
         d = int(m.group(1)) if m else None
     if d is None or not 0 <= d < n_difficulties:
-        raise ReplyError(f"difficulty must be an integer from 0 to {n_difficulties - 1}, got {diff!r}")
+        raise ReplyError(f"difficulty must be an integer from 0 to {n_difficulties - 1}, got {_short(diff, 60)}")
     return s, d
 
 
@@ -386,10 +415,12 @@ class LLMTeacher(BackendOwner, BaseTeacher):
             note["reply"] = reply[:500]
             try:
                 return parse_reply(reply, self.skills, self.n_difficulties), note
-            except ReplyError as err:
+            except Exception as err:  # ReplyError; anything else is a parser bug, and still never ends the episode
                 self.stats["invalid_replies"] += 1
-                note["error"] = str(err)
-                text = text + comp.text + self._corrective(str(err)) + head
+                note["error"] = str(err) if isinstance(err, ReplyError) else f"{type(err).__name__} parsing the reply"
+                # the re-prompt repeats the reply (at most _RETRY_ECHO characters of it: a runaway reply must
+                # not grow every later prompt) and says what was wrong
+                text = text + comp.text[:_RETRY_ECHO] + self._corrective(note["error"]) + head
         return None, note
 
     def _choose(self, prompt: str) -> tuple[tuple[int, int] | None, dict[str, Any]]:
