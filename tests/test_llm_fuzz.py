@@ -47,6 +47,8 @@ ADVERSARIAL = [
     '{"skill": "' + "x" * MB + '", "difficulty": 1}',
     "{'skill': 'add', 'difficulty': " + "(" * 5000 + "1" + ")" * 5000 + "}",
     "{'skill': 'add', 'difficulty': 10**10**10}",
+    "{[]}",  # found by hypothesis: literal_eval raised TypeError (an unhashable set element)
+    "{'skill': 'add', 'difficulty': {1, [2]}}",
     '\x00\x01\x02{"skill": "add\\u0000", "difficulty": 1}\r\n\x1b[31m',
     '{"skill": "add", "difficulty": 1}\ud800',  # a lone surrogate
     "\u2028".join(["57+68=125"] * 1000),

@@ -124,7 +124,7 @@ def _objects(text: str):
             break
         try:
             obj = ast.literal_eval(m.group(0))
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
+        except Exception:  # noqa: BLE001 - ValueError, SyntaxError, RecursionError, TypeError ({[]}: unhashable) ...
             continue
         if isinstance(obj, dict):
             yield obj
