@@ -16,9 +16,13 @@ from typing import Any
 from distillgym.errors import ConfigError, UnknownNameError, check_bool, check_int, did_you_mean
 from distillgym.registry import class_path, resolved_args
 
-__all__ = ["EnvConfig", "SPLIT_MODES", "INIT_MODES", "RENDER_MODES", "RECORD_ONLY"]
+__all__ = ["EnvConfig", "SPLIT_MODES", "INIT_MODES", "RENDER_MODES", "RECORD_ONLY", "LATER_FIELDS"]
 
 SPLIT_MODES = ("content", None)
+LATER_FIELDS: dict[str, Any] = {"eval_weights": None, "validate_all_cells": True, "warm_start": None,
+                                "level_kwargs": None}
+"""Fields added after the v2 ids, with their defaults: :meth:`EnvConfig.record` lists one only when
+it is set, so the records of ids that do not use them stay as they were."""
 INIT_MODES = ("seed", "fixed")
 RENDER_MODES = ("ansi",)
 
@@ -54,7 +58,7 @@ class EnvConfig:
     student_init: str = "seed"
     """``"seed"``: initial weights drawn from the episode seed; ``"fixed"``: the same weights every episode."""
     observe_loss: bool | None = None
-    """Add the validation loss per cell to the observation (None: True for the mix and open levels)."""
+    """Add the validation loss per cell to the observation (None: True for the mix, source-mix and open levels)."""
     report_loss: bool = True
     """Measure the validation loss per cell (``info["val_loss"]``; needed by ``observe_loss``)."""
     check_support: bool = False
@@ -78,6 +82,25 @@ class EnvConfig:
     """If set, ``torch.set_num_threads`` in this process (for vector-env workers)."""
     render_mode: str | None = None
     """None or ``"ansi"`` (``render()`` returns the text report)."""
+    eval_weights: Any = None
+    """Evaluation weight per cell (None: every cell weighs 1): a dict ``{skill: weight or [weight per
+    difficulty]}`` (skills left out weigh 0) or an ``(n_skills, n_difficulties)`` nested list; non-negative,
+    not all zero (:func:`distillgym.feedback.eval_weight_matrix`). Reward, ``info["mean_accuracy"]`` and
+    ``info["final"]["test_accuracy"]`` are then weighted means over the target cells (weight > 0); the
+    observation keeps every cell's accuracy and adds ``target``; the test scores every cell."""
+    validate_all_cells: bool = True
+    """With ``eval_weights``: evaluate cells of weight 0 on the validation set at every step too (their
+    accuracy is in the observation, for teachers that need prerequisites). False skips them (their
+    observed accuracy and loss are 0, not measured) to save evaluation time; the test scores every cell."""
+    warm_start: str | None = None
+    """A stored student snapshot to start every episode from (:mod:`distillgym.students.snapshots`: a
+    registered name such as ``"arith-v2-l01"``, or a path to an ``.npz`` of weights): its weights, a fresh
+    optimiser and warm-up and an empty replay buffer at each reset. Needs ``student_init="fixed"`` and a
+    student with ``load_state`` (plain, tiny)."""
+    level_kwargs: dict[str, Any] | None = None
+    """Arguments of the action level: for ``open``, ``line_costs`` (``{"verified": c, "unverified": c}``,
+    budget units per line) and ``unverified_prefix`` (default ``"~"``) (:class:`distillgym.levels.OpenLevel`).
+    The ``source-mix`` level takes its sources and costs from the data engine (``engine_kwargs``)."""
 
     @classmethod
     def from_kwargs(cls, owner: str = "TeachingEnv", config: EnvConfig | None = None, **kwargs: Any) -> EnvConfig:
@@ -107,6 +130,16 @@ class EnvConfig:
             check_int(owner, "torch_threads", self.torch_threads, 1)
         if self.render_mode is not None and self.render_mode not in RENDER_MODES:
             raise ConfigError(f"render_mode must be None or one of {list(RENDER_MODES)}, got {self.render_mode!r}")
+        check_bool(owner, "validate_all_cells", self.validate_all_cells)
+        if self.warm_start is not None and not isinstance(self.warm_start, str):
+            raise ConfigError(f"warm_start must be None, a snapshot name or an .npz path, got {self.warm_start!r}")
+        if self.warm_start is not None and self.student_init != "fixed":
+            raise ConfigError(
+                f"warm_start={self.warm_start!r} starts every episode from stored weights, which "
+                f"student_init={self.student_init!r} would replace; use student_init='fixed'"
+            )
+        if self.level_kwargs is not None and not isinstance(self.level_kwargs, dict):
+            raise ConfigError(f"level_kwargs must be None or a dict, got {self.level_kwargs!r}")
         if self.split not in SPLIT_MODES:
             raise ConfigError(f"split must be 'content' or None, got {self.split!r}")
         if self.student_init not in INIT_MODES:
@@ -127,7 +160,7 @@ class EnvConfig:
         """A copy with the defaults that depend on other fields filled in: ``observe_loss`` (from the
         level) and ``max_steps`` (from the budget); integers as ``int``."""
         report = check_bool(owner, "report_loss", self.report_loss)
-        observe = (level_name in ("mix", "open") if self.observe_loss is None
+        observe = (level_name in ("mix", "open", "source-mix") if self.observe_loss is None
                    else check_bool("", "observe_loss", self.observe_loss))
         if observe and not report:
             raise ConfigError("observe_loss=True needs report_loss=True (the loss is measured by the evaluator)")
@@ -153,7 +186,10 @@ class EnvConfig:
         built parts (:func:`distillgym.registry.resolved_args`: defaults filled in, read back from the
         part), for a part given by name or as an object, so the config hash changes when a part's
         default does. A part given as an object is named ``"module:Class"`` (and ``rebuildable`` is
-        False). ``suite``, ``student``, ``engine`` and ``reward`` are the parts built from this config."""
+        False). ``suite``, ``student``, ``engine`` and ``reward`` are the parts built from this config.
+
+        The fields added for issue 21 (:data:`LATER_FIELDS`) appear only where they differ from their
+        defaults, so the configs (and results hashes) of the ids registered before them are unchanged."""
         def name_of(part: Any) -> str:
             return part if isinstance(part, str) else class_path(part)
 
@@ -188,6 +224,7 @@ class EnvConfig:
             "rebuildable": all(isinstance(p, (str, dict, type(None))) for p in (self.suite, self.engine))
             and (isinstance(self.student, str) or self.v0_student)
             and isinstance(self.reward, str),
+            **{k: getattr(self, k) for k, default in LATER_FIELDS.items() if getattr(self, k) != default},
         }
         if self.check_support:  # only then, so that the ids that predate it keep their configs and hashes
             record["check_support"] = True

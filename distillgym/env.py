@@ -15,6 +15,7 @@ registries, so this module imports no concrete student or engine class.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -31,7 +32,7 @@ from distillgym.errors import (
     DistillGymError,
     TrainingDivergedError,
 )
-from distillgym.feedback import Evaluator, SkillReport
+from distillgym.feedback import Evaluator, SkillReport, eval_weight_matrix
 from distillgym.levels import make_level
 from distillgym.rewards import REWARDS
 from distillgym.seeding import STREAM_EPISODE, STREAM_INIT, STREAM_TEST, STREAM_TRAIN, STREAM_VAL, rng_for
@@ -93,7 +94,10 @@ class TeachingEnv(gym.Env):
     ## Action Space
     Set by ``level`` (see :mod:`distillgym.levels`): ``cell`` ``MultiDiscrete([n_skills,
     n_difficulties])``; ``mix`` ``Box(-1, 1, (n_skills, n_difficulties), float32)``; ``open``
-    ``Text`` with the suite's alphabet and newline. Skill order is ``info["skills"]``.
+    ``Text`` with the suite's alphabet and newline (and the unverified-line prefix when
+    ``level_kwargs`` gives ``line_costs``); ``source-mix`` ``Box(-1, 1, (n_skills, n_difficulties,
+    n_sources), float32)``, a mix over cells x the data engine's sources (engine ``sources``), the
+    budget and ``examples_per_step`` counted in budget units. Skill order is ``info["skills"]``.
     Stable-Baselines3's algorithms and SB3's env checker cannot take a ``Text`` action space, so the
     open level is for LLM agents and scripted writers; SB3's checker is run on the other levels only.
 
@@ -105,7 +109,11 @@ class TeachingEnv(gym.Env):
       skill (the data engine's measured accuracy, or the suite's solver);
     - ``budget_left``: ``Box(0, 1, (1,), float32)``, fraction of the budget not yet spent;
     - ``loss`` (when ``observe_loss``): ``Box(0, 100, (n_skills, n_difficulties), float32)``,
-      validation loss per cell: the mean token cross-entropy of the gold answer (nats; clipped at 100).
+      validation loss per cell: the mean token cross-entropy of the gold answer (nats; clipped at 100);
+    - ``target`` (with ``eval_weights``): ``Box(0, 1, (n_skills, n_difficulties), float32)``, the
+      evaluation weights divided by their largest (constant over the episode);
+    - ``source_spent`` (source-mix level, or open level with ``line_costs``): ``Box(0, 1, (n_sources,),
+      float32)``, the share of the budget spent on each source so far (they sum to 1 - ``budget_left``).
 
     ``info["report"]`` is the text report (accuracy table, prerequisites, sampled errors with
     the student's own greedy answer and the gold answer); ``render()`` returns it. With
@@ -114,7 +122,10 @@ class TeachingEnv(gym.Env):
 
     ## Rewards
     ``reward="delta_mean"`` (default): ``r_t = A_t - A_{t-1}``, ``A_t`` the mean over all cells of
-    validation accuracy after step t (``A_0`` at reset), so the return is ``A_T - A_0``. Also
+    validation accuracy after step t (``A_0`` at reset), so the return is ``A_T - A_0``. With
+    ``eval_weights`` ``A_t`` is the weighted mean (over the target cells), and so are
+    ``info["mean_accuracy"]`` and ``info["final"]["test_accuracy"]`` (the test still scores every
+    cell: ``test_accuracy_matrix``, and ``test_accuracy_all_cells`` is the plain mean). Also
     ``"sparse"``, ``"delta_min_skill"``, or a callable ``f(initial_report, previous_report,
     report, terminal)`` (see :mod:`distillgym.rewards`); ``terminal`` is True on the episode's last
     step, whether it ends by the budget (``terminated``) or by ``max_steps`` (``truncated``).
@@ -123,11 +134,14 @@ class TeachingEnv(gym.Env):
     (budget spent), ``rejected`` and ``rejected_by_kind``, ``tokens`` (student training tokens),
     ``optimizer_steps``, ``student_flops``, the engine's ``engine_tokens_in``,
     ``engine_tokens_out`` and ``engine_calls``, and ``seconds`` by phase (:class:`Seconds`,
-    equal to any other so that info stays deterministic). ``info["totals"]`` sums them over the
-    episode.
+    equal to any other so that info stays deterministic); with sources (source-mix, or open with
+    ``line_costs``) ``by_source``: per source the budget ``units`` spent, the ``examples`` trained on
+    and how many of them were ``wrong`` (unverified answers reach the student). ``info["totals"]``
+    sums them over the episode.
 
     ## Episode End
-    Terminates when ``budget`` examples have been charged (the last step may be smaller).
+    Terminates when ``budget`` examples (budget units, with sources) have been charged (the last
+    step may be smaller; the source-mix level charges every step's units whole).
     Truncates after ``max_steps`` steps (default ``4 * ceil(budget / examples_per_step)``; only
     reachable when an open-level teacher writes few lines). At either end ``info["final"]``
     holds the accuracy on the hidden test set, never shown to the teacher before.
@@ -143,11 +157,13 @@ class TeachingEnv(gym.Env):
     - ``suite`` (name or :class:`~distillgym.tasks.base.TaskSuite`), ``suite_kwargs``;
     - ``student`` (name, a student object, or a dict of the tiny student's ``StudentConfig`` fields, as
       v0 took), ``student_kwargs``; ``engine`` (name or engine object), ``engine_kwargs``;
-    - ``level`` (``"cell"``, ``"mix"`` or ``"open"``), ``reward`` (a name in ``REWARDS`` or a callable);
+    - ``level`` (``"cell"``, ``"mix"``, ``"open"`` or ``"source-mix"``), ``level_kwargs``, ``reward`` (a name
+      in ``REWARDS`` or a callable);
     - ``budget``, ``examples_per_step``, ``n_val_per_cell``, ``n_test_per_cell``, ``n_errors``, ``max_steps``;
     - ``split`` (``"content"`` or None), ``student_init`` (``"seed"`` or ``"fixed"``), ``observe_loss``,
       ``report_loss``, ``check_support`` (open level: reject lines outside the generator's support);
-      ``device``, ``torch_threads``, ``render_mode`` (None or ``"ansi"``).
+      ``device``, ``torch_threads``, ``render_mode`` (None or ``"ansi"``);
+    - ``eval_weights``, ``validate_all_cells`` (target cells), ``warm_start`` (a stored student snapshot).
 
     ``env.config`` is the resolved configuration (every default filled in, JSON-able) that rebuilds
     the env and that results are hashed by; ``env.settings`` the validated ``EnvConfig``.
@@ -208,7 +224,27 @@ class TeachingEnv(gym.Env):
                 f"suite {self.suite.name!r} has no content partition, so split='content' cannot hold out "
                 "validation and test items by content; use a partitioned suite (e.g. 'arith-v1') or split=None"
             )
-        self.level = make_level(settings.level, self.suite, int(settings.examples_per_step))
+        S, D = len(self.suite.skills), self.suite.n_difficulties
+        weights = eval_weight_matrix(settings.eval_weights, self.suite.skills, D)
+        self.eval_weights: np.ndarray | None = weights
+        """(n_skills, n_difficulties) evaluation weights, or None (every cell weighs 1)."""
+        if weights is not None:  # recorded resolved, so equal weight specs give one config
+            settings = dataclasses.replace(settings, eval_weights=weights.tolist())
+        self.engine = make_engine(settings.engine, self.suite, **(settings.engine_kwargs or {}))
+        level_kwargs = dict(settings.level_kwargs or {})
+        if settings.level == "source-mix":
+            if not (hasattr(self.engine, "sources") and hasattr(self.engine, "costs")):
+                raise ConfigError(
+                    f"the source-mix level needs a data engine with sources and their costs (engine='sources'), "
+                    f"got engine {getattr(self.engine, 'name', self.engine)!r}"
+                )
+            if level_kwargs:
+                raise ConfigError(f"the source-mix level takes its sources and costs from the engine "
+                                  f"(engine_kwargs), not level_kwargs {sorted(level_kwargs)}")
+            level_kwargs = {"sources": self.engine.sources, "costs": self.engine.costs}
+        self.level = make_level(settings.level, self.suite, int(settings.examples_per_step), **level_kwargs)
+        self.sources: tuple[str, ...] = tuple(getattr(self.level, "sources", ()) or ())
+        """The data sources whose spending the observation shows (source-mix, open with line costs)."""
         self.settings = settings = settings.resolved(self.level.name, owner)
         """The validated :class:`~distillgym.config.EnvConfig`, with ``observe_loss`` and ``max_steps`` resolved."""
         self.budget = settings.budget
@@ -223,8 +259,8 @@ class TeachingEnv(gym.Env):
         self.observe_loss = settings.observe_loss
         self.max_steps = settings.max_steps
         self.check_support = settings.check_support
+        self.validate_all_cells = bool(settings.validate_all_cells)
 
-        self.engine = make_engine(settings.engine, self.suite, **(settings.engine_kwargs or {}))
         self.student = self._make_student(settings)
         prepare = getattr(self.student, "prepare", None)
         if callable(prepare):
@@ -234,10 +270,20 @@ class TeachingEnv(gym.Env):
                 "this student starts from a pre-trained base, which student_init='seed' would discard; "
                 "use student_init='fixed' (or no base pre-training)"
             )
+        self.warm_start_sha256: str | None = None
+        """The checksum of the warm start's weights (:func:`distillgym.students.snapshots.weights_sha256`)."""
+        if settings.warm_start is not None:
+            from distillgym.students.snapshots import load, weights_sha256
+
+            if not callable(getattr(self.student, "load_state", None)):
+                raise ConfigError(f"warm_start needs a student with load_state (plain, tiny); "
+                                  f"{getattr(self.student, 'name', self.student)!r} has none")
+            warm = load(settings.warm_start)
+            self.student.load_state(warm)  # the weights; a fresh optimiser, warm-up and replay buffer
+            self.warm_start_sha256 = weights_sha256(warm)
         self._initial = self.student.snapshot()
         self._config = settings.record(self.suite, self.student, self.reward_name, self.engine, self._reward_fn)
 
-        S, D = len(self.suite.skills), self.suite.n_difficulties
         self.action_space = self.level.space
         obs: dict[str, spaces.Space] = {
             "accuracy": spaces.Box(0.0, 1.0, (S, D), np.float32),
@@ -246,7 +292,12 @@ class TeachingEnv(gym.Env):
         }
         if self.observe_loss:
             obs["loss"] = spaces.Box(0.0, LOSS_MAX, (S, D), np.float32)
+        if weights is not None:
+            obs["target"] = spaces.Box(0.0, 1.0, (S, D), np.float32)
+        if self.sources:
+            obs["source_spent"] = spaces.Box(0.0, 1.0, (len(self.sources),), np.float32)
         self.observation_space = spaces.Dict(obs)
+        self._spent_by_source = np.zeros(len(self.sources), np.int64)
         self._report: SkillReport | None = None
         self._initial_report: SkillReport | None = None
         self._spent = 0
@@ -278,10 +329,12 @@ class TeachingEnv(gym.Env):
         return json.loads(json.dumps(self._config))
 
     # ------------------------------------------------------------------ helpers
-    def _cells_set(self, stream: int, n: int, split: str | None) -> list[Any]:
+    def _cells_set(self, stream: int, n: int, split: str | None, only_weighted: bool = False) -> list[Any]:
         out = []
         for i, s in enumerate(self.suite.skills):
             for d in range(self.suite.n_difficulties):
+                if only_weighted and self.eval_weights is not None and self.eval_weights[i, d] <= 0:
+                    continue  # each cell has its own stream: skipping one changes no other
                 rng = rng_for(self._episode_seed, stream, i, d)
                 if split is None:
                     out.extend(self.suite.generate(s, d, rng, n))
@@ -300,6 +353,10 @@ class TeachingEnv(gym.Env):
         if self.observe_loss:
             loss = self._report.loss if self._report.loss is not None else np.zeros(self._report.accuracy.shape)
             obs["loss"] = np.clip(loss, 0, LOSS_MAX).astype(np.float32)
+        if self.eval_weights is not None:
+            obs["target"] = (self.eval_weights / self.eval_weights.max()).astype(np.float32)
+        if self.sources:
+            obs["source_spent"] = np.clip(self._spent_by_source / self.budget, 0, 1).astype(np.float32)
         return obs
 
     @property
@@ -329,6 +386,14 @@ class TeachingEnv(gym.Env):
             "unpartitioned_cells": [list(c) for c in self.suite.unpartitioned_cells()] if self.split else None,
             "env_config": self.config,
         }
+        if self.eval_weights is not None:
+            w = self.eval_weights
+            info["eval_weights"] = w.tolist()
+            info["targets"] = [[s, d] for i, s in enumerate(self.suite.skills) for d in range(w.shape[1]) if w[i, d] > 0]
+        if self.sources:
+            info["sources"] = list(self.sources)
+        if self.warm_start_sha256 is not None:
+            info["warm_start"] = {"name": self.settings.warm_start, "sha256": self.warm_start_sha256}
         return info
 
     # ------------------------------------------------------------------ gym API
@@ -342,16 +407,20 @@ class TeachingEnv(gym.Env):
             self.student.restore(self._initial)
         self._spent, self._t, self._done, self._broken = 0, 0, False, None
         self._totals = {}
+        self._spent_by_source = np.zeros(len(self.sources), np.int64)
+        self._by_source_totals: dict[str, dict[str, int]] = {}
         reference = self.engine.reference_accuracy(self.suite) if hasattr(self.engine, "reference_accuracy") else None
         val_split = "val" if self.split else None
         test_split = "test" if self.split else None
-        self._val = Evaluator(
-            self.suite, self._cells_set(STREAM_VAL, self.n_val_per_cell, val_split), self.n_errors,
-            reference=reference, want_loss=self.report_loss,
-        )
         self._test = Evaluator(
             self.suite, self._cells_set(STREAM_TEST, self.n_test_per_cell, test_split), 0,
-            reference=reference, want_loss=self.report_loss,
+            reference=reference, want_loss=self.report_loss, weights=self.eval_weights,
+        )
+        skip = not self.validate_all_cells and self.eval_weights is not None
+        self._val = Evaluator(
+            self.suite, self._cells_set(STREAM_VAL, self.n_val_per_cell, val_split, skip),
+            self.n_errors, reference=self._test.reference if skip and reference is None else reference,
+            want_loss=self.report_loss, weights=self.eval_weights,
         )
         self._report = self._val.evaluate(self.student, rng_for(self._episode_seed, STREAM_EPISODE, 0))
         self._initial_report = self._report
@@ -367,22 +436,39 @@ class TeachingEnv(gym.Env):
             "skill_accuracy": report.skill_accuracy.tolist(),
             "budget_left": self.budget_left,
         }
+        if report.weights is not None:
+            info["mean_accuracy_all_cells"] = report.mean_accuracy_all_cells
         if report.loss is not None:
             info["val_loss"] = _nan_to_none(report.loss)
         return info
 
     def _make_examples(self, plan: Any, rng: np.random.Generator) -> tuple[list[Any], EngineCost, int, dict]:
-        """Verified examples of the plan, the cost, the budget charged, and action info."""
+        """The plan's examples (verified, or from unverified sources), the cost, the budget charged, and action info."""
         if plan.lines is not None:
             t0 = time.perf_counter()
             checked = check_lines(self.suite, plan.lines, max_lines=plan.max_lines, check_leaks=bool(self.split),
-                                  support=self.check_support)
+                                  support=self.check_support, line_costs=plan.line_costs,
+                                  unverified_prefix=plan.unverified_prefix)
             checked.cost.seconds = time.perf_counter() - t0
-            extra = {"lines": checked.charged, "accepted": len(checked.examples), "rejected": checked.counts}
+            extra = {"lines": checked.lines, "accepted": len(checked.examples), "rejected": checked.counts}
             extra["rejected"].pop("accepted")
+            if plan.line_costs is not None:
+                extra["units"] = checked.charged
+                extra["unverified_wrong"] = checked.unverified_wrong
             return checked.examples, checked.cost, checked.charged, extra
         examples, cost = self.engine.generate(plan.items, rng, split="train" if self.split else None)
-        return examples, cost, sum(item.n for item in plan.items), {}
+        charged = plan.charge if plan.charge is not None else sum(item.n for item in plan.items)
+        return examples, cost, charged, {}
+
+    def _source_costs(self, plan: Any, cost: EngineCost) -> dict[str, dict[str, int]]:
+        """Per source: budget units spent this step, examples trained on, wrong ones among them."""
+        units = plan.info.get("units_by_source") or {}  # source-mix; the open level's line check counts its own
+        out = {}
+        for s in self.sources:
+            got = cost.by_source.get(s, {})
+            out[s] = {"units": int(units.get(s, got.get("units", 0))), "examples": int(got.get("examples", 0)),
+                      "wrong": int(got.get("wrong", 0))}
+        return out
 
     def step(self, action: Any):
         if self._broken is not None:
@@ -423,6 +509,13 @@ class TeachingEnv(gym.Env):
             raise
         self._t = t
         self._spent += charged
+        by_source = self._source_costs(plan, cost) if self.sources else None
+        if by_source is not None:
+            self._spent_by_source += np.array([by_source[s]["units"] for s in self.sources], np.int64)
+            for s, counts in by_source.items():
+                tot = self._by_source_totals.setdefault(s, {})
+                for k, v in counts.items():
+                    tot[k] = tot.get(k, 0) + v
         prev = self._report
         self._report = self._val.evaluate(self.student, rng_for(self._episode_seed, STREAM_EPISODE, t))
         terminated = self.budget_left <= 0
@@ -454,10 +547,14 @@ class TeachingEnv(gym.Env):
             "engine_calls": cost.calls,
         }
         for k, v in costs.items():
-            if k != "rejected_by_kind":
+            if k not in ("rejected_by_kind", "by_source"):
                 self._totals[k] = self._totals.get(k, 0) + v
+        if by_source is not None:
+            costs["by_source"] = by_source
         info["costs"] = costs
         info["totals"] = dict(self._totals)
+        if by_source is not None:
+            info["totals"]["by_source"] = {s: dict(v) for s, v in self._by_source_totals.items()}
         seconds = {"generate": cost.seconds, "train": train.seconds, "evaluate": self._report.seconds}
         if self._done:
             t0 = time.perf_counter()
@@ -473,6 +570,8 @@ class TeachingEnv(gym.Env):
                 "examples": self._spent,
                 "steps": self._t,
             }
+            if self.eval_weights is not None:
+                info["final"]["test_accuracy_all_cells"] = test.mean_accuracy_all_cells
             if test.loss is not None:
                 info["final"]["test_loss_matrix"] = _nan_to_none(test.loss)
         costs["seconds"] = _seconds(**seconds, total=time.perf_counter() - t_start)
@@ -495,6 +594,8 @@ class TeachingEnv(gym.Env):
             "report": self._report,
             "totals": dict(self._totals),
             "episode_seed": self._episode_seed,
+            "spent_by_source": self._spent_by_source.copy(),
+            "by_source_totals": {s: dict(v) for s, v in self._by_source_totals.items()},
         }
 
     def restore(self, snap: dict[str, Any]) -> None:
@@ -505,6 +606,8 @@ class TeachingEnv(gym.Env):
         self._spent, self._t, self._done, self._broken = snap["spent"], snap["t"], snap["done"], snap["broken"]
         self._report = snap["report"]
         self._totals = dict(snap["totals"])
+        self._spent_by_source = np.array(snap.get("spent_by_source", self._spent_by_source * 0), np.int64)
+        self._by_source_totals = {s: dict(v) for s, v in snap.get("by_source_totals", {}).items()}
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":

@@ -13,6 +13,12 @@ teacher-forced pass gives exact match (and the loss); otherwise the student's gr
 ``student.answer_loss``. The reference accuracy is the data engine's own measured accuracy
 when it reports one (``engine.reference_accuracy``), else the suite's solver scored with the
 same rule.
+
+**Evaluation weights** (:func:`eval_weight_matrix`; ``TeachingEnv(eval_weights=...)``): a report may
+carry a non-negative weight per cell; then :attr:`SkillReport.mean_accuracy` (what rewards,
+``info["mean_accuracy"]`` and the final test score read) is the weighted mean, while the accuracy of
+every evaluated cell stays in the report. A report renders its target cells (weight > 0) with a
+``*`` and cells it did not evaluate (no items) with ``-``.
 """
 
 from __future__ import annotations
@@ -27,7 +33,55 @@ import numpy as np
 from distillgym.tasks.base import TaskSuite
 from distillgym.types import Example
 
-__all__ = ["SkillReport", "Evaluator"]
+__all__ = ["SkillReport", "Evaluator", "eval_weight_matrix"]
+
+
+def eval_weight_matrix(spec: Any, skills: Sequence[str], n_difficulties: int) -> np.ndarray | None:
+    """The ``(n_skills, n_difficulties)`` float matrix of evaluation weights ``spec`` names, or None
+    for None (every cell weighs 1, the plain mean). ``spec`` is a dict ``{skill: weight}`` or ``{skill:
+    [weight per difficulty]}`` (skills left out weigh 0), or an ``(n_skills, n_difficulties)`` nested
+    list or array. Weights must be finite, non-negative and not all zero; anything else raises
+    :class:`~distillgym.errors.ConfigError` (an unknown skill: :class:`~distillgym.errors.UnknownNameError`)."""
+    from distillgym.errors import ConfigError, UnknownNameError, did_you_mean
+
+    if spec is None:
+        return None
+    S, D = len(skills), int(n_difficulties)
+    how = (f"eval_weights is a dict {{skill: weight or [{D} weights, one per difficulty]}} or a {S} x {D} nested "
+           f"list (skills {list(skills)}), non-negative, not all zero")
+    if isinstance(spec, dict):
+        w = np.zeros((S, D))
+        for skill, v in spec.items():
+            if skill not in skills:
+                raise UnknownNameError(f"eval_weights names unknown skill {skill!r}: {did_you_mean(str(skill), skills)}")
+            row = np.asarray(v, dtype=object)
+            if row.ndim == 0:
+                row = np.full(D, v, dtype=object)
+            if row.shape != (D,):
+                raise ConfigError(f"eval_weights[{skill!r}] must be one number or {D} numbers, got {v!r}; {how}")
+            w[list(skills).index(skill)] = _numbers(row, how)
+    else:
+        try:
+            arr = np.asarray(spec, dtype=object)
+        except Exception:  # ragged lists
+            arr = None
+        if arr is None or arr.shape != (S, D):
+            raise ConfigError(f"eval_weights has shape {getattr(arr, 'shape', None)}, expected ({S}, {D}); {how}")
+        w = _numbers(arr, how)
+    if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+        raise ConfigError(f"eval_weights must be finite, non-negative and not all zero, got {w.tolist()}; {how}")
+    return w
+
+
+def _numbers(a: np.ndarray, how: str) -> np.ndarray:
+    from distillgym.errors import ConfigError
+
+    out = np.zeros(a.shape)
+    for i, x in np.ndenumerate(a):
+        if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
+            raise ConfigError(f"eval_weights must hold numbers, got {x!r}; {how}")
+        out[i] = float(x)
+    return out
 
 
 @dataclass
@@ -46,6 +100,8 @@ class SkillReport:
     seconds: float = 0.0
     loss: np.ndarray | None = None
     """(n_skills, n_difficulties) mean answer cross-entropy per cell, when measured."""
+    weights: np.ndarray | None = None
+    """(n_skills, n_difficulties) evaluation weights (:func:`eval_weight_matrix`); None: every cell weighs 1."""
 
     @property
     def skill_accuracy(self) -> np.ndarray:
@@ -54,8 +110,23 @@ class SkillReport:
 
     @property
     def mean_accuracy(self) -> float:
-        """Mean over skill x difficulty cells (every cell weighs the same)."""
+        """Mean over skill x difficulty cells: every cell weighs the same, or, with ``weights``,
+        the weighted mean ``sum(w * acc) / sum(w)``."""
+        if self.weights is None:
+            return float(self.accuracy.mean())
+        return float((self.weights * self.accuracy).sum() / self.weights.sum())
+
+    @property
+    def mean_accuracy_all_cells(self) -> float:
+        """The plain mean over every cell, whatever the weights (cells not evaluated count 0)."""
         return float(self.accuracy.mean())
+
+    @property
+    def target_skills(self) -> np.ndarray:
+        """(n_skills,) True for a skill with some positive weight (every skill without weights)."""
+        if self.weights is None:
+            return np.ones(len(self.skills), bool)
+        return self.weights.sum(1) > 0
 
     @property
     def gap(self) -> np.ndarray:
@@ -73,7 +144,16 @@ class SkillReport:
             "mean_accuracy": round(self.mean_accuracy, 6),
             "loss": None if self.loss is None else self.loss.round(6).tolist(),
             "errors": self.errors,
+            **({} if self.weights is None else {"weights": self.weights.tolist(),
+                                                "mean_accuracy_all_cells": round(self.mean_accuracy_all_cells, 6)}),
         }
+
+    def _cell_text(self, i: int, j: int) -> str:
+        if self.weights is None:
+            return f"{self.accuracy[i, j]:5.2f}"
+        if self.counts[i, j] == 0:
+            return "    -"
+        return f"{self.accuracy[i, j]:4.2f}*" if self.weights[i, j] > 0 else f"{self.accuracy[i, j]:5.2f}"
 
     def render(self, budget_left: int | None = None) -> str:
         """The report as text: a table of accuracy per skill and difficulty, the reference
@@ -83,11 +163,15 @@ class SkillReport:
         lines = [head, "-" * len(head)]
         for i, s in enumerate(self.skills):
             needs = ",".join(self.prerequisites.get(s, ())) or "-"
-            cells = " ".join(f"{self.accuracy[i, j]:5.2f}" for j in range(d))
-            lines.append(
-                f"{s:<10} {needs:<12} {cells} {self.skill_accuracy[i]:5.2f} {self.reference[i]:5.2f} {self.gap[i]:5.2f}"
-            )
-        lines.append(f"mean accuracy {self.mean_accuracy:.3f}")
+            cells = " ".join(self._cell_text(i, j) for j in range(d))
+            whole = f"{self.skill_accuracy[i]:5.2f}" if self.counts[i].sum() else "    -"
+            lines.append(f"{s:<10} {needs:<12} {cells} {whole} {self.reference[i]:5.2f} {self.gap[i]:5.2f}")
+        if self.weights is None:
+            lines.append(f"mean accuracy {self.mean_accuracy:.3f}")
+        else:
+            lines.append(f"mean accuracy {self.mean_accuracy:.3f} over the target cells (*, weighted); "
+                         f"{self.mean_accuracy_all_cells:.3f} over all cells"
+                         + (" (- not evaluated: 0)" if (self.counts == 0).any() else ""))
         if budget_left is not None:
             lines.append(f"budget left: {budget_left} examples")
         if self.errors:
@@ -102,7 +186,7 @@ class Evaluator:
 
     ``reference``: per-skill reference accuracy to report (an engine's measured accuracy);
     None computes it from the suite's solver on these items. ``want_loss``: also measure the
-    answer loss per cell."""
+    answer loss per cell. ``weights``: the reports' evaluation weights (see :class:`SkillReport`)."""
 
     def __init__(
         self,
@@ -111,8 +195,10 @@ class Evaluator:
         n_errors: int = 8,
         reference: np.ndarray | None = None,
         want_loss: bool = False,
+        weights: np.ndarray | None = None,
     ) -> None:
         self.suite = suite
+        self.weights = None if weights is None else np.asarray(weights, dtype=float)
         self.examples = list(examples)
         self.n_errors = n_errors
         self.want_loss = bool(want_loss)
@@ -188,4 +274,5 @@ class Evaluator:
             prerequisites=dict(self.suite.prerequisites),
             seconds=time.perf_counter() - t0,
             loss=None if loss is None else self._per_cell(loss),
+            weights=self.weights,
         )

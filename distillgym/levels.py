@@ -11,9 +11,13 @@ level      action space                            plan
                                                    every cell (see :class:`MixLevel`)
 ``open``   ``Text`` (one example per line)          the written lines themselves, checked by
                                                    the suite (see :class:`OpenLevel`)
+``source-  ``Box(-1, 1, (n_skills, n_levels,         an allocation of the step's budget units
+mix``      n_sources))``                           over cells x data sources, each source at
+                                                   its own cost (see :class:`SourceMixLevel`)
 =========  ======================================  ==========================================
 
-``LEVELS`` maps the names to the classes; ``make_level(name, suite, examples_per_step)``.
+``LEVELS`` maps the names to the classes; ``make_level(name, suite, examples_per_step, **kwargs)``
+(the source-mix level takes ``sources`` and ``costs``, which the env reads from its data engine).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from distillgym.errors import InvalidActionError, UnknownNameError, did_you_mean
+from distillgym.errors import ConfigError, InvalidActionError, UnknownNameError, check_int, did_you_mean
 from distillgym.tasks.base import TaskSuite
 from distillgym.types import PlanItem
 
@@ -35,9 +39,11 @@ __all__ = [
     "CellLevel",
     "MixLevel",
     "OpenLevel",
+    "SourceMixLevel",
     "LEVELS",
     "make_level",
     "allocate",
+    "units_to_examples",
     "mix_to_action",
 ]
 
@@ -49,8 +55,15 @@ class Plan:
     items: list[PlanItem] = field(default_factory=list)
     lines: list[str] | None = None
     max_lines: int = 0
+    """The open level's limit: lines (or budget units, with ``line_costs``) the step may charge."""
     info: dict[str, Any] = field(default_factory=dict)
     """What ``info["action"]`` reports about the decoded action."""
+    charge: int | None = None
+    """Budget the step charges (None: the examples planned, ``sum(item.n)``; the source-mix level: its units)."""
+    line_costs: dict[str, int] | None = None
+    """The open level's budget units per line by kind (``verified``, ``unverified``); None: one per line."""
+    unverified_prefix: str | None = None
+    """The open level's mark of an unverified line (None: every line is verified)."""
 
 
 class ActionLevel:
@@ -152,6 +165,62 @@ def allocate(weights: np.ndarray, n: int) -> np.ndarray:
     return counts.reshape(np.shape(weights))
 
 
+def units_to_examples(units: np.ndarray, costs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Examples bought with ``units`` (..., K) budget units per (cell, source) at ``costs`` (K,) units
+    per example: ``floor(units / cost)`` each, then each source's leftover units (every cell's
+    ``units mod cost``) are pooled and every whole example the pool buys goes to one of that
+    source's cells, the largest leftover first (ties: the lower flat index). Returns the examples
+    (same shape) and the units per source left unused (each below that source's cost)."""
+    units = np.asarray(units, dtype=np.int64)
+    c = np.asarray(costs, dtype=np.int64)
+    ex = units // c
+    rest = units - ex * c
+    K = units.shape[-1]
+    flat_ex, flat_rest = ex.reshape(-1, K), rest.reshape(-1, K)
+    unused = np.zeros(K, np.int64)
+    for k in range(K):
+        pool = int(flat_rest[:, k].sum())
+        extra = pool // int(c[k])
+        if extra:
+            order = np.lexsort((np.arange(len(flat_rest)), -flat_rest[:, k]))
+            flat_ex[order[:extra], k] += 1
+        unused[k] = pool - extra * int(c[k])
+    return flat_ex.reshape(units.shape), unused
+
+
+RANGE_TOLERANCE = 1e-6
+"""How far outside [-1, 1] a source-mix action entry may lie (float rounding) before it is refused."""
+
+
+def _mix_weights(action: Any, shape: tuple[int, ...], what: str, axes: str, strict: bool = False) -> np.ndarray:
+    """``(clip(a, -1, 1) + 1) / 2`` of a numeric action of ``shape``; :class:`InvalidActionError` for a
+    wrong shape or type, or NaN or infinite entries, and (``strict``) entries outside [-1, 1] by more
+    than :data:`RANGE_TOLERANCE`."""
+    try:
+        a = np.asarray(action)
+        numeric = a.dtype != np.bool_ and (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer))
+    except Exception:
+        a, numeric = None, False
+    if a is None or not numeric or a.shape != shape:
+        got = f"an array of shape {a.shape} and dtype {a.dtype}" if a is not None else repr(action)
+        raise InvalidActionError(
+            f"{what} must be a float array of shape {shape} ({axes}) with values in [-1, 1], got {got}; "
+            f"build one from mix weights with distillgym.levels.mix_to_action(p)"
+        )
+    a = a.astype(np.float64)
+    if not np.all(np.isfinite(a)):
+        bad = int(np.sum(~np.isfinite(a)))
+        raise InvalidActionError(f"{what} must be finite, got {bad} NaN or infinite entr"
+                                 f"{'y' if bad == 1 else 'ies'} in {summarize(action)}")
+    if strict and np.any(np.abs(a) > 1.0 + RANGE_TOLERANCE):
+        where = tuple(int(i) for i in np.argwhere(np.abs(a) > 1.0 + RANGE_TOLERANCE)[0])
+        raise InvalidActionError(
+            f"{what} must lie in [-1, 1], got {a[where]!r} at index {where} ({axes}); clip it "
+            f"(np.clip(a, -1, 1)) or build it from weights with distillgym.levels.mix_to_action(p)"
+        )
+    return (np.clip(a, -1.0, 1.0) + 1.0) / 2.0
+
+
 def mix_to_action(p: np.ndarray) -> np.ndarray:
     """The ``mix`` action whose weights are proportional to ``p`` (non-negative, not all zero):
     ``a = 2 p / max(p) - 1``, float32, in [-1, 1]. Every mix is exactly representable."""
@@ -180,23 +249,7 @@ class MixLevel(ActionLevel):
         return spaces.Box(-1.0, 1.0, self.shape, np.float32)
 
     def decode(self, action: Any, n: int) -> Plan:
-        try:
-            a = np.asarray(action)
-            numeric = a.dtype != np.bool_ and (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer))
-        except Exception:
-            a, numeric = None, False
-        if a is None or not numeric or a.shape != self.shape:
-            got = f"an array of shape {a.shape} and dtype {a.dtype}" if a is not None else repr(action)
-            raise InvalidActionError(
-                f"a mix action must be a float array of shape {self.shape} (skills x difficulties) with values in "
-                f"[-1, 1], got {got}; build one from mix weights with distillgym.levels.mix_to_action(p)"
-            )
-        a = a.astype(np.float64)
-        if not np.all(np.isfinite(a)):
-            bad = int(np.sum(~np.isfinite(a)))
-            raise InvalidActionError(f"a mix action must be finite, got {bad} NaN or infinite entr"
-                                     f"{'y' if bad == 1 else 'ies'} in {summarize(action)}")
-        w = (np.clip(a, -1.0, 1.0) + 1.0) / 2.0
+        w = _mix_weights(action, self.shape, "a mix action", "skills x difficulties")
         counts = allocate(w, int(n))
         items = [
             PlanItem(self.suite.skills[s], d, int(counts[s, d]))
@@ -228,15 +281,48 @@ class OpenLevel(ActionLevel):
     costs one example of budget, accepted or not; empty lines are free; lines after the first
     ``n`` are not read, not charged, and counted as ``over_limit``. Any ``str`` is accepted (a
     character outside the charset makes its line malformed); anything else raises
-    :class:`InvalidActionError`."""
+    :class:`InvalidActionError`.
+
+    **Verified and unverified lines** (``line_costs={"verified": cv, "unverified": cu}``, e.g.
+    ``ArithSourcesOpen-v1``): the budget counts units; a line is charged ``cv`` units and checked as
+    above, or, written with the ``unverified_prefix`` (default ``"~"``: ``~57+68=125``), charged ``cu``
+    units and *not* checked for its answer: it reaches the student as written (format, grid, leak and
+    duplicate checks still apply; ``info["action"]["unverified_wrong"]`` counts the wrong answers that
+    went through, ``info["costs"]["by_source"]`` both kinds). Lines are read in order while their
+    cost fits in the step's ``n`` units; the first that does not fit and every line after it are
+    ``over_limit`` (not charged). The charset then includes the prefix, and ``max_length`` allows
+    ``n / min(cost)`` lines."""
 
     name = "open"
 
+    def __init__(self, suite: TaskSuite, examples_per_step: int, line_costs: dict[str, int] | None = None,
+                 unverified_prefix: str = "~") -> None:
+        self.line_costs: dict[str, int] | None = None
+        self.unverified_prefix: str | None = None
+        if line_costs is not None:
+            if not isinstance(line_costs, dict) or set(line_costs) != {"verified", "unverified"}:
+                raise ConfigError(f"line_costs must be a dict with the keys 'verified' and 'unverified' (budget units "
+                                  f"per line), got {line_costs!r}")
+            self.line_costs = {k: check_int("open level", f"line_costs[{k!r}]", v, 1) for k, v in line_costs.items()}
+            if not isinstance(unverified_prefix, str) or len(unverified_prefix) != 1 or \
+                    unverified_prefix in suite.alphabet + "\n":
+                raise ConfigError(f"unverified_prefix must be one character outside the suite's alphabet "
+                                  f"{suite.alphabet!r}, got {unverified_prefix!r}")
+            self.unverified_prefix = unverified_prefix
+            self.sources = ("verified", "unverified")
+            """The two kinds of line, as the observation's ``source_spent`` orders them."""
+        super().__init__(suite, examples_per_step)
+
+    def _max_lines(self) -> int:
+        """Most lines a step can read: ``examples_per_step``, or its units over the cheapest line."""
+        if self.line_costs is None:
+            return self.examples_per_step
+        return -(-self.examples_per_step // min(self.line_costs.values()))
+
     def _space(self) -> spaces.Space:
-        charset = "".join(dict.fromkeys(self.suite.alphabet + "\n"))
-        return spaces.Text(
-            max_length=self.examples_per_step * (self.suite.max_line_len + 1), min_length=0, charset=charset
-        )
+        charset = "".join(dict.fromkeys(self.suite.alphabet + "\n" + (self.unverified_prefix or "")))
+        width = self.suite.max_line_len + 1 + (self.line_costs is not None)  # the prefix
+        return spaces.Text(max_length=self._max_lines() * width, min_length=0, charset=charset)
 
     def decode(self, action: Any, n: int) -> Plan:
         if not isinstance(action, str):
@@ -247,26 +333,117 @@ class OpenLevel(ActionLevel):
         limit = self.space.max_length
         if len(action) > limit:
             raise InvalidActionError(
-                f"an open-ended action is at most {limit:,} characters (the Text space: {self.examples_per_step} lines "
+                f"an open-ended action is at most {limit:,} characters (the Text space: {self._max_lines()} lines "
                 f"of at most {self.suite.max_line_len} characters and a newline), got {summarize(action)}; send at "
-                "most examples_per_step lines (lines beyond the step's limit are not read anyway)"
+                "most that many lines (lines beyond the step's limit are not read anyway)"
             )
-        return Plan(lines=action.split("\n"), max_lines=int(n), info={"n": int(n)})
+        return Plan(lines=action.split("\n"), max_lines=int(n), info={"n": int(n)}, line_costs=self.line_costs,
+                    unverified_prefix=self.unverified_prefix)
 
     def describe(self) -> dict[str, Any]:
-        return {
+        out = {
             "level": self.name,
             "line_format": "one example per line, prompt then answer (e.g. 57+68=125)",
             "max_lines": self.examples_per_step,
             "max_line_len": self.suite.max_line_len,
             "charset": self.suite.alphabet,
         }
+        if self.line_costs is not None:
+            out.update(line_costs=dict(self.line_costs), unverified_prefix=self.unverified_prefix,
+                       max_lines=self.examples_per_step // self.line_costs["verified"],
+                       max_units=self.examples_per_step,
+                       unverified="a line written with the prefix is charged line_costs['unverified'] units and reaches "
+                                  "the student unchecked")
+        return out
 
 
-LEVELS: dict[str, type[ActionLevel]] = {"cell": CellLevel, "mix": MixLevel, "open": OpenLevel}
+class SourceMixLevel(ActionLevel):
+    """A data mix over every cell and every data source at once: the budget counts units, and each
+    source sells examples at its own cost in units (the ``sources`` engine,
+    :mod:`distillgym.engines.sources`).
+
+    The action ``a`` is an ``(n_skills, n_difficulties, n_sources)`` float array in [-1, 1] (sources
+    in the engine's order, ``info["action"]["sources"]``). A wrong shape, a NaN or infinite entry, or
+    an entry outside [-1, 1] (by more than :data:`RANGE_TOLERANCE`; unlike the mix level, which clips
+    them) raises :class:`InvalidActionError`; the weights are ``w = (a + 1) / 2`` (all -1: the
+    uniform mix over cells x sources). A step's ``n`` budget units (``examples_per_step`` units, or
+    what is left of the budget) are allocated over the (cell, source) pairs by the largest-remainder
+    rule (:func:`allocate`), so they sum to ``n``; then each pair gets ``floor(units / cost)``
+    examples of its cell from its source. **Remainders**: each source's leftover units (``units mod
+    cost`` of its cells) are pooled, and each whole example the pool buys goes to that source's cell
+    with the largest leftover (:func:`units_to_examples`); what is still left (fewer units than the
+    source's cost, so at most ``cost - 1`` per source and step) is charged unused and reported
+    (``info["action"]["unused_units"]``). The step charges all ``n`` units, so an episode ends
+    exactly when its budget is spent, after ``ceil(budget / examples_per_step)`` steps.
+
+    ``info["action"]``: ``units`` (n_skills, n_difficulties, n_sources) budget units,
+    ``allocation`` examples per (cell, source), ``mix`` the normalised weights, ``units_by_source``,
+    ``examples_by_source`` and ``unused_units`` (per source), ``n`` the step's units. A one-hot action
+    on one (cell, source) trains that cell from that source only; a cell mix extended with equal
+    source shares is what :class:`distillgym.teachers.adapters.MixToSourceMix` plays for a mix
+    teacher."""
+
+    name = "source-mix"
+
+    def __init__(self, suite: TaskSuite, examples_per_step: int, sources: Any = ("verified",),
+                 costs: Any = (1,)) -> None:
+        if isinstance(sources, str) or not len(sources):
+            raise ConfigError(f"the source-mix level needs a non-empty list of sources, got {sources!r}")
+        if len(costs) != len(sources):
+            raise ConfigError(f"the source-mix level needs one cost per source ({list(sources)}), got {costs!r}")
+        self.sources = tuple(str(s) for s in sources)
+        self.costs = np.array([check_int("source-mix level", f"cost of {s!r}", c, 1)
+                               for s, c in zip(self.sources, costs, strict=True)], np.int64)
+        super().__init__(suite, examples_per_step)
+        self.cell_shape = (len(suite.skills), suite.n_difficulties)
+        self.shape = (*self.cell_shape, len(self.sources))
+
+    def _space(self) -> spaces.Space:
+        return spaces.Box(-1.0, 1.0, (len(self.suite.skills), self.suite.n_difficulties, len(self.sources)),
+                          np.float32)
+
+    def decode(self, action: Any, n: int) -> Plan:
+        w = _mix_weights(action, self.shape, "a source-mix action", "skills x difficulties x sources " +
+                         str(list(self.sources)), strict=True)
+        units = allocate(w, int(n))
+        examples, unused = units_to_examples(units, self.costs)
+        items = [
+            PlanItem(self.suite.skills[s], d, int(examples[s, d, k]), self.sources[k])
+            for s in range(self.shape[0])
+            for d in range(self.shape[1])
+            for k in range(self.shape[2])
+            if examples[s, d, k] > 0
+        ]
+        total = w.sum()
+        mix = w / total if total > 0 else np.full(self.shape, 1.0 / w.size)
+        info: dict[str, Any] = {
+            "units": units.tolist(),
+            "allocation": examples.tolist(),
+            "mix": mix.round(6).tolist(),
+            "units_by_source": dict(zip(self.sources, units.sum((0, 1)).tolist(), strict=True)),
+            "examples_by_source": dict(zip(self.sources, examples.sum((0, 1)).tolist(), strict=True)),
+            "unused_units": dict(zip(self.sources, unused.tolist(), strict=True)),
+            "n": int(n),
+        }
+        cells = {(it.skill, it.difficulty) for it in items}
+        if len(cells) == 1:  # one cell trained: named as the cell level names it
+            info["skill"], info["difficulty"] = next(iter(cells))
+        return Plan(items=items, info=info, charge=int(n))
+
+    def describe(self) -> dict[str, Any]:
+        return {"level": self.name, "action_shape": list(self.shape), "sources": list(self.sources),
+                "costs": dict(zip(self.sources, self.costs.tolist(), strict=True)),
+                "rule": "w = (clip(a, -1, 1) + 1) / 2 over cells x sources; units by largest remainder; "
+                        "examples = units // cost (leftovers pooled per source)"}
 
 
-def make_level(name: str, suite: TaskSuite, examples_per_step: int) -> ActionLevel:
+LEVELS: dict[str, type[ActionLevel]] = {"cell": CellLevel, "mix": MixLevel, "open": OpenLevel,
+                                        "source-mix": SourceMixLevel}
+
+
+def make_level(name: str, suite: TaskSuite, examples_per_step: int, **kwargs: Any) -> ActionLevel:
+    """The action level ``name`` for ``suite``; ``kwargs`` go to its class (source-mix: ``sources``, ``costs``;
+    open: ``line_costs``, ``unverified_prefix``)."""
     if name not in LEVELS:
         raise UnknownNameError(f"unknown action level {name!r}: {did_you_mean(str(name), LEVELS)}")
-    return LEVELS[name](suite, examples_per_step)
+    return LEVELS[name](suite, examples_per_step, **kwargs)

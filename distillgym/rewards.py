@@ -7,7 +7,11 @@ paid 0 for a truncated episode: an open-level writer that never spends its budge
 - ``delta_mean`` (default): change of the mean validation accuracy over all cells since the
   previous step, so the episode return is ``A_T - A_0``;
 - ``sparse``: 0 until the last step (terminated or truncated), then ``A_T - A_0``;
-- ``delta_min_skill``: change of the weakest skill's accuracy.
+- ``delta_min_skill``: change of the weakest skill's accuracy (with evaluation weights: the
+  weakest of the skills that have a target cell).
+
+With evaluation weights (``TeachingEnv(eval_weights=...)``) the mean accuracy is the weighted
+mean over the target cells (:attr:`distillgym.feedback.SkillReport.mean_accuracy`).
 """
 
 from __future__ import annotations
@@ -30,7 +34,10 @@ def _sparse(initial: SkillReport, prev: SkillReport, now: SkillReport, terminal:
 
 
 def _delta_min_skill(initial: SkillReport, prev: SkillReport, now: SkillReport, terminal: bool) -> float:
-    return float(now.skill_accuracy.min() - prev.skill_accuracy.min())
+    if now.weights is None:
+        return float(now.skill_accuracy.min() - prev.skill_accuracy.min())
+    t = now.target_skills
+    return float(now.skill_accuracy[t].min() - prev.skill_accuracy[t].min())
 
 
 REWARDS: dict[str, RewardFn] = {

@@ -26,11 +26,14 @@ class Example:
 
 @dataclass(frozen=True)
 class PlanItem:
-    """Ask the data engine for ``n`` examples of ``skill`` at ``difficulty``."""
+    """Ask the data engine for ``n`` examples of ``skill`` at ``difficulty``; ``source`` names the
+    data source for an engine with several (the ``sources`` engine; None: the engine's default),
+    and is None in every plan of the cell and mix levels, so their plans are as before."""
 
     skill: str
     difficulty: int
     n: int
+    source: str | None = None
 
 
 @dataclass
@@ -42,7 +45,9 @@ class EngineCost:
     ``overlong``, ``off_grid``, ``leak_val``, ``leak_test``, ...); ``tokens``: characters of the
     returned examples' prompts and answers (the procedural engine's only "tokens");
     ``tokens_in`` / ``tokens_out``: model tokens read and written (LLM engines); ``calls``:
-    model calls (generations); ``seconds``: wall time."""
+    model calls (generations); ``seconds``: wall time; ``by_source``: for an engine with several
+    data sources, per source the examples it returned and how many of them have a wrong answer
+    (unverified sources' answers reach the student: that is the point of them)."""
 
     examples: int = 0
     rejected: int = 0
@@ -52,6 +57,7 @@ class EngineCost:
     tokens_out: int = 0
     calls: int = 0
     seconds: float = 0.0
+    by_source: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def llm_calls(self) -> int:  # the v0 name
@@ -66,6 +72,10 @@ class EngineCost:
             setattr(self, k, getattr(self, k) + getattr(other, k))
         for k, v in other.rejected_by_kind.items():
             self.rejected_by_kind[k] = self.rejected_by_kind.get(k, 0) + v
+        for src, counts in other.by_source.items():
+            mine = self.by_source.setdefault(src, {})
+            for k, v in counts.items():
+                mine[k] = mine.get(k, 0) + v
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

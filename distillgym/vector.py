@@ -242,6 +242,11 @@ class MemberStudent:
         with self.hub.member_lock:
             self.hub.population.reinit(self.index, seed)
 
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Member weights (e.g. a warm start); a fresh optimiser, warm-up and replay buffer."""
+        with self.hub.member_lock:
+            self.hub.population.load_state(self.index, state)
+
     def costs(self) -> dict[str, Any]:
         c = dict(self.hub.population.costs())
         c.pop("population_size", None)
@@ -255,6 +260,9 @@ class MemberEngine:
         self.hub, self.index, self.engine = hub, index, engine
         self.name = getattr(engine, "name", type(engine).__name__)
         self.suite = engine.suite
+        for attr in ("sources", "costs", "noise"):  # an engine with data sources (the source-mix level reads them)
+            if hasattr(engine, attr):
+                setattr(self, attr, getattr(engine, attr))
 
     def generate(self, plan: Any, rng: np.random.Generator, split: str | None = "train") -> Any:
         return self.hub.call(self.index, "generate", list(plan), rng, split)

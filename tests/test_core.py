@@ -198,8 +198,8 @@ def test_env_config_is_the_constructor_and_the_resolved_config():
     assert names == ["suite", "student", "engine", "level", "reward", "budget", "examples_per_step",
                      "n_val_per_cell", "n_test_per_cell", "n_errors", "split", "student_init", "observe_loss",
                      "report_loss", "check_support", "max_steps", "suite_kwargs", "student_kwargs", "engine_kwargs",
-                     "device",
-                     "torch_threads", "render_mode"]
+                     "device", "torch_threads", "render_mode", "eval_weights", "validate_all_cells", "warm_start",
+                     "level_kwargs"]
     by_kwargs = TeachingEnv(level="mix", **TINY)
     by_config = TeachingEnv(EnvConfig(level="mix", **TINY))
     assert by_kwargs.config == by_config.config

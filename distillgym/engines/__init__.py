@@ -2,8 +2,10 @@
 
 The contract is in :mod:`distillgym.engines.base`. Built in: ``procedural``
 (:mod:`~distillgym.engines.procedural`: the suite's own generator, every example checked),
-``vectorized`` (:mod:`~distillgym.engines.vectorized`: the same as arrays) and ``llm``
-(:mod:`~distillgym.engines.llm_engine`: a language model writes the examples, the suite checks them).
+``vectorized`` (:mod:`~distillgym.engines.vectorized`: the same as arrays), ``llm``
+(:mod:`~distillgym.engines.llm_engine`: a language model writes the examples, the suite checks them)
+and ``sources`` (:mod:`~distillgym.engines.sources`: verified, buggy and noisy sources at different
+costs; unverified answers reach the student).
 ``make_engine(name, suite, **kwargs)`` builds one by name; ``register_engine`` adds one.
 """
 
@@ -23,6 +25,7 @@ ENGINES = Registry("data engine", {
     "procedural": "distillgym.engines.procedural:ProceduralEngine",
     "vectorized": "distillgym.engines.vectorized:VectorizedEngine",
     "llm": "distillgym.engines.llm_engine:LLMEngine",
+    "sources": "distillgym.engines.sources:SourcesEngine",
 })
 
 

@@ -43,6 +43,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from distillgym.errors import ConfigError
+from distillgym.tasks.arith_bugs import buggy_answers, noisy_answers
 from distillgym.tasks.arithmetic import _V1_SHAPES, ArithmeticSuiteV1
 from distillgym.tasks.arrays import ExampleArrays, concat_fields
 from distillgym.tasks.base import SPLITS
@@ -474,6 +475,18 @@ class ArithmeticSuiteV2(ArithmeticSuiteV1):
         out[~ok] = 0
         out_len = np.where(is_sym, 1, np.where(ok, nd, 0))
         return out, out_len, ok
+
+    # ------------------------------------------------------------------ wrong answers (the sources engine)
+    def buggy_arrays(self, examples: ExampleArrays) -> ExampleArrays:
+        """``examples`` answered by the skill's systematic bug (:mod:`distillgym.tasks.arith_bugs`)."""
+        codes, lengths = buggy_answers(examples)
+        return examples.with_answers(codes, lengths, source="buggy")
+
+    def noisy_arrays(self, examples: ExampleArrays, uniforms: np.ndarray, rate: float) -> tuple[ExampleArrays, np.ndarray]:
+        """``examples`` with each answer made wrong with probability ``rate`` (one digit or the sign
+        changed, :func:`~distillgym.tasks.arith_bugs.noisy_answers`), and which rows were."""
+        codes, lengths, wrong = noisy_answers(examples, uniforms, rate)
+        return examples.with_answers(codes, lengths, source="noisy"), wrong
 
     def verify_arrays(self, examples: ExampleArrays, chunk: int = 32768) -> np.ndarray:
         """Per row, whether the gold answer equals the answer :meth:`solve_arrays` recomputes

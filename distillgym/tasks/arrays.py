@@ -171,6 +171,26 @@ class ExampleArrays(Sequence[Example]):
         return ExampleArrays(self.prompt[idx], self.prompt_len[idx], self.answer[idx], self.answer_len[idx],
                              self.skill[idx], self.difficulty[idx], self.skills, self.source)
 
+    def with_answers(self, answer: np.ndarray, answer_len: np.ndarray, rows: Any = None,
+                     source: str | None = None) -> ExampleArrays:
+        """A copy whose answers of ``rows`` (default: all; an integer array) are ``answer`` (code
+        matrix) with lengths ``answer_len``; prompts, cells and the other answers unchanged."""
+        rows = np.arange(len(self)) if rows is None else np.asarray(rows, dtype=np.int64)
+        answer = np.asarray(answer, dtype=np.uint32)
+        if answer.ndim != 2 or len(answer) != len(rows) or len(answer_len) != len(rows):
+            raise ConfigError(f"with_answers needs one answer row per replaced row ({len(rows)}), got "
+                              f"{answer.shape} and {len(answer_len)} lengths")
+        width = max(self.answer.shape[1], answer.shape[1], 1)
+        new = np.zeros((len(self), width), np.uint32)
+        new[:, : self.answer.shape[1]] = self.answer
+        new_len = self.answer_len.copy()
+        new[rows] = 0
+        new[rows, : answer.shape[1]] = answer
+        new_len[rows] = answer_len
+        new = new[:, : max(int(new_len.max(initial=1)), 1)]
+        return ExampleArrays(self.prompt, self.prompt_len, new, new_len, self.skill, self.difficulty, self.skills,
+                             self.source if source is None else source)
+
     # ------------------------------------------------------------------ texts
     def prompts(self) -> list[str]:
         """Every prompt as a string (built once, then cached)."""

@@ -22,6 +22,15 @@ A line that passes becomes an :class:`~distillgym.types.Example` with the *recom
 answer (equal to the written one), its cell, ``verified=True`` and the given ``source``. The
 charge (``LineCheck.charged``) is the number of non-empty lines within ``max_lines``, whatever
 became of them: rejected lines cost budget too.
+
+**Unverified lines** (``unverified_prefix``, with ``line_costs``): a line that starts with the
+prefix is read without it and goes through checks 1-5 and 7 but not 6: its *written* answer
+reaches the student (``verified=False``, source ``"unverified"``), and a wrong one is counted in
+``LineCheck.unverified_wrong``. With ``line_costs`` (budget units per ``verified`` and
+``unverified`` line) the limit ``max_lines`` counts units: lines are read in order while their cost
+fits, and the first line that does not fit and every line after it are ``over_limit``;
+``charged`` is then the units of the lines read, and ``cost.by_source`` gives per kind the lines'
+``units``, the ``examples`` accepted and the ``wrong`` ones among them.
 """
 
 from __future__ import annotations
@@ -44,9 +53,14 @@ class LineCheck:
     examples: list[Example]
     cost: EngineCost
     charged: int = 0
-    """Non-empty lines within the limit (each costs one example of budget)."""
+    """Budget charged: non-empty lines within the limit (each costs one example of budget), or their
+    units with ``line_costs``."""
     verdicts: list[tuple[str, str]] = field(default_factory=list)
     """``(line, "ok" or the rejection kind)`` for every non-empty line, in order."""
+    lines: int = 0
+    """Non-empty lines within the limit (read and charged, accepted or not)."""
+    unverified_wrong: int = 0
+    """Unverified lines accepted with a wrong answer (they reach the student)."""
 
     @property
     def counts(self) -> dict[str, int]:
@@ -64,6 +78,8 @@ def check_lines(
     seen: set[str] | None = None,
     check_leaks: bool = True,
     support: bool = True,
+    line_costs: dict[str, int] | None = None,
+    unverified_prefix: str | None = None,
 ) -> LineCheck:
     """Verify written lines against ``suite``; see the module docstring for the checks. ``support=False``
     skips the generator-support part of the ``off_grid`` check (``ArithOpen-v1``'s check, kept for its
@@ -73,16 +89,36 @@ def check_lines(
     verdicts: list[tuple[str, str]] = []
     accepted: set[str] = set(seen or ())
     alphabet = set(suite.alphabet)
-    charged = 0
+    charged = n_lines = unverified_wrong = 0
+    stopped = False
+    kinds = {"verified": {"units": 0, "examples": 0, "wrong": 0}, "unverified": {"units": 0, "examples": 0, "wrong": 0}}
     for raw in lines:
         line = raw.strip()
         if not line:
             continue
-        kind = _check(suite, line, alphabet, accepted, charged, max_lines, check_leaks, support)
+        unverified = bool(unverified_prefix) and line.startswith(unverified_prefix)  # type: ignore[arg-type]
+        body = line[len(unverified_prefix):].strip() if unverified else line  # type: ignore[arg-type]
+        price = 1 if line_costs is None else int(line_costs["unverified" if unverified else "verified"])
+        if line_costs is not None:
+            stopped = stopped or (max_lines is not None and charged + price > max_lines)
+            limit = None
+        else:
+            limit = max_lines
+        kind: str | Example = "over_limit" if stopped else _check(suite, body, alphabet, accepted, n_lines, limit,
+                                                                   check_leaks, support, unverified)
         if kind != "over_limit":
-            charged += 1
+            charged += price
+            n_lines += 1
+            kinds["unverified" if unverified else "verified"]["units"] += price
         if isinstance(kind, Example):
-            ex = Example(kind.prompt, kind.answer, kind.skill, kind.difficulty, source=source, verified=True)
+            if unverified:
+                ex = Example(kind.prompt, kind.answer, kind.skill, kind.difficulty, source="unverified", verified=False)
+                wrong = suite.score(ex.answer, _gold(suite, ex.prompt)) < 1.0
+                unverified_wrong += wrong
+                kinds["unverified"]["wrong"] += wrong
+            else:
+                ex = Example(kind.prompt, kind.answer, kind.skill, kind.difficulty, source=source, verified=True)
+            kinds["unverified" if unverified else "verified"]["examples"] += 1
             examples.append(ex)
             accepted.add(ex.prompt)
             verdicts.append((line, "ok"))
@@ -91,7 +127,13 @@ def check_lines(
             verdicts.append((line, kind))
     cost.examples = len(examples)
     cost.tokens = sum(len(e.prompt) + len(e.answer) for e in examples)
-    return LineCheck(examples, cost, charged, verdicts)
+    if line_costs is not None:
+        cost.by_source = kinds
+    return LineCheck(examples, cost, charged, verdicts, lines=n_lines, unverified_wrong=unverified_wrong)
+
+
+def _gold(suite: TaskSuite, prompt: str) -> str:
+    return suite.solve(prompt)
 
 
 def _check(
@@ -103,6 +145,7 @@ def _check(
     max_lines: int | None,
     check_leaks: bool,
     support: bool = True,
+    unverified: bool = False,
 ) -> str | Example:
     if max_lines is not None and charged >= max_lines:
         return "over_limit"
@@ -131,8 +174,8 @@ def _check(
         part = suite.part_of(prompt)
         if part != "train":
             return f"leak_{part}"
-    if suite.score(answer, gold) < 1.0:
+    if not unverified and suite.score(answer, gold) < 1.0:
         return "wrong"
     if prompt in accepted:
         return "duplicate"
-    return Example(prompt, gold, skill, level)
+    return Example(prompt, answer if unverified else gold, skill, level)
