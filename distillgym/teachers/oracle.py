@@ -20,14 +20,17 @@ the look-ahead's student tokens, FLOPs and engine calls are counted in the episo
 Candidates (``candidates``):
 
 - ``"cells"``: every (skill, difficulty) cell, in skill-major order: the cell action on a cell env,
-  the one-hot mix on a mix env, the cell's lines on an open env;
-- ``"cells+stratified"``: those and the equal mix over every cell (mix and open envs only);
-- ``"auto"`` (default): ``"cells"`` on a cell env, ``"cells+stratified"`` on mix and open envs.
+  the one-hot mix on a mix env, the cell's lines on an open env; on a source-mix env every (cell,
+  source) pair (the one-hot action: the step's units on that cell from that source), cell-major;
+- ``"cells+stratified"``: those and the equal mix over every cell (over cells x sources on a
+  source-mix env; mix, source-mix and open envs only);
+- ``"auto"`` (default): ``"cells"`` on a cell env, ``"cells+stratified"`` on the others.
 
 On an open env a candidate's lines are written as the plan adapters write them
 (:class:`distillgym.teachers.adapters.PlanToText`): the step's line count allocated over the
 candidate's cells by largest remainders, each line from the suite's own generator on the *train*
-part, distinct within the step, from a generator seeded by (episode seed, step, candidate).
+part, distinct within the step, from a generator seeded by (episode seed, step, candidate); with
+line costs (``ArithSourcesOpen-v1``) as many verified lines as the step's units buy.
 
 Ties on validation accuracy (common early, when every candidate scores 0) are broken by the lower
 mean validation loss when the env reports it (``tie_break="val_loss"``, default; every v1 env does),
@@ -66,7 +69,7 @@ class OracleLookahead(BaseTeacher):
     """Reference only (not a valid teacher: it peeks): greedy one-step look-ahead over every cell."""
 
     name = "oracle-lookahead"
-    levels = ("cell", "mix", "open")
+    levels = ("cell", "mix", "open", "source-mix")
     needs_env = True
     """The runner gives it the env (``bind_env``) before ``reset``."""
     reference_row = True
@@ -147,9 +150,22 @@ class OracleLookahead(BaseTeacher):
             return [(f"{self.skills[s]} L{d}", np.array([s, d])) for s, d in self.cells]
         if self.level == "mix":
             return [(label, mix_to_action(w)) for label, w in self._weights()]
+        if self.level == "source-mix":
+            sources = list(self._env.sources)
+            out = []
+            for label, w in self._weights():
+                if label == "stratified":
+                    out.append((label, mix_to_action(np.ones((*w.shape, len(sources))))))
+                    continue
+                for k, src in enumerate(sources):
+                    v = np.zeros((*w.shape, len(sources)))
+                    v[:, :, k] = w
+                    out.append((f"{label} {src}", mix_to_action(v)))
+            return out
         if self.level == "open":
             env = self._env
-            n = min(int(env.examples_per_step), int(env.budget_left))
+            cost = int((getattr(env.level, "line_costs", None) or {}).get("verified", 1))
+            n = min(int(env.examples_per_step), int(env.budget_left)) // cost
             return [(label, self._write(w, n, rng_for(self.seed, _STREAM_ORACLE, t, k)))
                     for k, (label, w) in enumerate(self._weights())]
         raise ConfigError(f"oracle-lookahead: unknown action level {self.level!r}")

@@ -18,6 +18,11 @@ validation accuracy and writes the step's lines for the student's weakest cells:
    the lines given to it, the writer writes only the distinct ones (a shorter, cheaper step)
    rather than repeats the env would reject and charge. Everything it writes is correct by
    construction; ``info["action"]["rejected"]`` stays at zero.
+4. **Verified or unverified** (an open level with line costs, ``ArithSourcesOpen-v1``): with
+   ``unverified=False`` (default) every line is submitted verified; with ``unverified=True`` every
+   line is written with the level's unverified prefix (``~57+68=125``), cheaper per line, so the step
+   holds ``units // cost`` lines of whichever kind. Its lines are right either way (a perfect writer
+   loses nothing by skipping the check); the flag is there to play and compare the two kinds.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from distillgym.errors import check_number
+from distillgym.errors import ConfigError, check_bool, check_number
 from distillgym.levels import allocate
 from distillgym.teachers.base import BaseTeacher
 
@@ -39,9 +44,10 @@ class ScriptedWriter(BaseTeacher):
     name = "scripted-writer"
     levels = ("open",)
 
-    def __init__(self, mastery: float = 0.9, floor: float = 0.1) -> None:
+    def __init__(self, mastery: float = 0.9, floor: float = 0.1, unverified: bool = False) -> None:
         self.mastery = check_number("ScriptedWriter", "mastery", mastery, 0, 1)
         self.floor = check_number("ScriptedWriter", "floor", floor, 0)
+        self.unverified = check_bool("ScriptedWriter", "unverified", unverified)
 
     def reset(self, action_space: Any, info: dict[str, Any], seed: int | None = None) -> None:
         from distillgym.tasks import make_suite
@@ -49,6 +55,14 @@ class ScriptedWriter(BaseTeacher):
         super().reset(action_space, info, seed)
         self.suite = make_suite(info["suite"])
         self.examples_per_step = int(info["examples_per_step"])
+        action = info.get("action") or {}
+        costs = action.get("line_costs")
+        if self.unverified and not costs:
+            raise ConfigError("ScriptedWriter(unverified=True) needs an open level that takes unverified lines "
+                              "(level_kwargs line_costs, e.g. distillgym/ArithSourcesOpen-v1)")
+        kind = "unverified" if self.unverified else "verified"
+        self.line_cost = int(costs[kind]) if costs else 1
+        self.prefix = str(action.get("unverified_prefix") or "") if self.unverified else ""
 
     def weights(self, acc: np.ndarray) -> np.ndarray:
         """(S, D) line weights from the validation accuracy (steps 1 and 2 of the docstring)."""
@@ -61,14 +75,14 @@ class ScriptedWriter(BaseTeacher):
 
     def act(self, observation: Any, info: dict[str, Any]) -> str:
         acc = np.asarray(observation["accuracy"], dtype=float)
-        n = min(self.examples_per_step, int(info.get("budget_left", self.examples_per_step)))
-        counts = allocate(self.weights(acc), n)
+        units = min(self.examples_per_step, int(info.get("budget_left", self.examples_per_step)))
+        counts = allocate(self.weights(acc), units // self.line_cost)
         lines: list[str] = []
         for s, skill in enumerate(self.skills):
             for d in range(self.n_difficulties):
                 if counts[s, d]:
                     items = self.suite.generate(skill, d, self.rng, int(counts[s, d]), split="train", distinct=True)
                     unique = {e.prompt: e for e in items}.values()  # a small cell cannot give more
-                    lines.extend(self.suite.format_line(e) for e in unique)
+                    lines.extend(self.prefix + self.suite.format_line(e) for e in unique)
         self.last_decision = {"lines": counts.tolist()}
         return "\n".join(lines)
