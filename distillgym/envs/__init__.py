@@ -30,7 +30,19 @@ SmolLM2-v1``                                      135M-Instruct with a LoRA adap
                                -gym               compact prompts (:mod:`distillgym.tasks.reasoning_gym`;
                                                   the ``reasoning-gym`` extra); 32,768 examples in
                                                   32 steps of 1,024
+``distillgym/ArithTarget-v1``  mix     arith-v2   as ArithMix-v2, scored on target cells only (add and
+                                                  sub: ``eval_weights``); prerequisites must be taught
+``distillgym/ArithSources-     source  arith-v2   a mix over cells x sources (verified 4 units, buggy 1,
+v1``                           -mix               noisy 1; budget in units); a warm-started student
+``distillgym/ArithSources-     open    arith-v2   written lines, verified (4 units, checked) or
+Open-v1``                                         unverified (``~``, 1 unit, trained as written); warm
+``distillgym/ArithForget-v1``  mix     arith-v2   the warm student with a 4,096-row replay buffer:
+                                                  skills decay unless revisited
 =============================  ======  =========  ======================================================
+
+The last four are the data-generation agent's problems of issue 21; their Gymnasium-style
+documentation (description, action, observation, reward, episode end, arguments) and defaults are in
+:mod:`distillgym.envs.data_agent`.
 
 All of them but ``ArithSkills-SmolLM2-v1`` and ``ReasoningGym-v1``: 49,152 examples per episode in
 steps of 2,048 (24 steps), 32 validation and 64 test items per cell, 8 sampled errors in each report,
@@ -83,11 +95,15 @@ budget (the benchmark ``reasoning_gym_budget`` measures the uniform teacher's ga
   train on items outside the task. v1 keeps its check (and its numbers).
 - ``ReasoningGym-v1``: first version (reasoning-gym 0.1.25, pinned by the extra: its generators
   make the items).
+- ``ArithTarget-v1``, ``ArithSources-v1``, ``ArithSourcesOpen-v1``, ``ArithForget-v1``: first versions
+  (issue 21), on the v2 parts, each with the native vector env.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from distillgym.envs.data_agent import DEFAULTS as _DATA_AGENT
 
 __all__ = [
     "DEFAULT_ENV",
@@ -140,9 +156,11 @@ ENV_DEFAULTS: dict[str, dict[str, Any]] = {
         budget=32768,
         examples_per_step=1024,
     ),
+    **_DATA_AGENT,
 }
 
-VECTOR_ENTRY_POINTS: dict[str, str] = {"distillgym/ArithSkills-v2": _VECTOR, "distillgym/ArithMix-v2": _VECTOR}
+VECTOR_ENTRY_POINTS: dict[str, str] = {"distillgym/ArithSkills-v2": _VECTOR, "distillgym/ArithMix-v2": _VECTOR,
+                                       **dict.fromkeys(_DATA_AGENT, _VECTOR)}
 """Ids with a native vector env (``gymnasium.make_vec(id, num_envs=N)``)."""
 
 ENV_IDS = tuple(ENV_DEFAULTS)
