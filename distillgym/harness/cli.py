@@ -52,8 +52,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         elif "accepted" in rec:
             data = f"{rec['accepted']} of {rec['examples']} lines ok"
         else:
-            alloc = rec.get("allocation") or []
-            data = f"mix over {sum(1 for row in alloc for v in row if v)} cells"
+            alloc = rec.get("allocation") or []  # (skills, difficulties), or (..., sources) on a source-mix level
+            data = f"mix over {sum(1 for row in alloc for v in row if (sum(v) if isinstance(v, list) else v))} cells"
         loss = rec["loss"] if rec["loss"] is not None else float("nan")
         print(
             f"{rec['t']:>4} {data:<22} {rec['val_accuracy']:>7.3f} {rec['reward']:>+7.3f} {loss:>6.3f} "
