@@ -80,8 +80,8 @@ distillgym/ArithSourcesOpen-v1
 **Description.** The open level of the sources problem: the teacher writes its examples
 (``57+68=125``, one per line) and submits each either *verified*, charged 4 units and checked (a wrong
 one is dropped, as on ``ArithOpen-v1``), or *unverified* with a leading ``~`` (``~57+68=125``),
-charged 1 unit and trained on as written, right or wrong (format, grid, leak and duplicate checks still
-apply). The warm student of ``ArithSources-v1``. A writer that is always right should write every line
+charged 1 unit and trained on as written, right or wrong (format, grid, generator-support
+(``check_support``, as ``ArithOpen-v2``), leak and duplicate checks still apply). The warm student of ``ArithSources-v1``. A writer that is always right should write every line
 unverified; a fallible one (a language model) must decide what its answers are worth checking.
 
 **Action.** ``Text`` (the suite's alphabet, newline and ``~``), at most 2,048 units of lines per step
@@ -149,7 +149,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     ),
     "distillgym/ArithSourcesOpen-v1": dict(
         **_V2, **_WARM, engine="vectorized", level="open",
-        level_kwargs=dict(line_costs={"verified": 4, "unverified": 1}, unverified_prefix="~"),
+        level_kwargs=dict(line_costs={"verified": 4, "unverified": 1}, unverified_prefix="~"), check_support=True,
         student_kwargs=dict(warmup_steps=0),
     ),
     "distillgym/ArithForget-v1": dict(
