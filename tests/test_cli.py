@@ -194,3 +194,20 @@ def test_every_cli_error_is_one_line_exit_2_and_writes_nothing(argv, says, capsy
     assert len(lines) == 1 and lines[0].startswith("distillgym: error: "), err
     assert says in lines[0], lines[0]
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_run_uses_one_torch_thread_unless_told(capsys):
+    """`distillgym run --threads` (default 1, as the runner uses; issue 20, item 16)."""
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert main(["run", "--teacher", "uniform", "--json", "--env-kwargs", ONE_STEP_JSON]) == 0
+        assert json.loads(capsys.readouterr().out)["torch_threads"] == 1 and torch.get_num_threads() == 1
+        assert main(["run", "--teacher", "uniform", "--json", "--threads", "2", "--env-kwargs", ONE_STEP_JSON]) == 0
+        assert json.loads(capsys.readouterr().out)["torch_threads"] == 2
+        assert main(["run", "--threads", "0"]) == 2
+        assert "--threads must be >= 1" in capsys.readouterr().err
+    finally:
+        torch.set_num_threads(before)

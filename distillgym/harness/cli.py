@@ -61,7 +61,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
             flush=True,
         )
 
+    if args.threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    import torch
+
+    torch.set_num_threads(args.threads)  # before the env is made: the student trains in this process
     res = run_episode(args.env, args.teacher, args.seed, args.env_kwargs, args.teacher_kwargs, on_step=show)
+    res["torch_threads"] = torch.get_num_threads()
     if args.json:
         print(json.dumps(res))
     else:
@@ -358,6 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--env-kwargs", type=_json_arg, default=None, help="JSON object of env constructor arguments")
     r.add_argument("--teacher-kwargs", type=_json_arg, default=None, help="JSON object of teacher arguments")
     r.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    r.add_argument("--threads", type=int, default=1,
+                   help="torch threads for the student (default 1, as the benchmark runner uses: on a busy machine "
+                        "more threads spin-wait and make training many times slower)")
     r.set_defaults(fn=_cmd_run)
 
     b = sub.add_parser("bench", help="run a benchmark (default: quick) and print its leaderboard")
