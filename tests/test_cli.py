@@ -20,17 +20,58 @@ ONE_STEP_JSON = json.dumps({"budget": 512, "examples_per_step": 512, "n_val_per_
 
 
 def test_envs_lists_the_env_ids(capsys):
-    assert main(["envs"]) == 0
+    assert main(["envs", "--ids"]) == 0
     out = capsys.readouterr().out.split()
-    assert out == list(ENV_IDS)
+    assert out[: len(ENV_IDS)] == list(ENV_IDS)
     assert "distillgym/ArithSkills-v0" in out
+
+
+def test_envs_describes_every_registered_id_from_the_registry(capsys, monkeypatch):
+    """Per id: its level, action space, budget and one line of what it is (issue 20, item 18), derived
+    from the registration, so an id registered later (here a made-up one) is described too."""
+    import gymnasium as gym
+
+    spec = gym.spec("distillgym/ArithOpen-v2")
+    monkeypatch.setitem(gym.registry, "distillgym/MadeUpMix-v9", spec.__class__(
+        id="distillgym/MadeUpMix-v9", entry_point=spec.entry_point,
+        kwargs={"suite": "arith-v2", "level": "mix", "budget": 4096, "examples_per_step": 1024, "n_errors": 3}))
+    assert main(["envs"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    ids = [line for line in out if line.startswith("distillgym/")]
+    assert set(ENV_IDS) <= set(ids) and "distillgym/MadeUpMix-v9" in ids
+    for env_id in ids:
+        i = out.index(env_id)
+        level, what = out[i + 1], out[i + 2]
+        assert level.strip().startswith("level ") and " action " in level and " budget " in level, (env_id, level)
+        assert what.strip().startswith("suite "), (env_id, what)
+    i = out.index("distillgym/MadeUpMix-v9")
+    assert "level mix, action Box(-1.0, 1.0, (7, 4), float32), budget 4,096 examples in steps of 1,024 (4 steps)" \
+        in out[i + 1]
+    assert "suite arith-v2 (7 skills x 4 difficulties" in out[i + 2] and "n_errors=3" in out[i + 2]
+    assert "check_support=True" in out[out.index("distillgym/ArithOpen-v2") + 2]
 
 
 def test_teachers_lists_every_teacher(capsys):
     assert main(["teachers"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert sorted(line.split()[0] for line in lines) == sorted(TEACHERS)
-    assert all(len(line.split()) > 1 for line in lines)  # each with its one-line description
+    for line in lines:  # each with its first sentence, whole (it was cut at the docstring's first line break)
+        name, text = line.split(None, 1)
+        assert text.rstrip().endswith((".", ")", "!", "?")), line
+
+
+def test_help_texts_and_the_quick_benchmarks_description(capsys):
+    from distillgym.harness.benchmark import load_benchmark
+
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for text in ("--env ENV environment id", "`distillgym envs` lists them", "--teacher TEACHER teacher: a name",
+                 "--seed SEED seed of the episode", "--threads THREADS torch threads"):
+        assert text in out, (text, out)
+    quick = load_benchmark("quick")
+    assert "All built-in" not in quick.description
+    assert all(t.name in quick.description for t in quick.teachers)
 
 
 @pytest.mark.slow

@@ -117,6 +117,7 @@ __all__ = [
     "register_llm_env",
     "registered_ids",
     "check_env_id",
+    "describe_env",
 ]
 
 DEFAULT_ENV = "distillgym/ArithSkills-v1"
@@ -243,3 +244,43 @@ def check_env_id(env_id: object) -> str:
         hint = f" (ids carry the namespace: 'distillgym/{env_id}')"
     raise UnknownNameError(f"unknown env id {env_id!r}{hint}: {did_you_mean(str(env_id), ids)} "
                            "(`distillgym envs` lists them)")
+
+
+def describe_env(env_id: str) -> dict[str, Any]:
+    """What an id is, from its registration alone (no student is built): ``level``, ``action_space``
+    (the level's space on the id's suite; "?" when the suite needs a missing extra), ``budget``,
+    ``examples_per_step``, ``steps``, ``vector`` (a native vector entry point) and ``what``: one line
+    naming its suite (with the suite's own description), student and engine, and the settings in which
+    it differs from :class:`~distillgym.config.EnvConfig`'s defaults."""
+    import dataclasses
+    import re
+
+    import gymnasium as gym
+
+    from distillgym.config import EnvConfig
+    from distillgym.errors import DistillGymError
+
+    spec = gym.spec(check_env_id(env_id))
+    kw = dict(spec.kwargs or {})
+    defaults = {f.name: f.default for f in dataclasses.fields(EnvConfig)}
+    cfg = {**defaults, **kw}
+    level, budget, per_step = str(cfg["level"]), int(cfg["budget"]), int(cfg["examples_per_step"])
+    space, about = "?", ""
+    try:
+        from distillgym.levels import make_level
+        from distillgym.tasks import make_suite
+
+        suite = make_suite(cfg["suite"], **(cfg.get("suite_kwargs") or {}))
+        sp = make_level(level, suite, per_step).space
+        space = f"Text(up to {sp.max_length:,} characters)" if isinstance(sp, gym.spaces.Text) else str(sp)
+        desc = " ".join(str(getattr(suite, "description", "") or "").split())
+        short = re.split(r"[,;:(]| \(", desc)[0].strip().rstrip(".")
+        about = f" ({len(suite.skills)} skills x {suite.n_difficulties} difficulties{': ' + short if short else ''})"
+    except (DistillGymError, ImportError) as err:
+        about = f" (needs what is missing to build it: {str(err).splitlines()[0][:120]})"
+    named = {"suite", "student", "engine", "level", "budget", "examples_per_step"}
+    extra = [f"{k}={v!r}" for k, v in kw.items() if k not in named and defaults.get(k, object()) != v]
+    what = (f"suite {cfg['suite']}{about}; student {cfg['student']}, engine {cfg['engine']}"
+            + (f"; {', '.join(extra)}" if extra else ""))
+    return {"level": level, "action_space": space, "budget": budget, "examples_per_step": per_step,
+            "steps": -(-budget // per_step), "vector": spec.vector_entry_point is not None, "what": what}

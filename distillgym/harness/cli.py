@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from typing import Any
 
@@ -22,20 +23,38 @@ def _json_arg(text: str) -> dict[str, Any]:
     return value
 
 
-def _cmd_envs(args: argparse.Namespace) -> int:
-    from distillgym import ENV_IDS
+def _first_sentence(doc: str | None) -> str:
+    """The first sentence of a docstring's first paragraph, its lines joined."""
+    para = " ".join((doc or "").strip().split("\n\n")[0].split())
+    m = re.search(r"(?<=[.!?])\s+(?=[A-Z(`])", para)
+    return para[: m.start()] if m else para
 
-    for env_id in ENV_IDS:
+
+def _cmd_envs(args: argparse.Namespace) -> int:
+    from distillgym.envs import describe_env, register_llm_env, registered_ids
+
+    register_llm_env()  # listed too (it needs the smollm2 extra only when made)
+    ids = registered_ids()
+    if args.ids:
+        print("\n".join(ids))
+        return 0
+    for env_id in ids:
+        d = describe_env(env_id)
         print(env_id)
+        print(f"    level {d['level']}, action {d['action_space']}, budget {d['budget']:,} examples in steps of "
+              f"{d['examples_per_step']:,} ({d['steps']} steps){', native vector env' if d['vector'] else ''}")
+        print(f"    {d['what']}")
+    print("\narguments: the fields of distillgym.config.EnvConfig (gym.make keyword arguments override an id's "
+          "defaults); version history: distillgym/envs/__init__.py", file=sys.stderr)
     return 0
 
 
 def _cmd_teachers(args: argparse.Namespace) -> int:
     from distillgym.teachers import TEACHERS
 
+    width = max(len(n) for n in TEACHERS) + 2
     for name in sorted(TEACHERS):
-        doc = (TEACHERS[name].__doc__ or "").strip().splitlines()
-        print(f"{name:<14} {doc[0] if doc else ''}")
+        print(f"{name:<{width}}{_first_sentence(TEACHERS[name].__doc__)}")
     return 0
 
 
@@ -354,13 +373,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _Parser(prog="distillgym", description="Benchmark and train teachers of small language models.")
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("envs", help="list registered environment ids").set_defaults(fn=_cmd_envs)
-    sub.add_parser("teachers", help="list teacher names").set_defaults(fn=_cmd_teachers)
+    e = sub.add_parser("envs", help="list the registered environment ids: level, action space, budget and what each is")
+    e.add_argument("--ids", action="store_true", help="print the ids only, one per line")
+    e.set_defaults(fn=_cmd_envs)
+    sub.add_parser("teachers", help="list teacher names, each with its first sentence").set_defaults(fn=_cmd_teachers)
 
     r = sub.add_parser("run", help="run one episode and print a per-step table")
-    r.add_argument("--env", default=DEFAULT_ENV)
-    r.add_argument("--teacher", default="ioa")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--env", default=DEFAULT_ENV,
+                   help=f"environment id (default {DEFAULT_ENV}; `distillgym envs` lists them)")
+    r.add_argument("--teacher", default="ioa",
+                   help="teacher: a name (`distillgym teachers`), ppo:PATH, cem:PATH or package.module:Class (default ioa)")
+    r.add_argument("--seed", type=int, default=0, help="seed of the episode and the teacher (default 0)")
     r.add_argument("--env-kwargs", type=_json_arg, default=None, help="JSON object of env constructor arguments")
     r.add_argument("--teacher-kwargs", type=_json_arg, default=None, help="JSON object of teacher arguments")
     r.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
