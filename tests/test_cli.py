@@ -252,3 +252,26 @@ def test_run_uses_one_torch_thread_unless_told(capsys):
         assert "--threads must be >= 1" in capsys.readouterr().err
     finally:
         torch.set_num_threads(before)
+
+
+def test_describe_env_gives_the_action_space_the_env_has():
+    """``distillgym envs`` derives each id's action space without building a student; it is the one the
+    built env has (every id but the pretrained-student ones, which would load a model)."""
+    import warnings
+
+    import gymnasium as gym
+
+    from distillgym.envs import PRETRAINED_STUDENT_IDS, describe_env, registered_ids
+
+    for env_id in registered_ids():
+        if env_id in PRETRAINED_STUDENT_IDS or "LLMData" in env_id:
+            continue
+        if env_id == "distillgym/ReasoningGym-v1":
+            pytest.importorskip("reasoning_gym")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            env = gym.make(env_id, n_val_per_cell=1, n_test_per_cell=1)
+        space = env.action_space
+        env.close()
+        want = f"Text(up to {space.max_length:,} characters)" if isinstance(space, gym.spaces.Text) else str(space)
+        assert describe_env(env_id)["action_space"] == want, env_id

@@ -271,7 +271,13 @@ def describe_env(env_id: str) -> dict[str, Any]:
         from distillgym.tasks import make_suite
 
         suite = make_suite(cfg["suite"], **(cfg.get("suite_kwargs") or {}))
-        sp = make_level(level, suite, per_step).space
+        level_kwargs = dict(cfg.get("level_kwargs") or {})
+        if level == "source-mix":  # its sources and costs come from the engine, as TeachingEnv builds it
+            from distillgym.engines import make_engine
+
+            engine = make_engine(cfg["engine"], suite, **(cfg.get("engine_kwargs") or {}))
+            level_kwargs = {"sources": engine.sources, "costs": engine.costs}
+        sp = make_level(level, suite, per_step, **level_kwargs).space
         space = f"Text(up to {sp.max_length:,} characters)" if isinstance(sp, gym.spaces.Text) else str(sp)
         desc = " ".join(str(getattr(suite, "description", "") or "").split())
         short = re.split(r"[,;:(]| \(", desc)[0].strip().rstrip(".")
