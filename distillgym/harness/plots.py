@@ -13,7 +13,61 @@ import numpy as np
 from distillgym.errors import ConfigError
 from distillgym.runtime import pyplot
 
-__all__ = ["plot_results", "plot_costs"]
+__all__ = ["plot_results", "plot_costs", "teacher_style", "curve_band"]
+
+_LINESTYLES = ("-", "--", ":", "-.")
+_REGISTERED_COLOURS = 40
+"""Palette slots for registered teachers (in registration order); the other 20 are for other labels."""
+
+
+def _palette() -> list[Any]:
+    """60 colours, the most distinct first (neighbours in the registry get unlike colours): tab10, then the
+    darkest and second shades of tab20b and tab20c, then their lighter shades, then tab20's light ones."""
+    import matplotlib
+
+    cm = matplotlib.colormaps
+    b, c = cm["tab20b"].colors, cm["tab20c"].colors
+    out = list(cm["tab10"].colors)
+    for shade in (0, 2, 1, 3):
+        out += [b[i + shade] for i in range(0, 20, 4)] + [c[i + shade] for i in range(0, 20, 4)]
+    return out + list(cm["tab20"].colors[1::2])
+
+
+def teacher_style(label: str) -> dict[str, Any]:
+    """The colour and line style of a teacher label, the same in every plot of every results folder.
+
+    A registered teacher name (``uniform``, ``ioa``, ...) takes the colour at its position in the
+    registry (:data:`distillgym.teachers.TEACHERS`, in registration order: a teacher registered later
+    never moves an earlier one's colour); any other label (a custom label, a ``ppo:PATH``) takes a
+    colour and line style from a hash of the label, among the palette's last 20 colours. A display
+    name ``label@HASH`` (one label in two configurations) is styled as ``label``."""
+    import hashlib
+
+    from distillgym.teachers import TEACHERS
+
+    base = str(label).split("@")[0]
+    palette = _palette()
+    names = list(TEACHERS)  # registration order
+    reserved = _REGISTERED_COLOURS  # fixed, so that registering a teacher moves no other label's colour
+    if base in names and names.index(base) < reserved:
+        i = names.index(base)
+        return {"color": palette[i], "linestyle": _LINESTYLES[0]}
+    h = int(hashlib.sha256(base.encode()).hexdigest(), 16)
+    free = len(palette) - reserved
+    return {"color": palette[reserved + h % free], "linestyle": _LINESTYLES[(h // free) % len(_LINESTYLES)]}
+
+
+def curve_band(ys: np.ndarray, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per column of ``ys`` (seeds x points): the mean and the percentile bootstrap interval of the mean
+    (:func:`distillgym.harness.stats.bootstrap_ci`, seeded), which lies within the values' range, so an
+    accuracy's band stays within [0, 1] (a t interval of n = 3 accuracies near 0 runs below 0); NaN with
+    fewer than two seeds."""
+    from distillgym.harness.stats import bootstrap_ci
+
+    ys = np.asarray(ys, dtype=float)
+    mean = ys.mean(axis=0)
+    band = np.array([bootstrap_ci(ys[:, i], confidence, n_resamples=2000) for i in range(ys.shape[1])])
+    return mean, band[:, 0], band[:, 1]
 
 
 def plot_costs(rows: Sequence[dict[str, Any]], env: str, path: str | os.PathLike[str],
@@ -44,13 +98,13 @@ def plot_costs(rows: Sequence[dict[str, Any]], env: str, path: str | os.PathLike
     fig, axes = plt.subplots(1, len(widths), sharey=True, squeeze=False, figsize=(max(6.5, sum(widths) + 2.0), 5.2),
                              gridspec_kw={"width_ratios": widths})
     axes = list(axes[0])
-    colours = plt.get_cmap("tab10").colors
 
     def point(ax: Any, x: float, r: dict[str, Any], k: int) -> None:
         err = [[max(0.0, r["mean"] - r["ci_low"])], [max(0.0, r["ci_high"] - r["mean"])]] if not math.isnan(
             r["ci_low"]) else None
         ax.errorbar([x], [r["mean"]], yerr=err, fmt="*" if r.get("reference") else "o", ms=11 if r.get("reference") else 6,
-                    color=colours[k % 10], capsize=3, label=r["teacher"] + (" (reference)" if r.get("reference") else ""))
+                    color=teacher_style(r["teacher"])["color"], capsize=3,
+                    label=r["teacher"] + (" (reference)" if r.get("reference") else ""))
 
     k = 0
     if zero:
@@ -107,7 +161,6 @@ def plot_results(results_dir: str | os.PathLike[str], out_dir: str | os.PathLike
 
     from distillgym.harness.leaderboard import groups, leaderboard
     from distillgym.harness.results import read_results
-    from distillgym.harness.stats import mean_ci
 
     episodes, _ = read_results(results_dir)
     out = Path(out_dir) if out_dir else Path(results_dir) / "plots"
@@ -122,21 +175,19 @@ def plot_results(results_dir: str | os.PathLike[str], out_dir: str | os.PathLike
     for env, teachers in by_env.items():
         tag = env.replace("/", "_")
         fig, ax = plt.subplots(figsize=(8, 5))
-        colours = plt.get_cmap("tab20").colors
-        for k, (name, eps) in enumerate(sorted(teachers.items())):
-            style = {"color": colours[(2 * k) % 20 + (k // 10) % 2], "linestyle": ("-", "--", ":")[k % 3]}
+        for name, eps in sorted(teachers.items()):
+            style = teacher_style(name)
             curves = [np.asarray(e["curve"], dtype=float) for e in eps]
             n = min(len(c) for c in curves)
             x = curves[0][:n, 0]
-            ys = np.stack([c[:n, 1] for c in curves])
-            stats = [mean_ci(ys[:, i]) for i in range(n)]
-            m = np.array([s[0] for s in stats])
+            m, low, high = curve_band(np.stack([c[:n, 1] for c in curves]))
             ax.plot(x, m, label=f"{name} (n={len(eps)})", **style)
             if len(eps) > 1:
-                ax.fill_between(x, [s[1] for s in stats], [s[2] for s in stats], alpha=0.12, color=style["color"])
+                ax.fill_between(x, np.clip(low, 0, 1), np.clip(high, 0, 1), alpha=0.12, color=style["color"])
         ax.set_xlabel("training examples")
         ax.set_ylabel("mean validation accuracy")
-        ax.set_title(f"{env}: learning curves (mean and 95% CI over seeds)")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(f"{env}: learning curves\n(mean over seeds; band: 95% bootstrap interval of the mean)", fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()
@@ -148,15 +199,19 @@ def plot_results(results_dir: str | os.PathLike[str], out_dir: str | os.PathLike
         names = sorted(teachers)
         cols = min(4, len(names))
         nrows = (len(names) + cols - 1) // cols
-        fig, axes = plt.subplots(nrows, cols, figsize=(3.0 * cols + 1.5, 3.0 * nrows), squeeze=False)
+        fig, axes = plt.subplots(nrows, cols, figsize=(3.0 * cols + 1.5, 3.0 * nrows + 0.8), squeeze=False,
+                                 layout="constrained")
         for k, (ax, name) in enumerate(zip(axes.flat, names, strict=False)):
             eps = teachers[name]
             mat = np.mean([np.asarray(e["test_accuracy_matrix"], dtype=float) for e in eps], axis=0)
             im = ax.imshow(mat, vmin=0, vmax=1, cmap="viridis", aspect="auto")
             skills = eps[0].get("skills") or [str(i) for i in range(mat.shape[0])]
             ax.set_yticks(range(mat.shape[0]), skills if k % cols == 0 else [], fontsize=7)
-            ax.set_xticks(range(mat.shape[1]), [f"L{j}" for j in range(mat.shape[1])], fontsize=7)
-            ax.set_title(f"{name}", fontsize=9)
+            ax.set_xticks(range(mat.shape[1]), [str(j) for j in range(mat.shape[1])], fontsize=7)
+            ax.set_xlabel("difficulty", fontsize=8)
+            if k % cols == 0:
+                ax.set_ylabel("skill", fontsize=8)
+            ax.set_title(f"{name} (n={len(eps)})", fontsize=9)
             for i in range(mat.shape[0]):
                 for j in range(mat.shape[1]):
                     ax.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=6,
@@ -164,7 +219,7 @@ def plot_results(results_dir: str | os.PathLike[str], out_dir: str | os.PathLike
         for ax in list(axes.flat)[len(names):]:
             ax.axis("off")
         fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="test accuracy")
-        fig.suptitle(f"{env}: test accuracy per skill x difficulty at episode end (mean over seeds)", fontsize=10)
+        fig.suptitle(f"{env}: final test accuracy per skill x difficulty (mean over seeds)", fontsize=10)
         p = out / f"heatmaps_{tag}.png"
         fig.savefig(p, dpi=120)
         plt.close(fig)
