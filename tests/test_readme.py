@@ -38,3 +38,13 @@ def test_readme_python_block_runs_as_written(index, monkeypatch):
     with contextlib.redirect_stdout(out):
         exec(compile(code, f"README.md python block {index + 1}", "exec"), {"__name__": "__readme__"})
     assert out.getvalue().strip(), "a README block prints what it shows"
+
+
+def test_the_main_job_installs_what_the_benchmark_and_its_plots_need():
+    """The README's main-job line installs the [plots] extra, not [test] (about 170 packages with gradio,
+    ray and pyarrow; issue 20, item 17); the tests line keeps [test] (.ci/run runs it)."""
+    lines = README.read_text().splitlines()
+    job = lines[lines.index(next(x for x in lines if x.startswith("# main job"))) + 1]
+    tests = lines[lines.index("# tests") + 1]
+    assert 'pip install -e ".[plots]"' in job and "[test]" not in job and job.endswith("distillgym bench quick --workers 2")
+    assert 'pip install -e ".[test]"' in tests and "pytest" in tests
