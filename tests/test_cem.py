@@ -199,6 +199,8 @@ def test_cem_learns_the_known_best_mix_on_a_real_env(tmp_path, monkeypatch):
     share = skills[:2].sum() / skills.sum()
     assert share > 2 / 7 + 0.05, f"copy and successor get {share:.2f} of the data (equal mix: 0.29)"
     assert Path(res["curve_png"]).is_file()
+    readme = (tmp_path / "run" / "README.md").read_text()
+    assert "| 3 | " in readme and "`skill=copy`" in readme and "## What it learned" in readme
 
 
 @pytest.mark.slow

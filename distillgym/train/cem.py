@@ -41,7 +41,8 @@ the latest and computes exactly what an uninterrupted run would, since every gen
 candidates and seeds derive from ``(seed, g)``), ``log.jsonl`` (one line per generation: seeds,
 candidates, every episode's return, validation and test accuracy, the elite, ``mu``, ``sigma``,
 seconds), ``policy.json`` (the policy, with the training record: command, seeds, wall time,
-hardware, versions), ``curve.png`` (:func:`plot_cem_curve`). ``generations=0`` writes the untrained
+hardware, versions), ``curve.png`` (:func:`plot_cem_curve`) and ``README.md`` (:func:`render_readme`: the
+record, the training curve's numbers and what the policy learned). ``generations=0`` writes the untrained
 policy (``theta = 0``), the control that shows what training added. The policy plays as the teacher
 ``cem:OUT/policy.json`` (:mod:`distillgym.teachers.cem`); ``distillgym train-teacher --algo cem`` is
 the command line.
@@ -77,6 +78,7 @@ __all__ = [
     "evaluate_policies",
     "read_log",
     "plot_cem_curve",
+    "render_readme",
     "latest_generation",
 ]
 
@@ -548,6 +550,7 @@ def train_cem(
             venv.close()
     path = _save_policy(out, policy_of(mu), env_id, env_kwargs, run, g, generations, t0, hardware_start, command,
                         start, stopped_by_time)
+    (out / "README.md").write_text(render_readme(out))
     curve_png: str | None = None
     if plot and g > 0:
         try:
@@ -651,6 +654,9 @@ def plot_cem_curve(out_dir: str | os.PathLike[str], path: str | os.PathLike[str]
     ax2.plot(gens, [float(np.linalg.norm(e["mu"])) for e in log], marker=".", color="C5", label="|mu|")
     ax2.set_ylabel("|mu| (norm of the policy's weights)", color="C5")
     ax.set_xlabel("generation")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     run_p = Path(out_dir) / "run.json"
     title = str(out_dir)
     if run_p.is_file():
@@ -665,6 +671,87 @@ def plot_cem_curve(out_dir: str | os.PathLike[str], path: str | os.PathLike[str]
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def render_readme(out_dir: str | os.PathLike[str]) -> str:
+    """A Markdown record of a CEM run folder: the command, env, seeds, wall time, hardware and versions
+    (from ``policy.json``), the curve's numbers per generation (from ``log.jsonl``), the policy's largest
+    weights, and its mean mix per cell in the last generation it was run."""
+    out = Path(out_dir)
+    pol = json.loads((out / "policy.json").read_text())
+    tr = pol.get("training", {})
+    log = read_log(out) if (out / LOG_FILE).is_file() else []
+    hw = tr.get("hardware", {})
+    lines = [
+        f"# CEM teacher: {pol.get('env')}",
+        "",
+        f"A linear per-cell mix policy (`distillgym.train.mix_policy`, {len(pol['feature_names'])} weights, feature "
+        f"groups {pol.get('groups')}) trained by the cross-entropy method (`distillgym.train.cem`). Play it with "
+        f"`distillgym run --env {pol.get('env')} --teacher cem:{out / 'policy.json'}`.",
+        "",
+        "## Training record",
+        "",
+        f"- command: `{tr.get('command')}`" + ("" if len(tr.get("segments", [])) < 2 else
+                                                f" (in {len(tr['segments'])} segments: " + "; ".join(
+                                                    f"`{s.get('command')}`" for s in tr["segments"]) + ")"),
+        f"- env: `{pol.get('env')}` with env kwargs `{json.dumps(pol.get('env_kwargs'))}`",
+        f"- generations: {tr.get('generations')} (requested {tr.get('requested_generations')}), "
+        f"{tr.get('episodes')} training episodes, CEM settings `{json.dumps(tr.get('config'))}`",
+        f"- training seeds: {tr.get('training_seeds')} (first and last; the reserved range "
+        f"distillgym.seeding.TEACHER_TRAINING_SEEDS, used by no benchmark)",
+        f"- wall time: {tr.get('seconds', 0) / 3600:.2f} h ({tr.get('seconds', 0):.0f} s) on {hw.get('processor')} "
+        f"({hw.get('cpu_count')} CPUs, {hw.get('torch_threads')} torch thread(s), students on "
+        f"{hw.get('student_device')}, CUDA available: {hw.get('cuda_available')}), load average at the start "
+        f"{hw.get('load_average')}",
+        f"- versions: `{json.dumps(tr.get('versions'))}`",
+        "",
+    ]
+    if log:
+        lines += [
+            "## Curve (curve.png)",
+            "",
+            "Per generation: the candidates' fitness (mean validation return over the generation's seeds), the "
+            "current mean's and the untrained init's on the same seeds, and their difference in validation return "
+            "and in hidden-test accuracy (recorded, never used in training).",
+            "",
+            "| gen | seeds | best | median | mean | init | mean - init (val) | mean - init (test) | sigma | s |",
+            "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for e in log:
+            f = np.asarray(e["fitness"])
+            m, i = e.get("mean"), e.get("init")
+            dtest = (float(np.mean(m["test"]) - np.mean(i["test"])) if m and i and None not in m["test"] + i["test"]
+                     else math.nan)
+            lines.append(
+                f"| {e['generation'] + 1} | {e['seeds'][0]}.. | {f.max():+.4f} | {float(np.median(f)):+.4f} | "
+                + (f"{m['fitness']:+.4f}" if m else "") + " | " + (f"{i['fitness']:+.4f}" if i else "") + " | "
+                + (f"{m['fitness'] - i['fitness']:+.4f}" if m and i else "") + f" | {dtest:+.4f} | "
+                f"{float(np.mean(e['sigma'])):.3f} | {e.get('seconds', 0):.0f} |")
+        lines.append("")
+    policy = LinearMixPolicy(pol["feature_names"], pol["theta"], float(pol.get("temperature", 1.0)), pol.get("groups"))
+    lines += ["## What it learned", "", "The largest weights (a score is `theta . phi` per action entry, the mix "
+              "its softmax; +1 multiplies an entry's share by e):", "", "| feature | weight |", "|---|---:|"]
+    lines += [f"| `{n}` | {w:+.3f} |" for n, w in policy.explain(12)]
+    last = next((e for e in reversed(log) if e.get("mean")), None)
+    if last is not None:
+        mix = np.asarray(last["mean"]["mean_mix"], dtype=float)
+        lines += ["", f"Mean mix over the episode of generation {last['generation'] + 1}'s mean (first seed), per cell "
+                  "(rows: skills; columns: difficulties" + ("; summed over sources" if mix.ndim == 3 else "") + "):", ""]
+        if mix.ndim == 3:
+            src = mix.sum(axis=(0, 1))
+            names = [n.split("=", 1)[1] for n in pol["feature_names"] if n.startswith("source=")]
+            names = names if len(names) == len(src) else [str(k) for k in range(len(src))]
+            lines.append("Share per source: " + ", ".join(f"{k} {v:.3f}" for k, v in zip(names, src, strict=True)))
+            lines.append("")
+            mix = mix.sum(axis=2)
+        skills = [n.split("=", 1)[1] for n in pol["feature_names"] if n.startswith("skill=") and "*" not in n]
+        lines.append("| skill | " + " | ".join(f"d{d}" for d in range(mix.shape[1])) + " |")
+        lines.append("|---|" + "---:|" * mix.shape[1])
+        for s, row in enumerate(mix):
+            name = skills[s] if s < len(skills) else str(s)
+            lines.append(f"| {name} | " + " | ".join(f"{x:.3f}" for x in row) + " |")
+    lines.append("")
+    return "\n".join(lines)
 
 
 def _rolling(y: list[float], k: int) -> list[float]:
