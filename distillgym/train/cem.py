@@ -38,7 +38,8 @@ The trained policy is the final mean ``mu`` (written as ``OUT/policy.json`` afte
 Files in ``OUT/``: ``run.json`` (the configuration; a resumed run must match it),
 ``checkpoints/gen_<G>.json`` (``mu``, ``sigma`` after ``G`` generations: a resumed run continues from
 the latest and computes exactly what an uninterrupted run would, since every generation's
-candidates and seeds derive from ``(seed, g)``), ``log.jsonl`` (one line per generation: seeds,
+candidates and seeds derive from ``(seed, g)``; a generation that raised, e.g. a student that
+diverged, is run again from its start), ``log.jsonl`` (one line per generation: seeds,
 candidates, every episode's return, validation and test accuracy, the elite, ``mu``, ``sigma``,
 seconds), ``policy.json`` (the policy, with the training record: command, seeds, wall time,
 hardware, versions), ``curve.png`` (:func:`plot_cem_curve`) and ``README.md`` (:func:`render_readme`: the
