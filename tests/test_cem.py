@@ -269,3 +269,26 @@ def test_untrained_policy_plays_the_equal_mix_and_the_cli(tmp_path):
     _, info = env.reset(seed=0)
     with pytest.raises(ConfigError, match="cannot play this env"):
         teacher.reset(env.action_space, info, seed=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("env_id", ["distillgym/ArithSources-v1", "distillgym/ArithTarget-v1"])
+def test_the_data_agent_ids_sources_and_targets(tmp_path, env_id):
+    """The source-mix level (cells x sources, its own groups) and target cells (the target groups): the
+    untrained policy plays exactly as stratified does there (through the source-mix adapter), and one
+    generation trains through the native vector env."""
+    kw = dict(budget=2048, examples_per_step=1024, n_val_per_cell=4, n_test_per_cell=4)
+    res = train_cem(env_id, tmp_path / "run", generations=1, config=dict(population=2, seeds_per_generation=1,
+                    elite=1), env_kwargs=kw, verbose=0, plot=False)
+    names = json.loads((tmp_path / "run" / "run.json").read_text())["features"]
+    if "Sources" in env_id:
+        assert "skill=add*source=verified" in names and "source=noisy" in names and "target" not in names
+    else:
+        assert "target" in names and "progress_x_target" in names and "source=noisy" not in names
+    entry = read_log(tmp_path / "run")[0]
+    assert len(entry["candidates"][0]) == len(names) and all(np.isfinite(entry["fitness"]))
+    init = train_cem(env_id, tmp_path / "init", generations=0, env_kwargs=kw, verbose=0)
+    a = run_episode(env_id, f"cem:{init['path']}", seed=7, env_kwargs=kw)
+    b = run_episode(env_id, "stratified", seed=7, env_kwargs=kw)
+    assert a["final_test_accuracy"] == b["final_test_accuracy"] and a["return"] == b["return"]
+    assert res["generations"] == 1
