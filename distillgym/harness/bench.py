@@ -3,8 +3,9 @@
 A benchmark (a TOML file of envs x teachers x seeds, :mod:`distillgym.harness.benchmark`) is resolved
 first: every env and teacher is built once, so a bad file fails before any episode runs. Then every
 (teacher, seed) pair not yet in ``DIR/results.jsonl`` (:mod:`distillgym.harness.results`) runs on an
-executor (:mod:`distillgym.harness.executors`: a local process pool, one torch thread per worker, or
-Ray) and is appended whole as it finishes. The benchmark itself is recorded next to the results as
+executor (:mod:`distillgym.harness.executors`: a local process pool, one torch thread per worker,
+Ray, or populations of students in native vector envs, :mod:`distillgym.harness.population`) and is
+appended whole as it finishes. The benchmark itself is recorded next to the results as
 ``DIR/suite-NAME.json`` (the file name and the ``suite`` field of the lines keep the format's word).
 
 An episode that raises is recorded as a **failed line** (``status: "failed"``, ``error``,
@@ -93,6 +94,7 @@ def run_benchmark(
     on_episode: Callable[[Job, dict[str, Any]], None] | None = None,
     allow_mixed_fingerprints: bool = False,
     say: Callable[[str], None] | None = None,
+    num_envs: int | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark's unfinished (teacher, seed) pairs and append them to ``out_dir``.
 
@@ -100,7 +102,9 @@ def run_benchmark(
     any episode runs. A resume onto finished episodes of another fingerprint raises
     :class:`FingerprintMismatchError` unless ``allow_mixed_fingerprints``. An episode that raises is
     recorded as a failed line and the others go on. ``say`` receives progress messages (resume
-    notes); default: stderr when ``progress``.
+    notes); default: stderr when ``progress``. ``executor="population"`` runs the episodes of envs with
+    a native vector env as populations of at most ``num_envs`` students (None: chosen by
+    :func:`distillgym.harness.population.auto_num_envs`; see that module).
 
     Returns counts: ``{"total", "skipped", "ran", "ok", "failed", "failures", "mixed_fingerprints",
     "seconds"}``; ``failures`` lists ``{"label", "seed", "config_hash", "error"}`` per failed episode
@@ -146,7 +150,14 @@ def run_benchmark(
         from tqdm import tqdm
 
         bar = tqdm(total=total, initial=total - len(jobs), desc=f"bench {benchmark.name}", unit="episode", file=sys.stderr)
-    it = run_local(jobs, workers, threads) if executor == "local" else run_ray(jobs, workers, threads, ray_address)
+    if executor == "population":
+        from distillgym.harness.population import run_population
+
+        it = run_population(jobs, workers, threads, num_envs, say=say)
+    elif executor == "local":
+        it = run_local(jobs, workers, threads)
+    else:
+        it = run_ray(jobs, workers, threads, ray_address)
     failures: list[dict[str, Any]] = []
     try:
         for job, result in it:

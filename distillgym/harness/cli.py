@@ -1,4 +1,4 @@
-"""``distillgym`` command line: envs, teachers, run, bench, leaderboard, plot, verify, train-teacher."""
+"""``distillgym`` command line: envs, teachers, run, bench, headroom, leaderboard, plot, verify, train-teacher."""
 
 from __future__ import annotations
 
@@ -135,7 +135,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     counts = run_benchmark(
         benchmark, out, workers=args.workers, executor=args.executor, ray_address=args.ray_address,
         progress=not args.no_progress, wandb=args.wandb, allow_mixed_fingerprints=args.allow_mixed_fingerprints,
-        say=lambda msg: print(f"distillgym: {msg}", file=sys.stderr, flush=True),
+        say=lambda msg: print(f"distillgym: {msg}", file=sys.stderr, flush=True), num_envs=args.num_envs,
     )
     print(f"ran {counts['ran']} episodes, skipped {counts['skipped']} already in {out} ({counts['seconds']:.0f} s)",
           file=sys.stderr)
@@ -171,13 +171,58 @@ def _failure_summary(counts: dict[str, Any], out: str) -> int:
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from distillgym.harness.headroom import headroom_episodes, load_headroom
     from distillgym.harness.leaderboard import leaderboard, render
     from distillgym.harness.results import read_results
 
     episodes, _ = read_results(args.results)
     if not episodes:
         raise ConfigError(f"no finished episodes in {args.results}")
+    paths = list(args.headroom or [])
+    own = Path(args.results) / "headroom.json"
+    if not paths and own.is_file():
+        paths.append(str(own))
+    for path in paths:  # the headroom search's best policy: a reference row of its env
+        episodes = episodes + headroom_episodes(load_headroom(path))
     print(render(leaderboard(episodes, args.baseline, args.threshold), args.format, args.baseline, args.threshold))
+    return 0
+
+
+def _cmd_headroom(args: argparse.Namespace) -> int:
+    from distillgym.harness.headroom import (
+        DEFAULT_CONFIRM_SEEDS,
+        DEFAULT_SCREEN_SEEDS,
+        FAMILIES,
+        headroom,
+        load_policy_file,
+        parse_seeds,
+    )
+
+    families: list[str] = []
+    extra = []
+    for item in (args.family.split(",") if args.family else ["all"]):
+        item = item.strip()
+        if item == "all":
+            families += list(FAMILIES)
+        elif item.endswith(".json"):
+            extra += load_policy_file(item)
+        elif item:
+            families.append(item)
+    report = headroom(
+        args.env_id, args.env_kwargs,
+        screen_seeds=parse_seeds(args.screen_seeds) if args.screen_seeds else DEFAULT_SCREEN_SEEDS,
+        confirm_seeds=parse_seeds(args.confirm_seeds) if args.confirm_seeds else DEFAULT_CONFIRM_SEEDS,
+        top=args.top, families=list(dict.fromkeys(families)), policies=extra, out=args.out, num_envs=args.num_envs,
+        workers=args.workers, progress=not args.no_progress, allow_mixed_fingerprints=args.allow_mixed_fingerprints,
+    )
+    if args.json:
+        print(json.dumps({k: v for k, v in report.items() if k != "best_episodes"}, default=str))
+        return 0
+    from distillgym.harness.headroom import render_headroom
+
+    print(render_headroom(report))
     return 0
 
 
@@ -399,7 +444,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--list", action="store_true", help="list the benchmark names and exit")
     b.add_argument("--out", default=None, help="results directory (default results/SUITE); a rerun resumes it")
     b.add_argument("--workers", type=int, default=1, help="parallel episodes (one torch thread each)")
-    b.add_argument("--executor", default="local", help="local (process pool) or ray")
+    b.add_argument("--executor", default="local",
+                   help="local (process pool), ray, or population (the episodes of an id with a native vector env "
+                        "as populations of students; see --num-envs)")
+    b.add_argument("--num-envs", type=int, default=None,
+                   help="with --executor population: students per population (default: chosen to fit the machine)")
     b.add_argument("--ray-address", default=None, help="address of a running Ray cluster (default: start a local one)")
     b.add_argument("--teachers", default=None, help="comma-separated teacher names, overriding the benchmark's")
     b.add_argument("--seeds", type=int, default=None, help="number of seeds, overriding the benchmark's")
@@ -431,7 +480,37 @@ def build_parser() -> argparse.ArgumentParser:
         "when the label has several configurations in one env",
     )
     lb.add_argument("--threshold", type=float, default=0.25, help="validation accuracy for the data-efficiency column")
+    lb.add_argument("--headroom", action="append", default=None, metavar="PATH",
+                    help="a headroom result (OUT/headroom.json or OUT of `distillgym headroom`): its best confirmed "
+                         "policy is shown as a reference row 'headroom: <policy>' of its env (repeatable; default: "
+                         "RESULTS/headroom.json when there is one)")
     lb.set_defaults(fn=_cmd_leaderboard)
+
+    hr_help = ("search a family of simple policies (fixed mixes, schedules, adaptive rules) for the best teaching on "
+               "an env: screen them on a few seeds, confirm the best on >= 10 fresh seeds against the equal mix and "
+               "uniform (paired tests, Holm); resumable")
+    h = sub.add_parser("headroom", help=hr_help, description=hr_help + ". See distillgym/harness/headroom.py.")
+    h.add_argument("env_id", metavar="ENV_ID")
+    h.add_argument("--screen-seeds", default=None,
+                   help="screen seeds, e.g. 20000-20002 or 1,2,5 (default 20000-20002)")
+    h.add_argument("--confirm-seeds", default=None,
+                   help="confirmation seeds, at least 10, disjoint from the screen's and every benchmark's "
+                        "(default 21000-21009)")
+    h.add_argument("--top", type=int, default=3, help="how many of the screen's best policies to confirm (default 3)")
+    h.add_argument("--family", default=None,
+                   help="comma-separated policy families (dirichlet, profiles, leave-out, schedules, adaptive; "
+                        "default all) and/or JSON files listing more policies [{name, kwargs, label}]")
+    h.add_argument("--out", default=None, help="output folder (default results/headroom/<env name>); a rerun resumes it")
+    h.add_argument("--num-envs", type=int, default=None,
+                   help="students per population where the id has a native vector env (default: chosen to fit the "
+                        "machine, at most 8 on CPU)")
+    h.add_argument("--workers", type=int, default=1, help="processes, one torch thread each (default 1)")
+    h.add_argument("--env-kwargs", type=_json_arg, default=None, help="JSON object of env constructor arguments")
+    h.add_argument("--allow-mixed-fingerprints", action="store_true",
+                   help="resume into results recorded with another fingerprint (see bench)")
+    h.add_argument("--no-progress", action="store_true")
+    h.add_argument("--json", action="store_true", help="print the report as JSON instead of HEADROOM.md")
+    h.set_defaults(fn=_cmd_headroom)
 
     plot_help = ("learning curves, skill heatmaps and the costs plot (final test accuracy against model tokens per "
                  "episode) of a results directory, as PNG")

@@ -4,7 +4,8 @@
 every executor, so results do not depend on where a job ran) and never raises for an episode's own
 error. :func:`run_local` runs jobs in a pool of spawned processes (killed with their parent on
 Linux); :func:`run_ray` on Ray workers (the ``ray`` extra). Both yield ``(job, result)`` as each
-episode finishes.
+episode finishes. The third executor, ``population`` (several episodes in one native vector env),
+is :func:`distillgym.harness.population.run_population`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from distillgym.harness.fingerprint import fingerprint
 
 __all__ = ["EXECUTORS", "run_job", "run_local", "run_ray"]
 
-EXECUTORS = ("local", "ray")
+EXECUTORS = ("local", "ray", "population")
+"""``local`` (a process pool), ``ray``, and ``population`` (:mod:`distillgym.harness.population`: the
+episodes of an env with a native vector env run as one population of students per chunk)."""
 
 
 def _failed(error: BaseException | str, tb: str, threads: int, device: str = "cpu", **extra: Any) -> dict[str, Any]:

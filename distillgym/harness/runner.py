@@ -21,7 +21,7 @@ from typing import Any
 
 from distillgym.envs import DEFAULT_ENV
 
-__all__ = ["run_episode", "step_record", "prepare_teacher", "student_device"]
+__all__ = ["run_episode", "episode_result", "step_record", "prepare_teacher", "student_device"]
 
 
 def step_record(t: int, info: dict[str, Any], reward: float) -> dict[str, Any]:
@@ -127,6 +127,17 @@ def run_episode(
     finally:
         if own_env:
             env.close()
+    return episode_result(agent, teacher if isinstance(teacher, str) else None, seed, env_id, info, skills, ret,
+                          bool(truncated), steps, device, env_config, time.perf_counter() - t0)
+
+
+def episode_result(agent: Any, teacher_name: str | None, seed: int, env_id: str, info: dict[str, Any],
+                   skills: list[str], ret: float, truncated: bool, steps: list[dict[str, Any]], device: str,
+                   env_config: Any, seconds: float) -> dict[str, Any]:
+    """The JSON-able result of an episode that has ended with ``info`` (which holds ``info["final"]``),
+    as :func:`run_episode` returns it (shared with the population runner,
+    :mod:`distillgym.harness.population`). ``agent`` is the teacher that played (its ``stats`` and
+    ``reference_row`` are read); ``teacher_name`` the name it was built from (None: its own ``name``)."""
     final = info["final"]
     totals = dict(info.get("totals") or {})
     stats = dict(getattr(agent, "stats", None) or {})
@@ -147,7 +158,7 @@ def run_episode(
         "charged": float(totals.get("charged", 0)),
     }
     return {
-        "teacher": teacher if isinstance(teacher, str) else getattr(agent, "name", type(agent).__name__),
+        "teacher": teacher_name if teacher_name is not None else getattr(agent, "name", type(agent).__name__),
         "seed": seed,
         "env": env_id,
         "final_test_accuracy": final["test_accuracy"],
@@ -164,7 +175,7 @@ def run_episode(
         "device": device,
         "env_config": env_config,
         "reference_row": bool(getattr(agent, "reference_row", False)),
-        "seconds": time.perf_counter() - t0,
+        "seconds": seconds,
         "teacher_stats": stats,
         "steps": steps,
     }

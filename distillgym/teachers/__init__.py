@@ -80,6 +80,16 @@ TEACHERS = Registry("teacher", {
     "skill-it": "distillgym.teachers.skill_it:SkillItTeacher",
     "doremi": "distillgym.teachers.doremi:DoReMiTeacher",
     "aioli": "distillgym.teachers.aioli:AioliTeacher",
+    # the headroom search's policy family (mix and cell levels; teachers/family.py): fixed mixes, schedules,
+    # adaptive rules; error-mix is also a heuristic baseline
+    "fixed-mix": "distillgym.teachers.fixed_mix:FixedMixTeacher",
+    "dirichlet-mix": "distillgym.teachers.fixed_mix:DirichletMixTeacher",
+    "easy-to-hard": "distillgym.teachers.schedules:EasyToHardTeacher",
+    "warmup-equal": "distillgym.teachers.schedules:WarmupEqualTeacher",
+    "prereq-first": "distillgym.teachers.schedules:PrereqFirstTeacher",
+    "error-mix": "distillgym.teachers.adaptive_mix:ErrorMixTeacher",
+    "progress-mix": "distillgym.teachers.adaptive_mix:ProgressMixTeacher",
+    "mastery-gated": "distillgym.teachers.adaptive_mix:MasteryGatedTeacher",
     # writers (open level)
     "scripted-writer": "distillgym.teachers.writer:ScriptedWriter",
     "llm-writer": "distillgym.teachers.llm_writer:LLMWriter",
