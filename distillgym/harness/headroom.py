@@ -80,7 +80,7 @@ __all__ = [
 ]
 
 FORMAT = "distillgym.headroom/1"
-FAMILIES = ("dirichlet", "profiles", "leave-out", "schedules", "adaptive")
+FAMILIES = ("dirichlet", "profiles", "leave-out", "schedules", "adaptive", "sources")
 """The policy families :func:`policy_family` draws from (``--family``; all by default)."""
 DEFAULT_SCREEN_SEEDS = tuple(range(20000, 20003))
 DEFAULT_CONFIRM_SEEDS = tuple(range(21000, 21010))
@@ -131,7 +131,14 @@ def policy_family(info: dict[str, Any], families: Sequence[str] = FAMILIES) -> l
       0.15 and 0.3 of the budget on difficulty <= 0 and <= 1), ``prereq-first`` (switch at 0.2 and 0.4,
       keep 0 and 0.25);
     - ``adaptive``: ``error-mix`` (floor 0, 0.02, 0.1, 0.5), ``progress-mix`` (floor 0.01, 0.05, 0.2),
-      ``mastery-gated`` (threshold 0.5 and 0.8, locked 0 and 0.1; and 0.8 with error weights).
+      ``mastery-gated`` (threshold 0.5 and 0.8, locked 0 and 0.1; and 0.8 with error weights);
+    - ``sources`` (only on a level with a source axis, ``info["action"]["sources"]``): five cell rules
+      (the equal mix, ``error-mix`` floor 0.02, the easy profile, ``prereq-first`` switch 0.2 keep 0.25,
+      ``mastery-gated`` threshold 0.5 locked 0.1) times source shares: equal units (the other families'
+      default; the equal mix with equal units is the ``stratified`` baseline and is left out), each
+      source alone, each source left out (with more than two sources), and equal *examples* per source
+      (units in proportion to each source's cost, ``info["action"]["costs"]``). Labels
+      ``RULE@SHARES``.
     """
     from distillgym.teachers.family import target_weights
     from distillgym.teachers.schedules import prerequisite_closure
@@ -201,6 +208,28 @@ def policy_family(info: dict[str, Any], families: Sequence[str] = FAMILIES) -> l
             add("adaptive", "progress-mix-argmax", "progress-mix", cell_mode="argmax")
             add("adaptive", "mastery-gated-t0.8-error-argmax", "mastery-gated", threshold=0.8, unlocked="error",
                 cell_mode="argmax")
+    action = info.get("action") if isinstance(info.get("action"), dict) else {}
+    sources = [str(x) for x in action.get("sources") or []] if len(action.get("action_shape") or []) == 3 else []
+    if "sources" in families and sources:
+        K = len(sources)
+        shares: dict[str, list[float]] = {}
+        for k, src in enumerate(sources):
+            shares[f"only-{src}"] = [1.0 if j == k else 0.0 for j in range(K)]
+        if K > 2:
+            for k, src in enumerate(sources):
+                shares[f"no-{src}"] = [0.0 if j == k else 1.0 for j in range(K)]
+        costs = action.get("costs")
+        if isinstance(costs, dict) and all(src in costs for src in sources):
+            shares["equal-examples"] = [float(costs[src]) for src in sources]
+        rules = [("equal", "fixed-mix", {}), ("error-mix-f0.02", "error-mix", {"floor": 0.02}),
+                 ("profile-easy", "fixed-mix", {"difficulty_weights": _difficulty_profiles(D)["easy"]}),
+                 ("prereq-first-s0.2-k0.25", "prereq-first", {"switch": 0.2, "keep": 0.25}),
+                 ("mastery-gated-t0.5-l0.1", "mastery-gated", {"threshold": 0.5, "locked": 0.1})]
+        for rule, name, kw in rules:
+            if rule != "equal":
+                add("sources", f"{rule}@equal-units", name, **kw, source_shares=[1.0] * K)
+            for share, q in shares.items():
+                add("sources", f"{rule}@{share}", name, **kw, source_shares=q)
     labels = [p.label for p in out]
     if len(set(labels)) != len(labels):  # pragma: no cover - a bug in the list above
         raise ConfigError(f"policy labels repeat: {sorted({x for x in labels if labels.count(x) > 1})}")
@@ -706,7 +735,7 @@ def plot_heatmap(report: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     if cells.get("best_share") is not None:
         share = np.asarray(cells["best_share"])
         panels.append((f"{b}\nshare of training data", share, "magma", (0, max(1e-9, float(share.max())))))
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels) + 1, 0.45 * len(skills) + 2.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.9 * len(panels) + 1.2, 0.42 * len(skills) + 2.2), squeeze=False)
     for ax, (title, m, cmap, (lo, hi)) in zip(axes[0], panels, strict=True):
         a = np.asarray(m, dtype=float)
         im = ax.imshow(a, cmap=cmap, vmin=lo, vmax=hi, aspect="auto")

@@ -19,6 +19,11 @@ actions were the same, and the fingerprint keys that differ between the recordin
 (lines written before fingerprints existed have none). For lines written with the current hash
 recipe it also says whether the configuration still resolves to the recorded config hash (a changed
 default makes it differ, and explains a drift that no machine difference would).
+
+An episode that ran in a population of students (a ``population`` field: the ``population``
+executor, :mod:`distillgym.harness.population`) depends on its chunk-mates through the rounding of
+padded batches, so it is re-run with its whole chunk, the members in their recorded order, rebuilt
+from their own lines in the same file; on the same fingerprint it is then bit-identical.
 """
 
 from __future__ import annotations
@@ -106,6 +111,32 @@ def _compare(e: dict[str, Any], result: dict[str, Any], steps: Sequence[dict[str
     return row
 
 
+def _rerun_chunk(chosen: Sequence[dict[str, Any]], all_eps: Sequence[dict[str, Any]], steps: Sequence[dict[str, Any]],
+                 threads: int) -> list[dict[str, Any]]:
+    """Rows for ``chosen`` episodes of one population chunk: the whole chunk is re-run in one population
+    (:func:`distillgym.harness.population.run_chunk`) from its members' lines in the file, in the
+    recorded order; a member whose line is missing makes the rows ``skipped``."""
+    from distillgym.harness.benchmark import Job
+    from distillgym.harness.population import run_chunk
+
+    members = chosen[0]["population"]["members"]
+    lines = {(e["teacher"], e["seed"], e["config_hash"]): e for e in all_eps if e.get("status", "ok") == "ok"}
+    mates = [lines.get((m[0], m[1], m[2])) for m in members]
+    gone = [m for m, e in zip(members, mates, strict=True) if e is None]
+    if gone or any(_has_redacted(e.get("env_kwargs") or {}) or _has_redacted(e.get("teacher_kwargs") or {})
+                   for e in mates if e is not None):
+        why = (f"chunk-mates {gone} have no ok line in the file" if gone
+               else "a chunk-mate's argument was redacted (a credential)")
+        return [{"teacher": e["teacher"], "seed": e["seed"], "env": e["env"], "config_hash": e["config_hash"],
+                 "recorded": e["final_test_accuracy"], "status": "skipped", "exact": False, "now": None, "drift": None,
+                 "error": f"a population episode is re-run with its whole chunk, but {why}"} for e in chosen]
+    jobs = [Job(str(e.get("suite", "")), e["env"], dict(e.get("env_kwargs") or {}),
+                str(e.get("teacher_name", e["teacher"])), dict(e.get("teacher_kwargs") or {}), e["teacher"],
+                int(e["seed"]), e["config_hash"], device=str(e.get("device") or "cpu")) for e in mates]
+    results = run_chunk(jobs, threads)
+    return [_compare(e, results[int(e["population"]["index"])], steps) for e in chosen]
+
+
 def verify(
     results: str | os.PathLike[str],
     episodes: int = 10,
@@ -148,6 +179,7 @@ def verify(
     rows: list[dict[str, Any]] = []
     jobs: dict[int, tuple[Job, dict[str, Any]]] = {}
     by_threads: dict[int, list[Job]] = {}
+    chunks: dict[tuple[Any, int], list[int]] = {}
     for i, e in enumerate(chosen):
         env_kwargs, teacher_kwargs = e.get("env_kwargs") or {}, e.get("teacher_kwargs") or {}
         if _has_redacted(env_kwargs) or _has_redacted(teacher_kwargs):
@@ -158,6 +190,10 @@ def verify(
             continue
         fp = e.get("fingerprint") if isinstance(e.get("fingerprint"), dict) else {}
         n_threads = int(threads if threads is not None else fp.get("torch_threads") or 1)
+        pop = e.get("population")
+        if isinstance(pop, dict) and pop.get("members"):  # re-run its whole chunk (see the module docstring)
+            chunks.setdefault((pop.get("chunk"), n_threads), []).append(i)
+            continue
         job = Job(str(e.get("suite", "")), e["env"], dict(env_kwargs), str(e.get("teacher_name", e["teacher"])),
                   dict(teacher_kwargs), e["teacher"], int(e["seed"]), e["config_hash"])
         job.label = f"{e['teacher']}#{i}"  # unique per chosen episode (the runner yields jobs back)
@@ -168,6 +204,12 @@ def verify(
         for job, result in run_local(batch, workers, n_threads):
             i = index[job.label]
             row = _compare(jobs[i][1], result, steps)
+            row["threads"], row["_i"] = n_threads, i
+            rows.append(row)
+            if on_episode:
+                on_episode(row)
+    for (_, n_threads), which in chunks.items():
+        for i, row in zip(which, _rerun_chunk([chosen[i] for i in which], all_eps, steps, n_threads), strict=True):
             row["threads"], row["_i"] = n_threads, i
             rows.append(row)
             if on_episode:

@@ -20,10 +20,12 @@ the env reports at reset (``info["level"]``):
   ``sample`` is the default;
 - a level whose action has a third axis of **data sources** (``info["action"]["action_shape"]`` of
   length 3): the cell weights times fixed shares over the sources (``source_shares``: one weight per
-  source, in the order of ``info["action"]["sources"]``; default equal shares), so a cell rule and a
-  source split are two separate dimensions of the family. The action is built with the level's own
-  rule, which must be the mix rule ``w = (clip(a, -1, 1) + 1) / 2`` (anything else is refused with a
-  :class:`~distillgym.errors.ConfigError`).
+  source, in the order of ``info["action"]["sources"]``; default equal shares of the budget units,
+  as :class:`distillgym.teachers.adapters.MixToSourceMix` plays a mix teacher), so a cell rule and a
+  source split are two separate dimensions of the family (the ``source-mix`` level,
+  ``distillgym/ArithSources-v1``). The action is built by the mix rule ``w = (clip(a, -1, 1) + 1) /
+  2``, which the level's rule (``info["action"]["rule"]``) must start with (anything else is refused
+  with a :class:`~distillgym.errors.ConfigError`).
 
 What the members read, and from where (never hard-coded to the arithmetic suite): the skill list,
 ``n_difficulties`` and the prerequisite graph from ``info`` at reset; the progress through the
@@ -152,7 +154,7 @@ class FamilyTeacher(BaseTeacher):
     level with a source axis; None: equal)."""
 
     name = "family"
-    levels: tuple[str, ...] = ("mix", "cell")
+    levels: tuple[str, ...] = ("mix", "cell", "source-mix")
 
     def __init__(self, cell_mode: str = "sample", source_shares: list[float] | None = None) -> None:
         self.cell_mode = check_choice("cell_mode", cell_mode, CELL_MODES)
@@ -175,7 +177,7 @@ class FamilyTeacher(BaseTeacher):
         shape = list(space_shape if self.level != "cell" and space_shape else action.get("action_shape") or [])
         self.sources: list[str] | None = None
         if len(shape) == 3:
-            if action.get("rule", MIX_RULE) != MIX_RULE:
+            if not str(action.get("rule", MIX_RULE)).startswith(MIX_RULE):
                 raise ConfigError(f"{self.name}: the {self.level!r} level's action rule is {action.get('rule')!r}; this "
                                   f"teacher builds actions by the mix rule {MIX_RULE!r} only")
             self.sources = [str(s) for s in action.get("sources") or range(shape[2])]
