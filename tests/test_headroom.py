@@ -184,7 +184,7 @@ def test_report_statistics_match_scipy(arith_info):
     assert (best["ci_low"], best["ci_high"]) == pytest.approx(bootstrap_ci(acc[best["label"]]))
     assert rep["screen"][0]["label"] == "a" and rep["best"]["screen_rank"] == (1 if rep["best"]["label"] == "a" else 2)
     assert np.allclose(rep["cells"]["diff"], np.mean(acc[best["label"]]) - np.mean(acc["stratified"]))
-    text = render_headroom({**rep, "run": {}})
+    text = render_headroom({**rep, "runs": []})
     assert f"**Best confirmed policy: `{rep['best']['label']}`**" in text and "Screen (its own numbers" in text
 
 
@@ -286,6 +286,7 @@ def test_resume_reruns_only_what_is_missing(search, tmp_path):
     assert any("10 of 12 episodes already there" in m for m in msgs)                   # the confirmation: 2 to redo
     assert any("2 episode(s) in 1 population(s)" in m for m in msgs)
     assert again["candidates"] == rep["candidates"] and again["screen"] == rep["screen"]
+    assert [r["ran"] for r in again["runs"]] == [{"screen": n_screen, "confirm": 12}, {"screen": 0, "confirm": 2}]
     confirm, _ = read_results(copy / "confirm")
     assert len(confirm) == 12
 

@@ -329,8 +329,9 @@ def _entries(policies: Sequence[Policy]) -> list[Any]:
 
 def _stage(name: str, env_id: str, env_kwargs: dict[str, Any], seeds: Sequence[int], policies: Sequence[Policy],
            out: Path, executor: str, workers: int, num_envs: int | None, progress: bool,
-           say: Callable[[str], None], allow_mixed_fingerprints: bool) -> tuple[list[dict[str, Any]], list[dict]]:
-    """Run one stage as a benchmark into ``out``; returns (its ok episodes of these policies and seeds, steps)."""
+           say: Callable[[str], None], allow_mixed_fingerprints: bool) -> tuple[list[dict[str, Any]], list[dict], int]:
+    """Run one stage as a benchmark into ``out``; returns (its ok episodes of these policies and seeds, their
+    steps, the number of episodes this call ran)."""
     from distillgym.harness.bench import run_benchmark
     from distillgym.harness.benchmark import Benchmark
     from distillgym.harness.results import is_ok, read_results
@@ -349,7 +350,7 @@ def _stage(name: str, env_id: str, env_kwargs: dict[str, Any], seeds: Sequence[i
     mine = [e for e in episodes if is_ok(e) and (e["teacher"], e["config_hash"]) in keep and e["seed"] in seeds]
     hashes = {e["config_hash"] for e in mine}
     steps = [s for s in steps if s.get("config_hash") in hashes and s.get("seed") in seeds]
-    return mine, steps
+    return mine, steps, int(counts["ran"])
 
 
 def _by_label(episodes: Sequence[dict[str, Any]]) -> dict[str, dict[int, float]]:
@@ -431,8 +432,15 @@ def headroom(
     say(f"headroom {env_id}: {len(family)} policies + {len(base)} baseline(s) x {len(screen_seeds)} screen seeds, then "
         f"the best {top} + baselines x {len(confirm_seeds)} confirmation seeds -> {out_dir} "
         f"({'one population of students per chunk' if executor == 'population' else 'process pool'})")
+    previous: list[dict[str, Any]] = []
+    if (out_dir / "headroom.json").is_file():  # a resumed search keeps the record of the earlier invocations
+        try:
+            previous = list(load_headroom(out_dir).get("runs") or [])
+        except DistillGymError:
+            previous = []
+    load0 = _loadavg()
     t0 = time.perf_counter()
-    screen_eps, _ = _stage("headroom-screen", env_id, env_kwargs, screen_seeds, family + base, out_dir / "screen",
+    screen_eps, _, ran_screen = _stage("headroom-screen", env_id, env_kwargs, screen_seeds, family + base, out_dir / "screen",
                            executor, workers, num_envs, progress, say, allow_mixed_fingerprints)
     t_screen = time.perf_counter() - t0
     screen = _by_label(screen_eps)
@@ -440,7 +448,7 @@ def headroom(
                                                                             p.label))
     candidates = ranked[:top]
     t1 = time.perf_counter()
-    confirm_eps, confirm_steps = _stage("headroom-confirm", env_id, env_kwargs, confirm_seeds, candidates + base,
+    confirm_eps, confirm_steps, ran_confirm = _stage("headroom-confirm", env_id, env_kwargs, confirm_seeds, candidates + base,
                                         out_dir / "confirm", executor, workers, num_envs, progress, say,
                                         allow_mixed_fingerprints)
     t_confirm = time.perf_counter() - t1
@@ -450,12 +458,14 @@ def headroom(
         confirm_episodes=confirm_eps, confirm_steps=confirm_steps, screen_seeds=screen_seeds,
         confirm_seeds=confirm_seeds, top=top, families=list(families),
     )
-    report["run"] = {
+    report["runs"] = [*previous, {
         "command": command or "distillgym " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         "executor": executor, "num_envs": num_envs, "workers": workers,
+        "ran": {"screen": ran_screen, "confirm": ran_confirm},
         "seconds": {"screen": t_screen, "confirm": t_confirm, "total": time.perf_counter() - t0},
+        "load_average": {"start": load0, "end": _loadavg()},
         "finished_at": time.time(),
-    }
+    }]
     (out_dir / "headroom.json").write_text(json.dumps(_clean(report), indent=1, allow_nan=False) + "\n")
     try:
         plot_heatmap(report, out_dir / "heatmap.png")
@@ -625,25 +635,47 @@ def _cell_table(cells: dict[str, Any], key: str, signed: bool = False) -> list[s
     return out
 
 
+def _loadavg() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):  # pragma: no cover - not on every platform
+        return None
+
+
+def _runs_line(report: dict[str, Any]) -> str:
+    """Wall time and machine load of the invocations that ran episodes."""
+    runs = [r for r in report.get("runs") or [] if sum((r.get("ran") or {}).values())]
+    if not runs:
+        return "No episodes were run by the recorded invocations (wall time unknown)."
+    parts = []
+    for r in runs:
+        sec, ran, la = r["seconds"], r["ran"], r.get("load_average") or {}
+        load = (f"; 1-minute load average {la['start']} at the start, {la.get('end')} at the end"
+                if la.get("start") is not None else "")
+        note = f"; {r['note']}" if r.get("note") else ""
+        parts.append(f"`{r['command']}` ran {ran['screen']} screen and {ran['confirm']} confirmation episodes in "
+                     f"{sec['total']:.0f} s (screen {sec['screen']:.0f} s, confirmation {sec['confirm']:.0f} s; executor "
+                     f"{r['executor']}, {r.get('num_envs') or 'auto'} students per population, {r['workers']} "
+                     f"worker(s){load}{note})")
+    return "Runs: " + "; ".join(parts) + "."
+
+
 def render_headroom(report: dict[str, Any]) -> str:
     """``HEADROOM.md``: the result, the confirmation table with the tests, the screen's table (its own
     numbers, not headroom), the per-cell matrices, and how to replay the best policy."""
     b = report["best"]
     eq, un = report["baselines"]["equal"], report["baselines"]["uniform"]
     ge, gu = b["gain_vs_equal"], b["gain_vs_uniform"]
-    run = report.get("run") or {}
-    secs = run.get("seconds") or {}
     n_conf, n_screen = len(report["confirm_seeds"]), len(report["screen_seeds"])
     L = [f"# Headroom of {report['env']}", ""]
-    L.append(f"Command: `{run.get('command', '')}`  ")
     L.append(f"Env arguments: `{json.dumps(report['env_kwargs'])}`; level `{report['level']}`; "
              f"{len(report['policies']) - len(set([eq, un]))} policies screened on seeds "
              f"{report['screen_seeds'][0]}-{report['screen_seeds'][-1]} ({n_screen}), the best {report['top']} and "
-             f"the baselines confirmed on seeds {report['confirm_seeds'][0]}-{report['confirm_seeds'][-1]} ({n_conf}); "
-             f"executor {run.get('executor', '-')} ({run.get('num_envs') or 'auto'} students per population, "
-             f"{run.get('workers', '-')} worker(s)); wall time {secs.get('total', float('nan')):.0f} s (screen "
-             f"{secs.get('screen', float('nan')):.0f} s, confirmation {secs.get('confirm', float('nan')):.0f} s). "
-             "Machine and software: the `fingerprint` of each line of `screen/results.jsonl` and `confirm/results.jsonl`.")
+             f"the baselines confirmed on seeds {report['confirm_seeds'][0]}-{report['confirm_seeds'][-1]} "
+             f"({n_conf}). Machine and software: the `fingerprint` of each line of `screen/results.jsonl` and "
+             "`confirm/results.jsonl`.")
+    L.append("")
+    L.append(_runs_line(report))
     L.append("")
     L.append(f"**Best confirmed policy: `{b['label']}`** (`{b['name']}` {json.dumps(b['kwargs'])}): mean final test "
              f"accuracy {_f(b['mean'])} [{_f(b['ci_low'])}, {_f(b['ci_high'])}] over {n_conf} confirmation seeds; "
@@ -744,9 +776,10 @@ def plot_heatmap(report: dict[str, Any], path: str | os.PathLike[str]) -> Path:
         ax.set_yticks(range(len(skills)), skills)
         ax.set_xlabel("difficulty")
         for (i, j), v in np.ndenumerate(a):
+            v = 0.0 if abs(v) < 5e-3 else float(v)  # no "-0.00"
             txt = f"{v:+.2f}" if cmap == "RdBu" else f"{v:.2f}"
-            ax.text(j, i, txt, ha="center", va="center", fontsize=7,
-                    color="black" if cmap == "RdBu" or (v - lo) / max(hi - lo, 1e-9) > 0.6 else "white")
+            dark = abs(v) / max(hi, 1e-9) > 0.6 if cmap == "RdBu" else (v - lo) / max(hi - lo, 1e-9) < 0.6
+            ax.text(j, i, txt, ha="center", va="center", fontsize=7, color="white" if dark else "black")
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     axes[0][0].set_ylabel("skill")
     fig.suptitle(f"Headroom of {report['env']}: confirmation seeds {report['confirm_seeds'][0]}-"

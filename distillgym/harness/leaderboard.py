@@ -6,7 +6,10 @@ several config hashes in one env, so they show as separate rows). Episodes
 whose ``status`` is ``"failed"`` (or anything but ``"ok"``; lines without a status are ok) are left
 out of every statistic and counted in ``failed``. A row whose episodes carry ``reference_row: true``
 (the ``oracle-lookahead`` reference teacher) is shown, marked as a reference, and excluded from the
-ranking and from the Holm family.
+ranking and from the Holm family; so is the best policy of a headroom search, whose confirmation
+episodes :func:`distillgym.harness.headroom.headroom_episodes` adds as ``headroom: <policy>``
+(``distillgym leaderboard DIR --headroom OUT``; its seeds are not the benchmark's, so it has no paired
+tests).
 
 Row fields (per group, over its ok episodes):
 
