@@ -301,15 +301,22 @@ def benchmark_seeds(say: Callable[[str], None] | None = None) -> dict[str, list[
 
 def check_seeds(screen: Sequence[int], confirm: Sequence[int], min_confirm: int = MIN_CONFIRM_SEEDS,
                 benchmarks: dict[str, list[int]] | None = None) -> None:
-    """:class:`ConfigError` unless the screen and confirmation seeds are disjoint from each other and
-    from every benchmark's seeds (:func:`benchmark_seeds`), and there are at least ``min_confirm``
-    confirmation seeds."""
+    """:class:`ConfigError` unless the screen and confirmation seeds are disjoint from each other, from
+    every benchmark's seeds (:func:`benchmark_seeds`) and from the seeds reserved for teachers' reference
+    runs (:data:`distillgym.seeding.REFERENCE_SEEDS`), and there are at least ``min_confirm`` confirmation
+    seeds."""
     if len(confirm) < min_confirm:
         raise ConfigError(f"headroom needs at least {min_confirm} confirmation seeds (paired tests on fresh seeds), "
                           f"got {len(confirm)}: {list(confirm)}")
     both = sorted(set(screen) & set(confirm))
     if both:
         raise ConfigError(f"screen and confirmation seeds overlap in {both}: the confirmation must use fresh seeds")
+    from distillgym.seeding import REFERENCE_SEEDS
+
+    reserved = sorted(s for s in [*screen, *confirm] if s in REFERENCE_SEEDS)
+    if reserved:
+        raise ConfigError(f"seeds {reserved[:5]} lie in {REFERENCE_SEEDS.start}..{REFERENCE_SEEDS.stop - 1}, the range "
+                          "reserved for teachers' reference runs (distillgym.seeding.REFERENCE_SEEDS); pick others")
     for name, seeds in (benchmark_seeds() if benchmarks is None else benchmarks).items():
         for what, mine in (("screen", screen), ("confirmation", confirm)):
             clash = sorted(set(mine) & set(seeds))

@@ -18,9 +18,8 @@ skills or difficulties are refused at reset, with the valid names. With no argum
 mix (the same actions as ``stratified``).
 
 ``dirichlet-mix``: one mixture drawn from ``Dirichlet(alpha, ..., alpha)`` over the S * D cells, from
-the generator ``seeding.rng_for(mix_seed, 0xD1, draw)``: the draw depends on ``(alpha, mix_seed,
-draw)`` only, never on the episode seed, so it is the same fixed policy in every episode and
-replays from its arguments. Small ``alpha`` (0.3) gives mixes concentrated on a few cells, large
+the generator ``seeding.rng_for(draw, 0xD1)``: the mix depends on ``(alpha, draw)`` only, never on
+the episode seed, so it is the same fixed policy in every episode and replays from its arguments. Small ``alpha`` (0.3) gives mixes concentrated on a few cells, large
 (10) mixes near the equal one.
 
 On a cell-level env both act through :class:`~distillgym.teachers.family.FamilyTeacher`'s
@@ -139,24 +138,23 @@ class FixedMixTeacher(FamilyTeacher):
 
 
 class DirichletMixTeacher(FamilyTeacher):
-    """A fixed mix drawn from ``Dirichlet(alpha)`` over the cells by ``(mix_seed, draw)`` (see the module docstring).
+    """A fixed mix drawn from ``Dirichlet(alpha)`` over the cells, the ``draw``-th (see the module docstring).
 
-    Arguments: ``alpha`` (1.0, the concentration, > 0), ``draw`` (0, which draw), ``mix_seed`` (0),
-    and the family's ``cell_mode`` and ``source_shares``."""
+    Arguments: ``alpha`` (1.0, the concentration, > 0), ``draw`` (0, which draw: any integer >= 0), and
+    the family's ``cell_mode`` and ``source_shares``."""
 
     name = "dirichlet-mix"
 
-    def __init__(self, alpha: float = 1.0, draw: int = 0, mix_seed: int = 0, cell_mode: str = "sample",
+    def __init__(self, alpha: float = 1.0, draw: int = 0, cell_mode: str = "sample",
                  source_shares: list[float] | None = None) -> None:
         super().__init__(cell_mode, source_shares)
         self.alpha = check_number("DirichletMixTeacher", "alpha", alpha, 0, open_low=True)
         self.draw = check_int("DirichletMixTeacher", "draw", draw, 0)
-        self.mix_seed = check_int("DirichletMixTeacher", "mix_seed", mix_seed, 0)
 
     def reset(self, action_space: Any, info: dict[str, Any], seed: int | None = None) -> None:
         super().reset(action_space, info, seed)
         k = self.shape[0] * self.shape[1]
-        p = rng_for(self.mix_seed, _DIRICHLET_STREAM, self.draw).dirichlet(np.full(k, self.alpha))
+        p = rng_for(self.draw, _DIRICHLET_STREAM).dirichlet(np.full(k, self.alpha))
         if not np.all(np.isfinite(p)) or p.sum() <= 0:  # pragma: no cover - numpy's Dirichlet always sums to 1
             p = np.ones(k)
         self.mix_weights = p.reshape(self.shape)
