@@ -65,9 +65,10 @@ def test_default_seeds_overlap_no_benchmark():
         assert not seeds & set(DEFAULT_SCREEN_SEEDS), name
         assert not seeds & set(DEFAULT_CONFIRM_SEEDS), name
     assert not set(DEFAULT_SCREEN_SEEDS) & set(DEFAULT_CONFIRM_SEEDS)
-    from distillgym.seeding import REFERENCE_SEEDS
+    from distillgym.seeding import REFERENCE_SEEDS, TEACHER_TRAINING_SEEDS
 
-    assert not (set(DEFAULT_SCREEN_SEEDS) | set(DEFAULT_CONFIRM_SEEDS)) & set(REFERENCE_SEEDS)
+    mine = set(DEFAULT_SCREEN_SEEDS) | set(DEFAULT_CONFIRM_SEEDS)
+    assert not [s for s in mine if s in REFERENCE_SEEDS or s in TEACHER_TRAINING_SEEDS]
     assert {k: set(v) for k, v in benchmark_seeds().items()} == seen
     check_seeds(DEFAULT_SCREEN_SEEDS, DEFAULT_CONFIRM_SEEDS)   # and the check agrees
 
@@ -78,6 +79,7 @@ def test_default_seeds_overlap_no_benchmark():
     ([21000], list(range(21000, 21010)), "overlap in \\[21000\\]"),
     ([20000], list(range(21000, 21009)), "at least 10 confirmation seeds"),
     ([1_000_000_000], list(range(21000, 21010)), "reserved for teachers' reference runs"),
+    ([20000], list(range(100_000_000, 100_000_010)), "reserved for training learned teachers"),
 ])
 def test_seed_check_refuses_overlaps_and_too_few(screen, confirm, match):
     with pytest.raises(ConfigError, match=match):

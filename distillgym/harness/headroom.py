@@ -303,20 +303,23 @@ def check_seeds(screen: Sequence[int], confirm: Sequence[int], min_confirm: int 
                 benchmarks: dict[str, list[int]] | None = None) -> None:
     """:class:`ConfigError` unless the screen and confirmation seeds are disjoint from each other, from
     every benchmark's seeds (:func:`benchmark_seeds`) and from the seeds reserved for teachers' reference
-    runs (:data:`distillgym.seeding.REFERENCE_SEEDS`), and there are at least ``min_confirm`` confirmation
-    seeds."""
+    runs and for training learned teachers (:data:`distillgym.seeding.REFERENCE_SEEDS`,
+    :data:`~distillgym.seeding.TEACHER_TRAINING_SEEDS`), and there are at least ``min_confirm``
+    confirmation seeds."""
     if len(confirm) < min_confirm:
         raise ConfigError(f"headroom needs at least {min_confirm} confirmation seeds (paired tests on fresh seeds), "
                           f"got {len(confirm)}: {list(confirm)}")
     both = sorted(set(screen) & set(confirm))
     if both:
         raise ConfigError(f"screen and confirmation seeds overlap in {both}: the confirmation must use fresh seeds")
-    from distillgym.seeding import REFERENCE_SEEDS
+    from distillgym.seeding import REFERENCE_SEEDS, TEACHER_TRAINING_SEEDS
 
-    reserved = sorted(s for s in [*screen, *confirm] if s in REFERENCE_SEEDS)
-    if reserved:
-        raise ConfigError(f"seeds {reserved[:5]} lie in {REFERENCE_SEEDS.start}..{REFERENCE_SEEDS.stop - 1}, the range "
-                          "reserved for teachers' reference runs (distillgym.seeding.REFERENCE_SEEDS); pick others")
+    for rng, why in ((REFERENCE_SEEDS, "teachers' reference runs (distillgym.seeding.REFERENCE_SEEDS)"),
+                     (TEACHER_TRAINING_SEEDS, "training learned teachers (distillgym.seeding.TEACHER_TRAINING_SEEDS)")):
+        reserved = sorted(s for s in [*screen, *confirm] if s in rng)
+        if reserved:
+            raise ConfigError(f"seeds {reserved[:5]} lie in {rng.start}..{rng.stop - 1}, the range reserved for {why}; "
+                              "pick others")
     for name, seeds in (benchmark_seeds() if benchmarks is None else benchmarks).items():
         for what, mine in (("screen", screen), ("confirmation", confirm)):
             clash = sorted(set(mine) & set(seeds))
