@@ -498,8 +498,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default 21000-21009)")
     h.add_argument("--top", type=int, default=3, help="how many of the screen's best policies to confirm (default 3)")
     h.add_argument("--family", default=None,
-                   help="comma-separated policy families (dirichlet, profiles, leave-out, schedules, adaptive; "
-                        "default all) and/or JSON files listing more policies [{name, kwargs, label}]")
+                   help="comma-separated policy families (dirichlet, profiles, leave-out, schedules, adaptive, "
+                        "sources; default all) and/or JSON files listing more policies [{name, kwargs, label}]")
     h.add_argument("--out", default=None, help="output folder (default results/headroom/<env name>); a rerun resumes it")
     h.add_argument("--num-envs", type=int, default=None,
                    help="students per population where the id has a native vector env (default: chosen to fit the "

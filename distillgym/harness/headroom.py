@@ -416,7 +416,6 @@ def headroom(
     screen_seeds, confirm_seeds = parse_seeds(screen_seeds), parse_seeds(confirm_seeds)
     check_seeds(screen_seeds, confirm_seeds, min_confirm_seeds, benchmark_seeds(say))
     out_dir = Path(out or Path("results") / "headroom" / env_id.split("/")[-1])
-    out_dir.mkdir(parents=True, exist_ok=True)
     try:
         env = gym.make(env_id, **env_kwargs)
     except gym.error.Error as err:
@@ -438,6 +437,7 @@ def headroom(
     if clash:
         raise ConfigError(f"policy labels must be unique and differ from the baselines' ({[b.label for b in base]}), "
                           f"got {clash} more than once")
+    out_dir.mkdir(parents=True, exist_ok=True)
     executor = "population" if has_vector_env(env_id) else "local"
     say(f"headroom {env_id}: {len(family)} policies + {len(base)} baseline(s) x {len(screen_seeds)} screen seeds, then "
         f"the best {top} + baselines x {len(confirm_seeds)} confirmation seeds -> {out_dir} "
