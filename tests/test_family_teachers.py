@@ -263,3 +263,41 @@ def test_a_mix_teacher_rejects_the_open_level(arith_info):
     t = make_teacher("error-mix")
     with pytest.raises(ConfigError, match="cell and mix levels"):
         t.reset(gym.spaces.Text(10), {**arith_info, "level": "open"}, seed=0)
+
+
+# ---------------------------------------------------------------------------- the issue-21 ids
+def test_on_the_sources_id_the_family_splits_cells_by_source_shares():
+    """ArithSources-v1 (source-mix level): the default shares play what stratified plays through the
+    MixToSourceMix adapter; shares [1, 0, 0] buy verified examples only."""
+    equal = run_episode("distillgym/ArithSources-v1", "fixed-mix", seed=6, env_kwargs=TINY)
+    strat = run_episode("distillgym/ArithSources-v1", "stratified", seed=6, env_kwargs=TINY)
+    assert [s["allocation"] for s in equal["steps"]] == [s["allocation"] for s in strat["steps"]]
+    assert equal["final_test_accuracy"] == strat["final_test_accuracy"]
+    only = run_episode("distillgym/ArithSources-v1", "error-mix", seed=6, env_kwargs=TINY,
+                       teacher_kwargs={"source_shares": [1, 0, 0]})
+    for s in only["steps"]:
+        a = np.asarray(s["allocation"])
+        assert a.shape == (S, D, 3) and a[:, :, 1:].sum() == 0 and a[:, :, 0].sum() == 256 // 4
+    from distillgym.harness.headroom import policy_family
+
+    env = gym.make("distillgym/ArithSources-v1", **TINY)
+    _, info = env.reset(seed=6)
+    env.close()
+    fam = {p.label: p for p in policy_family(info, ["sources"])}
+    assert len(fam) == 39 and fam["equal@equal-examples"].kwargs["source_shares"] == [4.0, 1.0, 1.0]
+
+
+def test_on_the_target_id_the_schedule_teaches_the_targets_prerequisites_first():
+    """ArithTarget-v1 scores add and sub only (info["eval_weights"]): prereq-first trains copy and
+    successor before the switch, the targets after it; the family adds the target profiles."""
+    from distillgym.harness.headroom import policy_family
+
+    env = gym.make("distillgym/ArithTarget-v1", **TINY)
+    _, info = env.reset(seed=1)
+    env.close()
+    labels = {p.label for p in policy_family(info)}
+    assert {"profile-targets-only", "profile-targets+prerequisites"} <= labels
+    r = run_episode("distillgym/ArithTarget-v1", "prereq-first", seed=1, env_kwargs=TINY,
+                    teacher_kwargs={"switch": 0.5})
+    rows = [{SKILLS[i] for i, row in enumerate(s["allocation"]) if sum(row)} for s in r["steps"]]
+    assert rows == [{"copy", "successor"}] * 2 + [{"add", "sub"}] * 2

@@ -6,7 +6,10 @@ count:
 1. **Screen.** Every policy of a family (:func:`policy_family`: fixed mixes, random Dirichlet
    mixes, level and prerequisite-depth profiles, leave-cells-out mixes, schedules, adaptive rules;
    cell-valued versions on cell-level ids), and the two baselines, run on a few *screen seeds*
-   (default 20000-20002). The policies are ranked by their mean final test accuracy there.
+   (default 20000-20002). The policies are ranked by their mean final test accuracy there. On an
+   open level (written text) every policy, baselines included, writes its plan as correct lines with
+   the suite's own generator (:class:`distillgym.teachers.adapters.PlanToText`), so the search covers
+   the choice of data, not the choice to write unverified lines.
 2. **Confirm.** The best ``top`` policies of the screen, the **equal mix** (``stratified`` on a mix
    level; ``uniform``, which visits every cell in turn, on a cell level) and ``uniform`` run again on
    at least 10 *confirmation seeds* (default 21000-21009), disjoint from the screen seeds and from
@@ -426,9 +429,6 @@ def headroom(
     finally:
         env.close()
     level = str(info.get("level", "cell"))
-    if level == "open":
-        raise ConfigError(f"{env_id} is an open-level env (written text); the headroom search's policies act on cell "
-                          "and mix levels")
     family = policy_family(info, families) + list(policies or [])
     equal, uniform = baselines(level)
     base = [equal] if equal.label == uniform.label else [equal, uniform]
