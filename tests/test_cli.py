@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -203,6 +204,7 @@ def test_bench_with_a_misspelt_teacher_exits_2_before_running(capsys, tmp_path):
 
 
 # ---------------------------------------------------------------------------- every error path (issue 20, item 13)
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 BAD_INVOCATIONS = [
     (["run", "--env", "distillgym/NoSuch-v1", "--teacher", "uniform"], "unknown env id 'distillgym/NoSuch-v1'"),
     (["run", "--env", "ArithSkills-v1"], "distillgym/ArithSkills-v1"),
@@ -220,6 +222,11 @@ BAD_INVOCATIONS = [
     (["plot", "no-such-dir"], "no results at"),
     (["verify", "no-such-dir"], "no results at"),
     (["train-teacher", "--timesteps", "1", "--env", "distillgym/NoSuch-v1"], "unknown env"),
+    (["bench", "tiny", "--teachers", "nosuch"], "unknown teacher 'nosuch'"),
+    (["bench", "tiny", "--env-kwargs", '{"budgte": 1}'], "Did you mean 'budget'"),
+    (["leaderboard", str(RESULTS / "mix"), "--baseline", "stratifed"], "Did you mean 'stratified'"),
+    (["leaderboard", str(RESULTS / "mix"), "--format", "xml"], "unknown format 'xml'"),
+    (["plot", str(RESULTS / "mix"), "--out", "/proc/no/such/dir"], "No such file or directory"),
 ]
 
 

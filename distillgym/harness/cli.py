@@ -125,6 +125,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         raise UnknownNameError(f"unknown executor {args.executor!r}: {did_you_mean(args.executor, EXECUTORS)}")
     if args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
+    benchmark.resolve()  # every env and teacher built once: a bad name or argument fails before the banner
     out = args.out or f"results/{benchmark.name}"
     print(
         f"bench {benchmark.name}: {len(benchmark.teachers)} teachers x {len(benchmark.seeds)} seeds on {benchmark.env} "
@@ -186,7 +187,13 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
         paths.append(str(own))
     for path in paths:  # the headroom search's best policy: a reference row of its env
         episodes = episodes + headroom_episodes(load_headroom(path))
-    print(render(leaderboard(episodes, args.baseline, args.threshold), args.format, args.baseline, args.threshold))
+    baseline = args.baseline or "uniform"
+    if args.baseline is not None:  # a baseline asked for by name must exist (the default may be absent)
+        labels = sorted({str(e["teacher"]) for e in episodes})
+        if baseline.split("@")[0] not in labels:
+            raise UnknownNameError(f"--baseline {baseline!r} is not a teacher label of {args.results}: "
+                                   f"{did_you_mean(baseline.split('@')[0], labels)}")
+    print(render(leaderboard(episodes, baseline, args.threshold), args.format, baseline, args.threshold))
     return 0
 
 
@@ -475,7 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--format", default="md", help="md, csv or json")
     lb.add_argument(
         "--baseline",
-        default="uniform",
+        default=None,
         help="teacher label the paired tests compare against (default uniform), or LABEL@HASH (a config-hash prefix) "
         "when the label has several configurations in one env",
     )
@@ -590,6 +597,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.fn(args))
     except DistillGymError as err:
+        print(f"distillgym: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a file or folder that cannot be read or written (--out in a read-only place, ...)
         print(f"distillgym: error: {err}", file=sys.stderr)
         return 2
     except Exception as err:
