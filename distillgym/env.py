@@ -19,6 +19,7 @@ import dataclasses
 import json
 import math
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -38,6 +39,7 @@ from distillgym.rewards import REWARDS
 from distillgym.seeding import STREAM_EPISODE, STREAM_INIT, STREAM_TEST, STREAM_TRAIN, STREAM_VAL, rng_for
 from distillgym.students import make_student
 from distillgym.tasks import make_suite
+from distillgym.tasks.arrays import ExampleArrays
 from distillgym.tasks.checks import check_lines
 from distillgym.types import EngineCost
 
@@ -148,7 +150,9 @@ class TeachingEnv(gym.Env):
 
     A step whose training raises (e.g. :class:`~distillgym.errors.TrainingDivergedError`)
     leaves the env's counters, budget and report as they were before the step; the error says
-    whether the student's weights were changed, and the env then needs ``reset()``.
+    whether the student's weights were changed, and the env then needs ``reset()``. So does a
+    step whose evaluation (validation, test set at the end, reward) raises after training: the
+    student has changed, the counters have not, and the env is marked broken until ``reset()``.
 
     ## Arguments
     The fields of :class:`~distillgym.config.EnvConfig` (one doc line each there), as keyword arguments
@@ -306,6 +310,7 @@ class TeachingEnv(gym.Env):
         self._done = True
         self._broken: str | None = None
         self._totals: dict[str, float] = {}
+        self._test_evaluator: Evaluator | None = None
 
     # ------------------------------------------------------------------ construction helpers
     def _make_student(self, settings: EnvConfig) -> Any:
@@ -329,8 +334,26 @@ class TeachingEnv(gym.Env):
         return json.loads(json.dumps(self._config))
 
     # ------------------------------------------------------------------ helpers
-    def _cells_set(self, stream: int, n: int, split: str | None, only_weighted: bool = False) -> list[Any]:
-        out = []
+    def _held_out_requests(self, stream: int, n: int, only_weighted: bool = False
+                           ) -> list[tuple[np.random.Generator, list[tuple[str, int, int]]]]:
+        """The requests of a held-out set: one ``(rng, [(skill, difficulty, n)])`` per cell, skill-major,
+        each cell drawn from its own stream ``(episode seed, stream, skill, difficulty)``; with
+        ``only_weighted`` the cells of evaluation weight 0 are left out (each cell has its own
+        stream: leaving one out changes no other)."""
+        return [(rng_for(self._episode_seed, stream, i, d), [(s, d, n)])
+                for i, s in enumerate(self.suite.skills) for d in range(self.suite.n_difficulties)
+                if not (only_weighted and self.eval_weights is not None and self.eval_weights[i, d] <= 0)]
+
+    def _cells_set(self, stream: int, n: int, split: str | None, only_weighted: bool = False) -> Sequence[Any]:
+        """``n`` items of every cell (skill-major; the cells of weight > 0 only with ``only_weighted``),
+        each cell from its own stream; distinct items of the split's part with ``split``. A suite with
+        ``generate_many`` (arith-v2) draws every cell in one vectorised call, as arrays: the same items
+        as one call per cell."""
+        if split is not None and callable(getattr(self.suite, "generate_many", None)):
+            parts = self.suite.generate_many(self._held_out_requests(stream, n, only_weighted), split=split,
+                                             distinct=True)
+            return ExampleArrays.concat(parts, self.suite.skills)
+        out: list[Any] = []
         for i, s in enumerate(self.suite.skills):
             for d in range(self.suite.n_difficulties):
                 if only_weighted and self.eval_weights is not None and self.eval_weights[i, d] <= 0:
@@ -341,6 +364,27 @@ class TeachingEnv(gym.Env):
                 else:
                     out.extend(self.suite.generate(s, d, rng, n, split=split, distinct=True))
         return out
+
+    def _engine_reference(self) -> np.ndarray | None:
+        return self.engine.reference_accuracy(self.suite) if hasattr(self.engine, "reference_accuracy") else None
+
+    def _evaluator(self, examples: Sequence[Any], n_errors: int, reference: np.ndarray | None = None) -> Evaluator:
+        """An evaluator of ``examples`` with the env's evaluation weights; the reference accuracy is
+        ``reference``, else the engine's, else the suite's solver's on these items."""
+        if reference is None:
+            reference = self._engine_reference()
+        return Evaluator(self.suite, examples, n_errors, reference=reference, want_loss=self.report_loss,
+                         weights=self.eval_weights)
+
+    @property
+    def _test(self) -> Evaluator:
+        """The hidden test set's evaluator, drawn when first needed (at the episode's end): its
+        items depend on the episode seed only, so drawing it then gives the items a draw at reset
+        would have given."""
+        if self._test_evaluator is None:
+            self._test_evaluator = self._evaluator(
+                self._cells_set(STREAM_TEST, self.n_test_per_cell, "test" if self.split else None), 0)
+        return self._test_evaluator
 
     def _obs(self) -> dict[str, np.ndarray]:
         if self._report is None:
@@ -398,6 +442,14 @@ class TeachingEnv(gym.Env):
 
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        self._begin_reset(seed)
+        self._val = self._val_evaluator(self._cells_set(STREAM_VAL, self.n_val_per_cell, "val" if self.split else None,
+                                                        self._val_only_weighted))
+        report = self._val.evaluate(self.student, rng_for(self._episode_seed, STREAM_EPISODE, 0))
+        return self._finish_reset(report)
+
+    def _begin_reset(self, seed: int | None) -> None:
+        """A reset's first half: seeding, the episode seed, the student's initial state, counters."""
         super().reset(seed=seed)
         self._episode_seed = int(self.np_random.integers(0, 2**31 - 1))
         if self.student_init == "seed":
@@ -409,33 +461,42 @@ class TeachingEnv(gym.Env):
         self._totals = {}
         self._spent_by_source = np.zeros(len(self.sources), np.int64)
         self._by_source_totals: dict[str, dict[str, int]] = {}
-        reference = self.engine.reference_accuracy(self.suite) if hasattr(self.engine, "reference_accuracy") else None
-        val_split = "val" if self.split else None
-        test_split = "test" if self.split else None
-        self._test = Evaluator(
-            self.suite, self._cells_set(STREAM_TEST, self.n_test_per_cell, test_split), 0,
-            reference=reference, want_loss=self.report_loss, weights=self.eval_weights,
-        )
-        skip = not self.validate_all_cells and self.eval_weights is not None
-        self._val = Evaluator(
-            self.suite, self._cells_set(STREAM_VAL, self.n_val_per_cell, val_split, skip),
-            self.n_errors, reference=self._test.reference if skip and reference is None else reference,
-            want_loss=self.report_loss, weights=self.eval_weights,
-        )
-        self._report = self._val.evaluate(self.student, rng_for(self._episode_seed, STREAM_EPISODE, 0))
-        self._initial_report = self._report
+        self._report = self._initial_report = None
+        self._test_evaluator = None
+
+    @property
+    def _val_only_weighted(self) -> bool:
+        """Whether the validation set holds the target cells only (evaluation weights without
+        ``validate_all_cells``)."""
+        return not self.validate_all_cells and self.eval_weights is not None
+
+    def _val_evaluator(self, examples: Sequence[Any]) -> Evaluator:
+        """The episode's validation evaluator on ``examples`` (drawn by ``_cells_set(STREAM_VAL, ...)``).
+        Without an engine reference, a validation set of the target cells only takes its reference
+        accuracy from the test set (which has every cell)."""
+        reference = self._engine_reference()
+        if reference is None and self._val_only_weighted:
+            reference = self._test.reference
+        return self._evaluator(examples, self.n_errors, reference=reference)
+
+    def _finish_reset(self, report: SkillReport, render: bool = True) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """A reset's second half, from the starting evaluation: the observation and the reset info."""
+        self._report = self._initial_report = report
         info = self.static_info()
-        info.update(self._report_info(self._report))
+        info.update(self._report_info(report, render))
         return self._obs(), info
 
-    def _report_info(self, report: SkillReport) -> dict[str, Any]:
-        info = {
-            "report": report.render(self.budget_left),
+    def _report_info(self, report: SkillReport, render: bool = True, budget_left: int | None = None) -> dict[str, Any]:
+        """The report's part of ``info``; without ``render`` no ``"report"`` text (the native vector
+        env builds it when read)."""
+        left = self.budget_left if budget_left is None else budget_left
+        info: dict[str, Any] = {"report": report.render(left)} if render else {}
+        info.update({
             "errors": report.errors,
             "mean_accuracy": report.mean_accuracy,
             "skill_accuracy": report.skill_accuracy.tolist(),
-            "budget_left": self.budget_left,
-        }
+            "budget_left": left,
+        })
         if report.weights is not None:
             info["mean_accuracy_all_cells"] = report.mean_accuracy_all_cells
         if report.loss is not None:
@@ -456,7 +517,16 @@ class TeachingEnv(gym.Env):
                 extra["units"] = checked.charged
                 extra["unverified_wrong"] = checked.unverified_wrong
             return checked.examples, checked.cost, checked.charged, extra
-        examples, cost = self.engine.generate(plan.items, rng, split="train" if self.split else None)
+        examples, cost = self.engine.generate(plan.items, rng, split=self._train_split)
+        return self._charge(plan, examples, cost)
+
+    @property
+    def _train_split(self) -> str | None:
+        return "train" if self.split else None
+
+    def _charge(self, plan: Any, examples: Any, cost: EngineCost) -> tuple[Any, EngineCost, int, dict]:
+        """An engine's examples of an item plan, their cost, the budget charged, and action info
+        (the native vector env calls this with the examples of its batched engine call)."""
         charged = plan.charge if plan.charge is not None else sum(item.n for item in plan.items)
         return examples, cost, charged, {}
 
@@ -470,61 +540,117 @@ class TeachingEnv(gym.Env):
                       "wrong": int(got.get("wrong", 0))}
         return out
 
-    def step(self, action: Any):
+    # ------------------------------------------------------------------ the step's phases
+    def _check_can_step(self) -> None:
         if self._broken is not None:
             raise ConfigError(f"the last step failed ({self._broken}); call reset() to start a new episode")
         if self._report is None or self._initial_report is None:
             raise ConfigError("call reset() before step()")
         if self._done:
             raise ConfigError("the episode has ended (budget spent); call reset() to start a new one")
+
+    def _decode(self, action: Any) -> Any:
+        """The step's plan (raises :class:`InvalidActionError`; nothing changes)."""
+        return self.level.decode(action, min(self.examples_per_step, self.budget_left))
+
+    def _train_rng(self, t: int) -> np.random.Generator:
+        return rng_for(self._episode_seed, STREAM_TRAIN, t)
+
+    def _report_rng(self, t: int) -> np.random.Generator:
+        return rng_for(self._episode_seed, STREAM_EPISODE, t)
+
+    def _ends(self, charged: int, t: int) -> bool:
+        """Whether a step ``t`` that charges ``charged`` ends the episode (terminated or truncated)."""
+        return self.budget_left - charged <= 0 or t >= self.max_steps
+
+    def _train_failed(self, err: BaseException, t: int, n_examples: int) -> BaseException:
+        """Mark the env broken after step ``t``'s training raised ``err``; the error to raise."""
+        self._broken = f"{type(err).__name__} at step {t}"
+        if not isinstance(err, DistillGymError):
+            return err
+        applied = getattr(err, "applied", None)
+        changed = (
+            "the student's weights were not changed"
+            if applied == 0
+            else f"{applied} optimiser step(s) had already changed the student's weights"
+            if applied
+            else "the student's weights may have changed"
+        )
+        msg = (
+            f"{err} [env: step {t} failed while training on {n_examples} examples; {changed}; the env's "
+            f"step counter, budget ({self.budget_left} left) and report were not advanced; call reset()]"
+        )
+        try:
+            wrapped = type(err)(msg, *([applied] if applied is not None else []))
+        except TypeError:  # an error class with another constructor
+            wrapped = TrainingDivergedError(msg, applied or 0)
+        return wrapped
+
+    def _after_training_failed(self, err: BaseException, t: int, what: str) -> BaseException:
+        """Mark the env broken after step ``t`` trained the student but failed ``what`` (evaluating,
+        scoring the test set, computing the reward): the student has changed, the counters have not."""
+        self._broken = f"{type(err).__name__} while {what} step {t}"
+        note = (f"[env: step {t} trained the student but failed while {what} it; the env's step counter, "
+                f"budget ({self.budget_left} left) and report were not advanced; call reset()]")
+        if isinstance(err, DistillGymError):
+            try:
+                return type(err)(f"{err} {note}")
+            except TypeError:
+                pass
+        if hasattr(err, "add_note"):
+            err.add_note(note)
+        return err
+
+    def step(self, action: Any):
         t_start = time.perf_counter()
-        n = min(self.examples_per_step, self.budget_left)
-        plan = self.level.decode(action, n)
+        self._check_can_step()
+        plan = self._decode(action)
         t = self._t + 1
-        rng = rng_for(self._episode_seed, STREAM_TRAIN, t)
+        rng = self._train_rng(t)
         examples, cost, charged, extra = self._make_examples(plan, rng)
         try:
             train = self.student.train(examples, rng)
         except Exception as err:
-            applied = getattr(err, "applied", None)
-            if isinstance(err, DistillGymError):
-                changed = (
-                    "the student's weights were not changed"
-                    if applied == 0
-                    else f"{applied} optimiser step(s) had already changed the student's weights"
-                    if applied
-                    else "the student's weights may have changed"
-                )
-                self._broken = f"{type(err).__name__} at step {t}"
-                msg = (
-                    f"{err} [env: step {t} failed while training on {len(examples)} examples; {changed}; the env's "
-                    f"step counter, budget ({self.budget_left} left) and report were not advanced; call reset()]"
-                )
-                try:
-                    wrapped = type(err)(msg, *([applied] if applied is not None else []))
-                except TypeError:  # an error class with another constructor
-                    wrapped = TrainingDivergedError(msg, applied or 0)
-                raise wrapped from err
-            self._broken = f"{type(err).__name__} at step {t}"
-            raise
-        self._t = t
-        self._spent += charged
-        by_source = self._source_costs(plan, cost) if self.sources else None
-        if by_source is not None:
-            self._spent_by_source += np.array([by_source[s]["units"] for s in self.sources], np.int64)
-            for s, counts in by_source.items():
-                tot = self._by_source_totals.setdefault(s, {})
-                for k, v in counts.items():
-                    tot[k] = tot.get(k, 0) + v
-        prev = self._report
-        self._report = self._val.evaluate(self.student, rng_for(self._episode_seed, STREAM_EPISODE, t))
-        terminated = self.budget_left <= 0
-        truncated = not terminated and self._t >= self.max_steps
-        self._done = terminated or truncated
-        # terminal: the episode ends here, by the budget or by max_steps (a truncated episode ends too)
-        reward = float(self._reward_fn(self._initial_report, prev, self._report, self._done))
+            wrapped = self._train_failed(err, t, len(examples))
+            if wrapped is err:
+                raise
+            raise wrapped from err
+        what = "evaluating"
+        try:
+            report = self._val.evaluate(self.student, self._report_rng(t))
+            test = None
+            if self._ends(charged, t):
+                what = "scoring the test set of"
+                t0 = time.perf_counter()
+                test = self._test.evaluate(self.student)
+                test.seconds = time.perf_counter() - t0
+            what = "finishing"
+            return self._commit(t, plan, extra, cost, charged, train, report, test, t_start)
+        except Exception as err:
+            wrapped = self._after_training_failed(err, t, what)
+            if wrapped is err:
+                raise
+            raise wrapped from err
 
-        info = self._report_info(self._report)
+    def _commit(self, t: int, plan: Any, extra: dict, cost: EngineCost, charged: int, train: Any,
+                report: SkillReport, test: SkillReport | None, t_start: float, render: bool = True,
+                seconds: dict[str, float] | None = None):
+        """Step ``t``'s result from its parts (the evaluation ``report``, and ``test`` when the step
+        ends the episode): the reward and ``info`` are computed first, then the env's counters,
+        budget and report advance together. Returns gymnasium's step tuple; without ``render`` the
+        info has no ``"report"`` text (the native vector env builds it when read)."""
+        spent = self._spent + charged
+        left = self.budget - spent
+        terminated = left <= 0
+        truncated = not terminated and t >= self.max_steps
+        done = terminated or truncated
+        if done and test is None:
+            raise ConfigError(f"step {t} ends the episode but no test report was given")
+        prev = self._report
+        # terminal: the episode ends here, by the budget or by max_steps (a truncated episode ends too)
+        reward = float(self._reward_fn(self._initial_report, prev, report, done))
+
+        info = self._report_info(report, render, budget_left=left)
         info["action"] = {**plan.info, **extra, "n": charged}
         info["train_loss"] = train.loss if math.isfinite(train.loss) else None  # None: nothing was trained
         if self.report_loss:
@@ -546,35 +672,46 @@ class TeachingEnv(gym.Env):
             "engine_tokens_out": cost.tokens_out,
             "engine_calls": cost.calls,
         }
+        totals = dict(self._totals)
         for k, v in costs.items():
             if k not in ("rejected_by_kind", "by_source"):
-                self._totals[k] = self._totals.get(k, 0) + v
+                totals[k] = totals.get(k, 0) + v
+        by_source = self._source_costs(plan, cost) if self.sources else None
+        spent_by_source, by_source_totals = self._spent_by_source, self._by_source_totals
         if by_source is not None:
+            spent_by_source = spent_by_source + np.array([by_source[s]["units"] for s in self.sources], np.int64)
+            by_source_totals = {s: dict(v) for s, v in by_source_totals.items()}
+            for s, counts in by_source.items():
+                tot = by_source_totals.setdefault(s, {})
+                for k, v in counts.items():
+                    tot[k] = tot.get(k, 0) + v
             costs["by_source"] = by_source
         info["costs"] = costs
-        info["totals"] = dict(self._totals)
+        info["totals"] = dict(totals)
         if by_source is not None:
-            info["totals"]["by_source"] = {s: dict(v) for s, v in self._by_source_totals.items()}
-        seconds = {"generate": cost.seconds, "train": train.seconds, "evaluate": self._report.seconds}
-        if self._done:
-            t0 = time.perf_counter()
-            test = self._test.evaluate(self.student)
-            seconds["test"] = time.perf_counter() - t0
+            info["totals"]["by_source"] = {s: dict(v) for s, v in by_source_totals.items()}
+        phase = {"generate": cost.seconds, "train": train.seconds, "evaluate": report.seconds}
+        if test is not None:
+            phase["test"] = test.seconds
             info["final"] = {
                 "test_accuracy": test.mean_accuracy,
                 "test_accuracy_matrix": test.accuracy.round(6).tolist(),
                 "test_skill_accuracy": test.skill_accuracy.round(6).tolist(),
                 "reference_test_accuracy": float(test.reference.mean()),
-                "val_accuracy_start": self._initial_report.mean_accuracy,
-                "val_accuracy_end": self._report.mean_accuracy,
-                "examples": self._spent,
-                "steps": self._t,
+                "val_accuracy_start": self._initial_report.mean_accuracy,  # type: ignore[union-attr]
+                "val_accuracy_end": report.mean_accuracy,
+                "examples": spent,
+                "steps": t,
             }
             if self.eval_weights is not None:
                 info["final"]["test_accuracy_all_cells"] = test.mean_accuracy_all_cells
             if test.loss is not None:
                 info["final"]["test_loss_matrix"] = _nan_to_none(test.loss)
-        costs["seconds"] = _seconds(**seconds, total=time.perf_counter() - t_start)
+        phase.update(seconds or {})
+        costs["seconds"] = _seconds(**phase, total=time.perf_counter() - t_start)
+        # every part computed: the env advances
+        self._t, self._spent, self._report, self._done, self._totals = t, spent, report, done, totals
+        self._spent_by_source, self._by_source_totals = spent_by_source, by_source_totals
         return self._obs(), reward, terminated, truncated, info
 
     # ------------------------------------------------------------------ look-ahead

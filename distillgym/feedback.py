@@ -184,9 +184,17 @@ class SkillReport:
 class Evaluator:
     """Scores a student on a fixed validation (or test) set, cell by cell.
 
-    ``reference``: per-skill reference accuracy to report (an engine's measured accuracy);
-    None computes it from the suite's solver on these items. ``want_loss``: also measure the
-    answer loss per cell. ``weights``: the reports' evaluation weights (see :class:`SkillReport`)."""
+    ``examples``: a list of :class:`~distillgym.types.Example` or an
+    :class:`~distillgym.tasks.arrays.ExampleArrays` (kept as arrays: no ``Example`` object is built
+    until a sampled error needs one). ``reference``: per-skill reference accuracy to report (an
+    engine's measured accuracy); None computes it from the suite's solver on these items (with
+    the suite's vectorised checker ``verify_arrays`` when it has one and scores by exact match: the
+    same numbers). ``want_loss``: also measure the answer loss per cell. ``weights``: the reports'
+    evaluation weights (see :class:`SkillReport`).
+
+    :meth:`evaluate` is :meth:`scores`, then :meth:`pick_errors`, the student's greedy answers to
+    the picked items, and :meth:`report`; the native vector env runs those phases itself, with the
+    scores and answers of every sub-env computed in batched calls."""
 
     def __init__(
         self,
@@ -197,13 +205,19 @@ class Evaluator:
         want_loss: bool = False,
         weights: np.ndarray | None = None,
     ) -> None:
+        from distillgym.tasks.arrays import ExampleArrays
+
         self.suite = suite
         self.weights = None if weights is None else np.asarray(weights, dtype=float)
-        self.examples = list(examples)
+        self.examples: Sequence[Example] = examples if isinstance(examples, ExampleArrays) else list(examples)
         self.n_errors = n_errors
         self.want_loss = bool(want_loss)
         S, D = len(suite.skills), suite.n_difficulties
-        self._cell = np.array([suite.skill_index(e.skill) * D + e.difficulty for e in self.examples], dtype=np.int64)
+        if isinstance(examples, ExampleArrays):
+            index = np.array([suite.skill_index(s) for s in examples.skills], dtype=np.int64)
+            self._cell = index[examples.skill] * D + examples.difficulty if len(examples) else np.zeros(0, np.int64)
+        else:
+            self._cell = np.array([suite.skill_index(e.skill) * D + e.difficulty for e in self.examples], dtype=np.int64)
         self.counts = np.bincount(self._cell, minlength=S * D).reshape(S, D)
         if reference is not None:
             ref = np.asarray(reference, dtype=float)
@@ -213,11 +227,20 @@ class Evaluator:
         else:
             # The reference teacher answers every item by solving the prompt; its accuracy is
             # scored with the same checker as the student's.
-            ref_ok = np.array([suite.score(self._solve(e), e.answer) for e in self.examples])
+            verify = getattr(suite, "verify_arrays", None)
+            if isinstance(examples, ExampleArrays) and suite.exact_match and callable(verify):
+                ref_ok = np.asarray(verify(examples), dtype=float)
+            else:
+                ref_ok = np.array([suite.score(self._solve(e), e.answer) for e in self.examples])
             skill_of = self._cell // D
             self.reference = np.bincount(skill_of, weights=ref_ok, minlength=S) / np.maximum(
                 np.bincount(skill_of, minlength=S), 1
             )
+
+    @property
+    def max_new_tokens(self) -> int:
+        """Tokens a greedy answer may take (the suite's longest answer and end of sequence)."""
+        return self.suite.max_answer_len + 1
 
     def _solve(self, e: Example) -> str:
         try:
@@ -230,49 +253,81 @@ class Evaluator:
         total = np.bincount(self._cell, weights=values.astype(float), minlength=S * D).reshape(S, D)
         return total / np.maximum(self.counts, 1)
 
+    def prompts(self, index: Sequence[int] | None = None) -> list[str]:
+        """The prompts of the items ``index`` (all by default)."""
+        from distillgym.tasks.arrays import ExampleArrays
+
+        if isinstance(self.examples, ExampleArrays):
+            every = self.examples.prompts()
+            return list(every) if index is None else [every[int(i)] for i in index]
+        items = self.examples if index is None else [self.examples[int(i)] for i in index]
+        return [e.prompt for e in items]
+
+    def fast(self, student: Any) -> bool:
+        """Whether ``student`` is scored teacher-forced (exact match and a student that offers it)."""
+        return bool(self.suite.exact_match and getattr(student, "teacher_forced_exact", False))
+
+    def score_answers(self, answers: Sequence[str]) -> np.ndarray:
+        """Per item, the suite's score of a greedy answer."""
+        return np.array([self.suite.score(a, e.answer) for a, e in zip(answers, self.examples, strict=True)])
+
     def _scores(self, student: Any) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
         """Per item: score in [0, 1], answer loss (or None), and the greedy answers if generated."""
-        fast = self.suite.exact_match and getattr(student, "teacher_forced_exact", False)
-        if fast:
+        if self.fast(student):
             if self.want_loss and hasattr(student, "score_and_loss"):
                 correct, loss = student.score_and_loss(self.examples)
                 return np.asarray(correct, dtype=float), np.asarray(loss, dtype=float), None
             correct = np.asarray(student.score(self.examples), dtype=float)
             loss = np.asarray(student.answer_loss(self.examples), dtype=float) if self.want_loss else None
             return correct, loss, None
-        answers = student.predict([e.prompt for e in self.examples], max_new_tokens=self.suite.max_answer_len + 1)
-        scores = np.array([self.suite.score(a, e.answer) for a, e in zip(answers, self.examples, strict=True)])
+        answers = student.predict(self.prompts(), max_new_tokens=self.max_new_tokens)
+        scores = self.score_answers(answers)
         loss = np.asarray(student.answer_loss(self.examples), dtype=float) if self.want_loss else None
         return scores, loss, answers
 
-    def evaluate(self, student: Any, rng: np.random.Generator | None = None) -> SkillReport:
-        t0 = time.perf_counter()
-        D = self.suite.n_difficulties
-        scores, loss, answers = self._scores(student)
-        acc = self._per_cell(scores)
+    def pick_errors(self, scores: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
+        """The sampled errors: up to ``n_errors`` wrong items (in item order), drawn with ``rng``
+        (the first ones without)."""
+        wrong = np.flatnonzero(np.asarray(scores) < 1.0)
+        if not self.n_errors or not len(wrong):
+            return np.zeros(0, np.int64)
+        pick = wrong if rng is None else rng.permutation(wrong)
+        return np.sort(pick[: self.n_errors])
+
+    def report(self, scores: np.ndarray, loss: np.ndarray | None, pick: np.ndarray, answers: Sequence[str] | None,
+               seconds: float = 0.0) -> SkillReport:
+        """The :class:`SkillReport` of the items' ``scores`` (and ``loss``), with the picked items'
+        greedy ``answers`` as its sampled errors."""
         errors: list[dict[str, Any]] = []
-        wrong = np.flatnonzero(scores < 1.0)
-        if self.n_errors and len(wrong):
-            pick = wrong if rng is None else rng.permutation(wrong)
-            pick = np.sort(pick[: self.n_errors])
-            chosen = [self.examples[i] for i in pick]
-            if answers is None:
-                got = student.predict([e.prompt for e in chosen], max_new_tokens=self.suite.max_answer_len + 1)
-            else:
-                got = [answers[i] for i in pick]
+        if len(pick):
+            chosen = [self.examples[int(i)] for i in pick]
             errors = [
                 {"skill": e.skill, "difficulty": e.difficulty, "prompt": e.prompt, "student": a, "gold": e.answer}
-                for e, a in zip(chosen, got, strict=True)
+                for e, a in zip(chosen, answers or [], strict=True)
             ]
         return SkillReport(
             skills=tuple(self.suite.skills),
-            n_difficulties=D,
-            accuracy=acc,
+            n_difficulties=self.suite.n_difficulties,
+            accuracy=self._per_cell(np.asarray(scores, dtype=float)),
             reference=self.reference.copy(),
             counts=self.counts,
             errors=errors,
             prerequisites=dict(self.suite.prerequisites),
-            seconds=time.perf_counter() - t0,
-            loss=None if loss is None else self._per_cell(loss),
+            seconds=seconds,
+            loss=None if loss is None else self._per_cell(np.asarray(loss, dtype=float)),
             weights=self.weights,
         )
+
+    def evaluate(self, student: Any, rng: np.random.Generator | None = None) -> SkillReport:
+        t0 = time.perf_counter()
+        scores, loss, answers = self._scores(student)
+        pick = self.pick_errors(scores, rng)
+        got: list[str] | None = None
+        if len(pick):
+            if answers is None:
+                got = student.predict(self.prompts(pick), max_new_tokens=self.max_new_tokens)
+            else:
+                got = [answers[int(i)] for i in pick]
+        report = self.report(scores, loss, pick, got)
+        report.seconds = time.perf_counter() - t0
+        return report

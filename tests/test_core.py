@@ -123,6 +123,40 @@ def test_a_failed_step_leaves_the_env_resettable_and_says_what_changed(applied):
     assert info["budget_left"] == TINY["budget"] - 512 and not term
 
 
+class FailingEvaluator:
+    """A fake evaluator (named as such): raises on evaluate(), as a failing evaluation would."""
+
+    def __init__(self, real):
+        self.real = real
+
+    def evaluate(self, student, rng=None):
+        raise RuntimeError("injected evaluation failure")
+
+
+@pytest.mark.parametrize("which", ["val", "test"])
+def test_a_step_whose_evaluation_fails_advances_nothing_and_marks_the_env_broken(which):
+    """Issue 20, item 3: the step trained, then its evaluation (validation, or the test set of the
+    episode's last step) failed; the counters and budget stay, the env is broken until reset."""
+    env = gym.make("distillgym/ArithSkills-v1", **TINY).unwrapped
+    env.reset(seed=0)
+    if which == "test":
+        env.step(np.array([1, 1]))  # the next step ends the episode and scores the test set
+        env._test_evaluator = FailingEvaluator(env._test)
+    else:
+        env._val = FailingEvaluator(env._val)
+    t, left, report = env._t, env.budget_left, env._report
+    with pytest.raises(RuntimeError, match="injected evaluation failure") as err:
+        env.step(np.array([2, 0]))
+    notes = " ".join(getattr(err.value, "__notes__", []))
+    assert "were not advanced" in notes and "call reset()" in notes
+    assert env._t == t and env.budget_left == left and env._report is report and not env._done
+    with pytest.raises(ConfigError, match="the last step failed"):
+        env.step(np.array([2, 0]))
+    env.reset(seed=0)
+    _, _, term, _, info = env.step(np.array([1, 1]))
+    assert info["budget_left"] == TINY["budget"] - 512 and not term
+
+
 def test_a_real_divergence_is_caught_before_the_update():
     env = gym.make("distillgym/ArithSkills-v1", student={"lr": 1e20, "grad_clip": 0.0, "warmup_steps": 0}, **TINY)
     env.reset(seed=0)
