@@ -12,7 +12,7 @@ from typing import Any
 
 from distillgym.errors import ConfigError, require
 
-__all__ = ["resolve_device", "cache_dir", "pyplot"]
+__all__ = ["resolve_device", "cache_dir", "pyplot", "free_memory"]
 
 
 def resolve_device(device: str) -> Any:
@@ -27,6 +27,26 @@ def resolve_device(device: str) -> Any:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device {device!r} was asked for but CUDA is not available; use 'cpu' or 'auto'")
     return torch.device(device)
+
+
+def free_memory(device: Any) -> int | None:
+    """Bytes free on ``device`` (a ``torch.device``): CUDA's free memory, or the host's available
+    memory for ``cpu`` (Linux ``MemAvailable``, else free physical pages); None when unknown."""
+    if getattr(device, "type", str(device)) == "cuda":
+        import torch
+
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def cache_dir() -> Path:

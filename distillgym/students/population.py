@@ -73,7 +73,7 @@ from distillgym.students.torch_student import (
 from distillgym.tasks.arrays import ExampleArrays
 from distillgym.types import Example
 
-__all__ = ["PopulationLM", "PopulationStudent", "PopulationDivergedError"]
+__all__ = ["PopulationLM", "PopulationStudent", "PopulationDivergedError", "memory_per_member"]
 
 
 class PopulationDivergedError(TrainingDivergedError):
@@ -88,6 +88,27 @@ class PopulationDivergedError(TrainingDivergedError):
                          min((e.applied for e in errors.values()), default=0))
         self.errors = errors
         self.stats = stats
+
+
+# ============================================================================ memory
+def memory_per_member(config: StudentConfig, vocab_size: int, replay_rows: int, step_rows: int,
+                      eval_rows: int) -> dict[str, int]:
+    """Estimated bytes one member needs on the population's device: ``"persistent"`` (weights,
+    gradients, AdamW moments and gathered copies, five float32 copies of the parameters; its
+    replay rows, twice over for a buffer's growth; a step's new rows; its evaluation rows) and
+    ``"pass"`` (the activations one batched pass keeps per member: an optimiser pass's for the
+    backward, or an evaluation chunk's, whichever is larger, at ``max_positions``). An estimate
+    made before anything is allocated, so that a population that cannot fit is refused with a
+    clear message rather than an out-of-memory error midway."""
+    cfg = PlainConfig.from_student(config, vocab_size)
+    n_params = sum(int(np.prod(s)) for s in param_shapes(cfg).values())
+    W, H, F_, L, V = cfg.max_positions, cfg.hidden_size, cfg.intermediate_size, cfg.num_layers, cfg.vocab_size
+    row = W * np.dtype(id_dtype(vocab_size)).itemsize + 2 * 8 + 8  # ids, prompt and row lengths (+ host copy)
+    rows = 2 * min(config.replay_capacity, replay_rows) + step_rows + eval_rows
+    persistent = 5 * 4 * n_params + rows * row
+    train_pass = config.batch_size * W * (L * (12 * H + 4 * F_) + 4 * V) * 4  # saved for the backward
+    eval_pass = min(config.eval_batch_size, max(eval_rows, 1)) * W * (4 * H + 2 * F_ + 2 * V) * 4
+    return {"persistent": int(persistent), "pass": int(max(train_pass, eval_pass))}
 
 
 # ============================================================================ the batched model
@@ -135,32 +156,39 @@ class PopulationLM(nn.Module):
         """Member p's weights as a plain-model state dict (copies)."""
         return {name: self.params[j][p].detach().clone() for j, name in enumerate(self.names)}
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor, weights: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+        """Logits of ``ids`` (G, B, T): every member's own weights (G = P), or ``weights``, the
+        parameters of G members gathered along the member dimension (names' order)."""
         cfg = self.cfg
         P, B, T = ids.shape
+        params = list(self.params) if weights is None else list(weights)
+
+        def weight(name: str) -> torch.Tensor:
+            return params[self.index[name]]
+
         nh, hd, H, V = cfg.num_heads, cfg.head_dim, cfg.hidden_size, cfg.vocab_size
-        emb = self.weight("embed.weight")  # (P, V, H)
+        emb = weight("embed.weight")  # (P, V, H)
         offset = (torch.arange(P, device=ids.device) * V).view(P, 1, 1)
         x = F.embedding(ids + offset, emb.reshape(P * V, H))  # (P, B, T, H)
         cos, sin = self.cos[:T], self.sin[:T]
         for i in range(cfg.num_layers):
             b = f"blocks.{i}."
-            h = _rms_norm(x, self.weight(b + "attn_norm.weight"), cfg.rms_eps)
+            h = _rms_norm(x, weight(b + "attn_norm.weight"), cfg.rms_eps)
 
             def heads(w: torch.Tensor, h: torch.Tensor = h) -> torch.Tensor:  # (P*B, nh, T, hd)
                 return _linear(h, w).view(P, B, T, nh, hd).permute(0, 1, 3, 2, 4).reshape(P * B, nh, T, hd)
 
-            q = apply_rotary(heads(self.weight(b + "attn.q.weight")), cos, sin)
-            k = apply_rotary(heads(self.weight(b + "attn.k.weight")), cos, sin)
-            v = heads(self.weight(b + "attn.v.weight"))
+            q = apply_rotary(heads(weight(b + "attn.q.weight")), cos, sin)
+            k = apply_rotary(heads(weight(b + "attn.k.weight")), cos, sin)
+            v = heads(weight(b + "attn.v.weight"))
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (P*B, nh, T, hd)
             y = y.view(P, B, nh, T, hd).permute(0, 1, 3, 2, 4).reshape(P, B, T, H)
-            x = x + _linear(y, self.weight(b + "attn.o.weight"))
-            h = _rms_norm(x, self.weight(b + "mlp_norm.weight"), cfg.rms_eps)
-            gate = _linear(h, self.weight(b + "mlp.gate.weight"))
-            up = _linear(h, self.weight(b + "mlp.up.weight"))
-            x = x + _linear(F.silu(gate) * up, self.weight(b + "mlp.down.weight"))
-        x = _rms_norm(x, self.weight("norm.weight"), cfg.rms_eps)
+            x = x + _linear(y, weight(b + "attn.o.weight"))
+            h = _rms_norm(x, weight(b + "mlp_norm.weight"), cfg.rms_eps)
+            gate = _linear(h, weight(b + "mlp.gate.weight"))
+            up = _linear(h, weight(b + "mlp.up.weight"))
+            x = x + _linear(F.silu(gate) * up, weight(b + "mlp.down.weight"))
+        x = _rms_norm(x, weight("norm.weight"), cfg.rms_eps)
         return _linear(x, emb)  # tied output embedding: (P, B, T, V)
 
 
@@ -175,7 +203,8 @@ class PopulationStudent:
     teacher_forced_exact = True
     """Each member's :meth:`score` equals its greedy decoding plus exact match."""
 
-    def __init__(self, config: StudentConfig, alphabet: str, size: int, seeds: Sequence[int] | None = None) -> None:
+    def __init__(self, config: StudentConfig, alphabet: str, size: int, seeds: Sequence[int] | None = None,
+                 member_chunk: int | None = None) -> None:
         config.validate()
         check_no_pretraining(config, "population")
         if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
@@ -206,14 +235,32 @@ class PopulationStudent:
         self.replay_len = torch.zeros((self.size, 0), dtype=torch.int64, device=self.device)
         self.replay_len_cpu = np.zeros((self.size, 0), np.int64)
         self.replay_count = np.zeros(self.size, np.int64)
+        if member_chunk is not None and (isinstance(member_chunk, bool) or not isinstance(member_chunk, (int, np.integer))
+                                         or member_chunk < 1):
+            raise ConfigError(f"PopulationStudent member_chunk must be None or an integer >= 1, got {member_chunk!r}")
+        self.member_chunk = None if member_chunk is None else int(member_chunk)
+        """Most members in one batched pass (None: all of a pass's members that share a row length);
+        a smaller chunk bounds the activation memory and changes no number."""
+        self.timing: dict[str, float] = {}
+        """Seconds accumulated by phase: ``train_host`` (batch planning, bookkeeping), ``train_device``
+        (the optimiser passes until their results are back on the host), ``eval_host``,
+        ``eval_device`` (teacher-forced scoring) and ``decode`` (greedy decoding); read and clear it."""
+        self._eval_sets: dict[str, dict[str, Any]] = {}
         for p, seed in enumerate(seeds):
             self.reinit(p, seed)
 
     @classmethod
     def for_suite(cls, suite: Any, size: int, seeds: Sequence[int] | None = None, device: str | None = None,
-                  config: StudentConfig | None = None, **fields: Any) -> PopulationStudent:
+                  config: StudentConfig | None = None, member_chunk: int | None = None,
+                  **fields: Any) -> PopulationStudent:
         """``size`` members for ``suite`` (``StudentConfig`` fields as for the plain student)."""
-        return cls(suite_config(suite, device, config, fields), suite.alphabet, size, seeds)
+        return cls(suite_config(suite, device, config, fields), suite.alphabet, size, seeds, member_chunk)
+
+    @classmethod
+    def of(cls, student: PlainStudent, size: int, member_chunk: int | None = None) -> PopulationStudent:
+        """``size`` students of ``student``'s configuration (the registry entry
+        :data:`distillgym.students.POPULATIONS` ``["plain"]``)."""
+        return cls(student.config, student.tokenizer.alphabet, size, member_chunk=member_chunk)
 
     # ------------------------------------------------------------------ members
     def _check_member(self, i: int) -> int:
@@ -363,6 +410,32 @@ class PopulationStudent:
     def _to(self, a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(a).to(self.device)
 
+    # ------------------------------------------------------------------ member groups
+    def _weights(self, members: np.ndarray, grad: bool) -> list[torch.Tensor]:
+        """Copies of the parameters of ``members`` (gathered along the member dimension, in
+        names' order); leaves that collect their own gradients when ``grad``."""
+        idx = self._to(np.asarray(members, np.int64))
+        out = []
+        for p in self.model.params:
+            w = p.detach().index_select(0, idx)
+            out.append(w.requires_grad_() if grad else w)
+        return out
+
+    def _groups(self, members: np.ndarray, lengths: np.ndarray) -> list[tuple[np.ndarray, int]]:
+        """``members`` grouped by ``lengths`` (each member's padded row length in a pass), then cut
+        into pieces of at most ``member_chunk`` members: ``[(members, T), ...]``. Every member's
+        batch keeps the plain student's own shape, so its numbers are the plain student's (module
+        docstring, "Equivalence")."""
+        out = []
+        step = self.member_chunk or len(members) or 1
+        for T in np.unique(lengths):
+            group = members[lengths == T]
+            out.extend((group[i : i + step], int(T)) for i in range(0, len(group), step))
+        return out
+
+    def _note(self, key: str, seconds: float) -> None:
+        self.timing[key] = self.timing.get(key, 0.0) + seconds
+
     # ------------------------------------------------------------------ training
     def train(self, examples: Sequence[Sequence[Example] | ExampleArrays | None],
               rngs: Sequence[np.random.Generator | None], track_cells: bool = True) -> list[TrainStats]:
@@ -392,7 +465,7 @@ class PopulationStudent:
         new_ids, new_plen, new_len = self._stack_rows(rows)
         dummy = A + new_ids.shape[1] - 1  # an all-padding row
         # pass k of member p: its new rows, then its replayed rows (the plain student's batch),
-        # then padding rows up to the largest batch of the pass
+        # then padding rows up to the group's largest batch (trailing padding rows change no number)
         idx = np.full((P, K, bs), dummy, np.int64)
         rows_in = np.zeros((P, K), np.int64)
         for p, pl in enumerate(plans):
@@ -410,16 +483,12 @@ class PopulationStudent:
                 idx[p, kp - 1, last + n_rep :] = dummy
             rows_in[p, :kp] = n_new + n_rep
             rows_in[p, kp - 1] = last + n_rep
-        width = rows_in.max(axis=0)  # rows of each pass
         pool_len_cpu = np.concatenate([self.replay_len_cpu, new_len], axis=1)
         sel_len = pool_len_cpu[np.arange(P)[:, None, None], idx]  # (P, K, bs)
-        T = np.maximum(sel_len.max(axis=(0, 2)), 2)  # per pass: the longest row of any member
+        T_pk = sel_len.max(axis=2)  # each member's own padded length in each pass (the plain student's)
         tokens = sel_len.sum(2)  # (P, K)
         new_ids_t = self._to(new_ids).to(self._ids_torch)
         new_plen_t, new_len_t = self._to(new_plen), self._to(new_len)
-        pool_ids = torch.cat([self.replay_ids, new_ids_t], dim=1)
-        pool_plen = torch.cat([self.replay_plen, new_plen_t], dim=1)
-        pool_len = torch.cat([self.replay_len, new_len_t], dim=1)
         idx_t = self._to(idx)
         # per (member, pass): schedule and AdamW scalars, computed in float64 on the host
         k_ar = np.arange(K)[None, :]
@@ -434,30 +503,49 @@ class PopulationStudent:
         }
         scal_t = {k: self._to(v.astype(np.float32)) for k, v in scal.items()}
         active_t = self._to(active)
+        t_loop = time.perf_counter()
+        self._note("train_host", t_loop - t0)
         alive = torch.ones(P, dtype=torch.bool, device=dev)
         failed_at = torch.full((P,), -1, dtype=torch.int64, device=dev)
         failed_what = torch.zeros(P, dtype=torch.int64, device=dev)  # 1: loss, 2: gradient norm
         losses = torch.zeros((K, P), dtype=torch.float32, device=dev)
-        cell_rows: list[torch.Tensor] = []
-        members = torch.arange(P, device=dev)[:, None]
+        cell = torch.zeros((P, K, bs), dtype=torch.float32, device=dev) if track_cells else None
+        everyone = torch.arange(P, device=dev)
         params = list(self.model.params)
         shapes = [(P,) + (1,) * (p.dim() - 1) for p in params]
+        bufs: list[torch.Tensor] | None = None
         self.model.train()
         for k in range(K):
-            sel = idx_t[:, k, : int(width[k])]
-            x = pool_ids[members, sel, : int(T[k])].long()  # (P, rows of the pass, T)
-            targets = make_targets(x, pool_plen[members, sel], pool_len[members, sel])
-            logits = self.model(x)
-            loss = member_loss(logits, targets)  # (P,) member means
-            if track_cells:
-                cell_rows.append(F.pad(row_loss(logits, targets), (0, bs - int(width[k]))))
-            act = active_t[:, k] & alive
+            on = np.flatnonzero(active[:, k])
+            groups = self._groups(on, T_pk[on, k])
+            direct = len(groups) == 1 and len(groups[0][0]) == P  # every member in one pass, in order
+            loss_k = torch.zeros(P, dtype=torch.float32, device=dev)
             for p in params:
                 p.grad = None
-            torch.where(act, loss, torch.zeros_like(loss)).sum().backward()
-            grads = [p.grad for p in params]
+            if not direct:
+                if bufs is None:
+                    bufs = [torch.zeros_like(p) for p in params]
+                else:
+                    torch._foreach_zero_(bufs)
+            for members, T in groups:
+                mem_t = everyone if direct else self._to(members)
+                rows_k = int(rows_in[members, k].max())
+                x, plen, length = self._pass_rows(mem_t, idx_t[mem_t, k, :rows_k], T, new_ids_t, new_plen_t, new_len_t)
+                targets = make_targets(x, plen, length)
+                weights = None if direct else self._weights(members, grad=True)
+                logits = self.model(x, weights)
+                loss = member_loss(logits, targets)  # (G,) member means
+                if cell is not None:
+                    cell[:, k][mem_t, :rows_k] = row_loss(logits, targets)
+                torch.where(alive[mem_t], loss, torch.zeros_like(loss)).sum().backward()
+                loss_k[mem_t] = loss.detach()
+                if not direct:
+                    for buf, w in zip(bufs, weights, strict=True):  # type: ignore[arg-type]
+                        buf.index_copy_(0, mem_t, w.grad)
+            grads = [p.grad for p in params] if direct else bufs
+            act = active_t[:, k] & alive
             norm = member_grad_norms(grads)  # (P,) each member's global gradient norm
-            loss_ok, norm_ok = torch.isfinite(loss), torch.isfinite(norm)
+            loss_ok, norm_ok = torch.isfinite(loss_k), torch.isfinite(norm)
             fails = act & ~(loss_ok & norm_ok)
             failed_at = torch.where(fails, k, failed_at)
             failed_what = torch.where(fails, torch.where(loss_ok, 2, 1), failed_what)
@@ -473,24 +561,31 @@ class PopulationStudent:
             f2 = torch.where(upd, torch.full_like(coef, b2), one)
             neg_step = torch.where(upd, scal_t["neg_step"][:, k], torch.zeros_like(coef))
             bc2 = scal_t["bc2_sqrt"][:, k]
-            with torch.no_grad():
-                for p, g, ea, eas, s in zip(params, grads, self.exp_avg, self.exp_avg_sq, shapes, strict=True):
-                    # clipped gradient; zero for members not updating (a diverged member's may be NaN)
-                    g = torch.nan_to_num(g * coef.view(s), nan=0.0, posinf=0.0, neginf=0.0)
-                    p.mul_(wdf.view(s))  # decoupled weight decay
-                    ea.lerp_(g, w1.view(s))
-                    eas.mul_(f2.view(s)).addcmul_(g, g, value=1 - b2)
-                    denom = (eas.sqrt() / bc2.view(s)).add_(ADAM_EPS)
-                    p.add_((ea * neg_step.view(s)) / denom)
-            losses[k] = loss.detach()
+            with torch.no_grad():  # AdamW (torch.optim.AdamW's single-tensor update), every parameter at once
+                gs = torch._foreach_mul(grads, [coef.view(s) for s in shapes])  # type: ignore[arg-type]
+                for g in gs:  # clipped gradient; zero for members not updating (a diverged member's may be NaN)
+                    torch.nan_to_num_(g, nan=0.0, posinf=0.0, neginf=0.0)
+                torch._foreach_mul_(params, [wdf.view(s) for s in shapes])  # decoupled weight decay
+                torch._foreach_lerp_(self.exp_avg, gs, [w1.view(s) for s in shapes])
+                torch._foreach_mul_(self.exp_avg_sq, [f2.view(s) for s in shapes])
+                torch._foreach_addcmul_(self.exp_avg_sq, gs, gs, value=1 - b2)
+                denom = torch._foreach_sqrt(self.exp_avg_sq)
+                torch._foreach_div_(denom, [bc2.view(s) for s in shapes])
+                torch._foreach_add_(denom, ADAM_EPS)
+                upd_t = torch._foreach_mul(self.exp_avg, [neg_step.view(s) for s in shapes])
+                torch._foreach_div_(upd_t, denom)
+                torch._foreach_add_(params, upd_t)
+            losses[k] = loss_k
         for p in params:
             p.grad = None
         # ---- back on the host, once per call
         failed = failed_at.cpu().numpy()
         what = failed_what.cpu().numpy()
         loss_np = losses.cpu().numpy().astype(np.float64)
+        cell_np = cell.cpu().numpy() if cell is not None else None  # (P, K, bs)
+        t_back = time.perf_counter()
+        self._note("train_device", t_back - t_loop)
         applied = np.where(failed >= 0, failed, n_batches)
-        cell_np = torch.stack(cell_rows, 1).cpu().numpy() if track_cells else None  # (P, K, bs)
         errors: dict[int, TrainingDivergedError] = {}
         for p in range(P):
             if plans[p] is None:
@@ -515,6 +610,7 @@ class PopulationStudent:
         self._add_replay(rows, [p for p in range(P) if plans[p] is not None and failed[p] < 0],
                          new_ids_t, new_plen_t, new_len_t, new_len)
         wall = time.perf_counter() - t0
+        self._note("train_host", time.perf_counter() - t_back)
         trained = sum(pl is not None for pl in plans)
         for p in range(P):
             if plans[p] is not None:
@@ -523,6 +619,21 @@ class PopulationStudent:
         if errors:
             raise PopulationDivergedError(errors, stats)
         return stats
+
+    def _pass_rows(self, mem_t: torch.Tensor, sel: torch.Tensor, T: int, new_ids: torch.Tensor,
+                   new_plen: torch.Tensor, new_len: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Token rows ``sel`` (G, rows: replay slots below the buffer's size, new rows above it) of
+        members ``mem_t``, cut at ``T`` positions: ids (long), prompt lengths, lengths."""
+        m = mem_t[:, None]
+        A = self.replay_ids.shape[1]
+        if A == 0:
+            return new_ids[m, sel, :T].long(), new_plen[m, sel], new_len[m, sel]
+        rep = sel < A
+        r, j = sel.clamp(max=A - 1), (sel - A).clamp(min=0)
+        x = torch.where(rep[..., None], self.replay_ids[m, r, :T], new_ids[m, j, :T]).long()
+        plen = torch.where(rep, self.replay_plen[m, r], new_plen[m, j])
+        length = torch.where(rep, self.replay_len[m, r], new_len[m, j])
+        return x, plen, length
 
     @staticmethod
     def _cell_loss(rows: TokenRows, plan: Any, losses: np.ndarray, applied: int) -> dict[tuple[str, int], float]:
@@ -554,29 +665,105 @@ class PopulationStudent:
         self.replay_len_cpu[w, s] = len_np[w, r]
 
     # ------------------------------------------------------------------ evaluation
-    @torch.no_grad()
     def score_and_loss(self, examples: Sequence[Sequence[Example] | ExampleArrays | None]
                        ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per member, exact match and answer loss of its examples (as
-        :meth:`PlainStudent.score_and_loss`), every member's chunk in one pass."""
+        :meth:`PlainStudent.score_and_loss`, whose numbers they are): the members' chunks of
+        ``eval_batch_size`` rows are scored together, one pass per chunk and row length."""
         self._per_member("score_and_loss", examples)
-        self.model.eval()
-        rows = [self.encode(e) for e in examples]
+        return self.score_rows([self.encode(e) for e in examples])
+
+    def score_rows(self, rows: Sequence[TokenRows | None]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`score_and_loss` of token rows already encoded (:meth:`encode`)."""
+        t0 = time.perf_counter()
+        rows = [r if r is not None else self.encode(None) for r in rows]
         ids, plen, length = self._stack_rows(rows, extra=0)
-        n_max = ids.shape[1]
-        correct = np.zeros((self.size, n_max), bool)
-        loss = np.zeros((self.size, n_max), np.float64)
-        step = self.config.eval_batch_size
-        for i in range(0, n_max, step):
-            s = slice(i, i + step)
-            T = max(int(length[:, s].max()), 2)
-            x = self._to(ids[:, s, :T]).long()
-            targets = make_targets(x, self._to(plen[:, s]), self._to(length[:, s]))
-            logits = self.model(x)
-            scored = targets != -100
-            correct[:, s] = ((logits.argmax(-1) == targets) | ~scored).all(-1).cpu().numpy()
-            loss[:, s] = row_loss(logits, targets).cpu().numpy()
-        return [(correct[p, : len(r)].copy(), loss[p, : len(r)].copy()) for p, r in enumerate(rows)]
+        counts = np.array([len(r) for r in rows], np.int64)
+        dev = (self._to(ids).to(self._ids_torch), self._to(plen), self._to(length))
+        self._note("eval_host", time.perf_counter() - t0)
+        correct, loss = self._score(dev, length, counts)
+        return [(correct[p, : counts[p]].copy(), loss[p, : counts[p]].copy()) for p in range(self.size)]
+
+    def set_eval_rows(self, name: str, i: int, rows: TokenRows) -> None:
+        """Keep ``rows`` as member i's evaluation set ``name`` on the population's device (an
+        environment's validation set, scored every step by :meth:`score_eval_set`)."""
+        i = self._check_member(i)
+        t0 = time.perf_counter()
+        held = self._eval_sets.get(name)
+        n, W = len(rows), self.config.max_positions
+        if held is None or held["ids"].shape[1] < n:
+            cap = max(n, held["ids"].shape[1] if held is not None else 0)
+            grown = {
+                "ids": torch.zeros((self.size, cap, W), dtype=self._ids_torch, device=self.device),
+                "plen": torch.zeros((self.size, cap), dtype=torch.int64, device=self.device),
+                "len": torch.zeros((self.size, cap), dtype=torch.int64, device=self.device),
+                "len_cpu": np.zeros((self.size, cap), np.int64),
+                "count": np.zeros(self.size, np.int64),
+            }
+            if held is not None:
+                m = held["ids"].shape[1]
+                for key in ("ids", "plen", "len", "len_cpu"):
+                    grown[key][:, :m] = held[key]
+                grown["count"][:] = held["count"]
+            held = self._eval_sets[name] = grown
+        block = np.zeros((n, W), self._ids_np)
+        block[:, : rows.ids.shape[1]] = rows.ids
+        held["ids"][i].zero_()
+        held["plen"][i].zero_()
+        held["len"][i].zero_()
+        held["len_cpu"][i] = 0
+        if n:
+            held["ids"][i, :n] = torch.from_numpy(block).to(self.device)
+            held["plen"][i, :n] = self._to(np.asarray(rows.prompt_len, np.int64))
+            held["len"][i, :n] = self._to(np.asarray(rows.length, np.int64))
+            held["len_cpu"][i, :n] = rows.length
+        held["count"][i] = n
+        self._note("eval_host", time.perf_counter() - t0)
+
+    def score_eval_set(self, name: str, members: Sequence[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """Exact match and answer loss of each listed member's evaluation set ``name`` (see
+        :meth:`set_eval_rows`), as :meth:`score_rows` computes them."""
+        held = self._eval_sets.get(name)
+        if held is None:
+            raise ConfigError(f"no evaluation set {name!r}: call set_eval_rows first")
+        counts = np.zeros(self.size, np.int64)
+        want = np.array(sorted({self._check_member(i) for i in members}), np.int64)
+        counts[want] = held["count"][want]
+        correct, loss = self._score((held["ids"], held["plen"], held["len"]), held["len_cpu"], counts)
+        return {int(p): (correct[p, : counts[p]].copy(), loss[p, : counts[p]].copy()) for p in want}
+
+    @torch.no_grad()
+    def _score(self, dev: tuple[torch.Tensor, torch.Tensor, torch.Tensor], length_cpu: np.ndarray,
+               counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Teacher-forced exact match and row loss of the first ``counts[p]`` rows of each member
+        (tensors (P, n, W) on the device): the plain student's chunks of ``eval_batch_size`` rows,
+        each at its own longest row, grouped across members by that length."""
+        t0 = time.perf_counter()
+        self.model.eval()
+        ids, plen, length = dev
+        n_max = int(counts.max(initial=0))
+        correct = torch.zeros((self.size, n_max), dtype=torch.bool, device=self.device)
+        loss = torch.zeros((self.size, n_max), dtype=torch.float32, device=self.device)
+        E = self.config.eval_batch_size
+        everyone = torch.arange(self.size, device=self.device)
+        for c0 in range(0, n_max, E):
+            on = np.flatnonzero(counts > c0)
+            ends = np.minimum(counts[on], c0 + E)
+            T = np.array([max(int(length_cpu[p, c0:e].max()), 1) for p, e in zip(on, ends, strict=True)], np.int64)
+            for members, Tg in self._groups(on, T):
+                direct = len(members) == self.size
+                mem_t = everyone if direct else self._to(members)
+                rows = int(min(counts[members].max(), c0 + E)) - c0
+                m = mem_t[:, None]
+                x = ids[m, torch.arange(c0, c0 + rows, device=self.device)[None, :], :Tg].long()
+                targets = make_targets(x, plen[mem_t, c0 : c0 + rows], length[mem_t, c0 : c0 + rows])
+                logits = self.model(x, None if direct else self._weights(members, grad=False))
+                scored = targets != -100
+                correct[mem_t, c0 : c0 + rows] = ((logits.argmax(-1) == targets) | ~scored).all(-1)
+                loss[mem_t, c0 : c0 + rows] = row_loss(logits, targets)
+        out = correct.cpu().numpy(), loss.cpu().numpy().astype(np.float64)
+        self._note("eval_device", time.perf_counter() - t0)
+        return out
 
     def score(self, examples: Sequence[Sequence[Example] | ExampleArrays | None]) -> list[np.ndarray]:
         return [c for c, _ in self.score_and_loss(examples)]
@@ -586,39 +773,47 @@ class PopulationStudent:
 
     @torch.no_grad()
     def predict(self, prompts: Sequence[Sequence[str] | None], max_new_tokens: int) -> list[list[str]]:
-        """Per member, greedy answers to its prompts (as :meth:`PlainStudent.predict`): prompts of
-        one length are decoded together across all members, without padding or cache."""
+        """Per member, greedy answers to its prompts (as :meth:`PlainStudent.predict`, whose
+        answers they are): prompts of one length are decoded together across the members that
+        have them, without padding or cache; on CUDA the loop has a fixed length (no host
+        synchronisation per token)."""
         self._per_member("predict", prompts)
+        t0 = time.perf_counter()
         self.model.eval()
         prompts = [list(p or []) for p in prompts]
         results = [[""] * len(p) for p in prompts]
         lengths = sorted({len(q) for p in prompts for q in p})
+        sync_free = self.device.type == "cuda"
         for ell in lengths:
             where = [[i for i, q in enumerate(p) if len(q) == ell] for p in prompts]
-            c = max(len(w) for w in where)
-            ids = np.full((self.size, c, ell + 1), PAD, np.int64)
+            members = np.array([p for p, w in enumerate(where) if w], np.int64)
+            direct = len(members) == self.size
+            c = max(len(where[p]) for p in members)
+            ids = np.full((len(members), c, ell + 1), PAD, np.int64)
             ids[:, :, 0] = BOS
-            live = np.zeros((self.size, c), bool)
-            for p, w in enumerate(where):
-                for row, i in enumerate(w):
-                    ids[p, row] = self.tokenizer.encode_prompt(prompts[p][i])
-                    live[p, row] = True
+            live = np.zeros((len(members), c), bool)
+            for g, p in enumerate(members):
+                for row, i in enumerate(where[p]):
+                    ids[g, row] = self.tokenizer.encode_prompt(prompts[p][i])
+                    live[g, row] = True
+            weights = None if direct else self._weights(members, grad=False)
             x = self._to(ids)
             done = ~self._to(live)
             start = x.shape[-1]
             for _ in range(max_new_tokens):
                 if x.shape[-1] >= self.config.max_positions:
                     break
-                nxt = self.model(x)[:, :, -1].argmax(-1)
+                nxt = self.model(x, weights)[:, :, -1].argmax(-1)
                 nxt = torch.where(done, torch.full_like(nxt, EOS), nxt)
                 x = torch.cat([x, nxt[..., None]], dim=-1)
                 done |= nxt == EOS
-                if bool(done.all()):
+                if not sync_free and bool(done.all()):
                     break
             out = x[:, :, start:].cpu().numpy()
-            for p, w in enumerate(where):
-                for row, i in enumerate(w):
-                    results[p][i] = self.tokenizer.decode_answer(out[p, row].tolist())
+            for g, p in enumerate(members):
+                for row, i in enumerate(where[p]):
+                    results[p][i] = self.tokenizer.decode_answer(out[g, row].tolist())
+        self._note("decode", time.perf_counter() - t0)
         return results
 
 
