@@ -33,6 +33,9 @@ __all__ = [
     "CharTokenizer",
     "PlainStudent",
     "PopulationStudent",
+    "POPULATIONS",
+    "register_population",
+    "make_population",
 ]
 
 STUDENTS = Registry("student", {
@@ -40,6 +43,33 @@ STUDENTS = Registry("student", {
     "plain": "distillgym.students.torch_student:PlainStudent.for_suite",
     "lora": "distillgym.students.lora:LoRAStudent.for_suite",
 })
+
+
+POPULATIONS = Registry("population", {
+    "plain": "distillgym.students.population:PopulationStudent.of",
+})
+"""Student name -> ``factory(student, size, member_chunk=None)``: ``size`` students of that kind and
+configuration as one batched model, with :class:`~distillgym.students.population.PopulationStudent`'s
+interface. A student whose ``name`` is here gets a native vector env (:mod:`distillgym.vector`)."""
+
+
+def register_population(name: str, factory: Callable[..., Any] | str) -> None:
+    """Give the student named ``name`` a population (and so a native vector env)."""
+    POPULATIONS.register(name, factory)
+
+
+def make_population(student: Any, size: int, member_chunk: int | None = None) -> Any:
+    """``size`` students of ``student``'s kind and configuration as one population; raises
+    :class:`~distillgym.errors.ConfigError` for a student without one."""
+    from distillgym.errors import ConfigError
+
+    name = getattr(student, "name", type(student).__name__)
+    if name not in POPULATIONS:
+        raise ConfigError(
+            f"a {name!r} student ({type(student).__name__}) has no population (students with one: "
+            f"{sorted(POPULATIONS)}); register one with distillgym.students.register_population"
+        )
+    return POPULATIONS[name](student, size, member_chunk=member_chunk)
 
 
 def register_student(name: str, factory: Callable[..., Student] | str) -> None:

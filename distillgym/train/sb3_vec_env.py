@@ -17,6 +17,10 @@ SB3's conventions, and how they are met:
   ``reset_infos`` holds the reset infos;
 - ``get_attr``, ``set_attr``, ``env_method`` act on the sub-envs; ``env_is_wrapped`` is False
   (sub-envs are not gymnasium-wrapped). Wrap it in SB3's ``VecMonitor`` for episode statistics.
+
+A learned teacher reads the observation and ``info["action"]``, never the text reports, so
+:func:`make_native_vec_env` builds the vector env with ``reports=False`` (no sampled errors, no
+report text: the same numbers, less work per step) unless ``env_kwargs`` says otherwise.
 """
 
 from __future__ import annotations
@@ -121,6 +125,7 @@ def make_native_vec_env(env_id: str, n_envs: int, env_kwargs: dict[str, Any] | N
     kwargs = dict(env_kwargs or {})
     if "autoreset_mode" in kwargs:
         raise ConfigError("make_native_vec_env sets autoreset_mode='SameStep' itself (SB3 needs it)")
+    kwargs.setdefault("reports", False)
     venv = gym.make_vec(env_id, num_envs=n_envs, vectorization_mode="vector_entry_point",
                         autoreset_mode=AutoresetMode.SAME_STEP, **kwargs)
     return NativeVecEnv(venv.unwrapped)
