@@ -1,44 +1,50 @@
-"""How fast are the vectorised parts: data generation, the plain and population students, and
-the native vector env against Gymnasium's async vector env?
+"""How fast is the native vector env, where does a step's time go, and how many sub-envs fit?
 
-Three parts (``--parts``, comma separated):
+Parts (``--parts``, comma separated; each configuration runs in its own process, so that its peak
+memory is its own and one that does not fit is reported, not fatal):
 
-- ``data``: examples/s of producing one env step's training examples (``--examples-per-step``
-  of one cell, train part only, verified) for P students: the scalar path (``arith-v1``'s
-  per-item generator through the procedural engine, once per student) against the vectorised
-  path (``arith-v2`` through the vectorized engine's ``generate_many``, all students at once),
-  and, for the vectorised path, with the token rows the students train on (``encode``);
-- ``student``: one CPU thread, the tiny student (transformers' Llama module) against the plain
-  student (the same architecture in plain torch) and populations of P plain students: CPU
-  milliseconds per optimiser step per student and training tokens/s (interleaved repetitions on
-  the same data; the median is kept);
-- ``env``: environment steps/s and student training tokens/s against N, for the native vector
-  env (``gymnasium.make_vec(id, num_envs=N)``: one population in this process, 1 torch thread)
-  and the async vector env (``vectorization_mode="async"``: N spawned processes, 1 torch thread
-  each), on ``--env`` with the uniform-cell action sequence (sub-env i steps cell
-  (t + i) mod 28): ``--steps`` timed steps after a reset and one untimed step (the first step
-  of an episode trains without replay, so it takes a quarter of the optimiser steps of the
-  others); with model FLOP utilisation.
+- ``env``: the native vector env of ``--env`` (``gymnasium.make_vec(id, num_envs=N,
+  vectorization_mode="vector_entry_point")``, ``--threads`` torch threads, ``--device``) at each N in
+  ``--n``: a reset, one untimed step (the first step trains without replay), then ``--steps`` timed
+  steps with ``--action`` (``equal``: the equal mix on a mix level, on a cell level sub-env i steps
+  cell (t + i) mod cells; ``cycle``: one cell per sub-env and step, as a one-hot mix on a mix level).
+  Per N: env steps/s and training tokens/s (wall), each step's wall time split into *device* time
+  (the population's training, scoring and decoding passes, until their results are on the host:
+  ``PopulationVectorEnv.last_timing``) and *host* time (the rest: Python, data generation and
+  verification, batch planning, reports), the host time per sub-env step, peak memory (CPU: the
+  process's peak resident memory; CUDA: ``torch.cuda.max_memory_allocated``) and the memory the env
+  estimated before allocating, and the model FLOP utilisation (MFU): training FLOPs (real tokens x
+  nanoGPT's 6N + 12LHT, T = max_positions; padding and evaluation not counted) per wall second over
+  the device's measured float32 matmul peak at the same thread count (``--matmul-size``). An N whose
+  estimated memory does not fit is listed with the env's refusal message (the memory needed and the
+  largest N that fits).
+- ``single``: the single env (``gymnasium.make``) with ``--single-threads`` torch threads on the same
+  config and actions: env steps/s, the baseline the population is compared with.
+- ``minimal``: minimal compute (``--minimal-kwargs``: 8 examples a step, 1 validation and test item
+  per cell) at N = 1 and N = ``--minimal-n``: the step's wall, host and device time per sub-env and
+  the marginal cost of a sub-env, (wall(N) - wall(1)) / (N - 1): the host overhead the step pays
+  per sub-env when compute is negligible.
+- ``data``: examples/s of one env step's training examples for P students: ``arith-v1``'s scalar
+  generator through the procedural engine against ``arith-v2``'s vectorised ``generate_many``;
+- ``student``: one CPU thread, the tiny (transformers Llama), plain and population students: CPU ms
+  per optimiser step per student, training tokens per CPU second and MFU.
 
-Model FLOP utilisation (MFU) is achieved training FLOPs (real tokens x nanoGPT's 6N + 12LHT
-per token, T = max_positions; padding and evaluation not counted) per second over the FLOPs per
-CPU second of a large float32 matmul on 1 thread, times the threads the configuration uses (N
-processes for async, capped at the CPU count; 1 for the native env). The student part divides
-by CPU seconds (``process_time``), the env part by wall seconds (child processes' CPU time is
-not measurable while they run), so on a shared machine the env MFU also counts the time other
-processes took; env MFU also covers all of a step (data, evaluation, Python), not only training.
-
-Run (the numbers in benchmarks/README.md; a loaded machine inflates every time):
-    python benchmarks/vector.py --parts data,student,env --out benchmarks/results/vector/vector.json
-    python benchmarks/vector.py --parts env --native-n 1,2,4,8,16 --async-n 1,2,4 --steps 2
+Run (the numbers and machine in benchmarks/README.md; a loaded machine inflates every wall time,
+so each row records the load average):
+    python benchmarks/vector.py --parts env,minimal --n 1,16,64 --out benchmarks/results/vector/cpu.json
+    python benchmarks/vector.py --parts env,single --n 16 --threads 2 --single-threads 1
+    python benchmarks/vector.py --parts env --device cuda --n 1,64,256,1024,4096 --out gpu.json   # a GPU
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import platform
+import resource
 import statistics
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -50,26 +56,40 @@ from _args import emit_json, parse_dataclass_args  # benchmarks/_args.py, beside
 
 @dataclass
 class Args:
-    parts: str = "data,student,env"
-    """Which parts to run: data, student, env (comma separated)."""
-    env: str = "distillgym/ArithSkills-v2"
-    """Env id for the env part (it needs a vector entry point)."""
-    examples_per_step: int = 2048
-    """Examples per env step (the env's default is 2048)."""
+    parts: str = "env,single,minimal"
+    """Which parts to run: env, single, minimal, data, student (comma separated)."""
+    env: str = "distillgym/ArithMix-v2"
+    """Env id (it needs a vector entry point)."""
+    n: str = "1,16,64"
+    """Numbers of sub-envs for the env part."""
+    device: str = "cpu"
+    """Device of the population and the students: cpu or cuda."""
+    threads: int = 1
+    """torch threads of the env and minimal parts."""
+    single_threads: int = 1
+    """torch threads of the single env."""
+    steps: int = 2
+    """Timed vector steps per N (after a reset and one untimed step)."""
+    action: str = "equal"
+    """equal (the equal mix, or a cycle of cells on a cell level) or cycle (one cell per sub-env and step)."""
+    env_kwargs: str = ""
+    """JSON object of extra gym.make keyword arguments (e.g. '{"examples_per_step": 512}')."""
+    reports: bool = False
+    """Build the sub-envs' text reports (default off, as the learned-teacher trainer runs)."""
+    minimal_n: int = 64
+    """N of the minimal part (compared with N = 1)."""
+    minimal_kwargs: str = '{"examples_per_step": 8, "budget": 800, "n_val_per_cell": 1, "n_test_per_cell": 1}'
+    """The minimal-compute config of the minimal part (JSON)."""
     data_p: str = "1,16,256"
     """Numbers of students for the data part."""
     student_p: str = "1,4,16"
     """Population sizes for the student part."""
     student_reps: int = 5
     """Interleaved timed repetitions per student (one train call of 512 examples each)."""
-    native_n: str = "1,2,4,8"
-    """Numbers of sub-envs for the native vector env."""
-    async_n: str = "1,2,4"
-    """Numbers of sub-envs (processes) for the async vector env."""
-    steps: int = 2
-    """Timed vector steps per N (after one untimed reset)."""
     matmul_size: int = 1024
-    """Side of the reference float32 matmul (1 thread)."""
+    """Side of the reference float32 matmul (CPU; 8192 on CUDA)."""
+    worker: str = ""
+    """(internal) run one configuration, given as JSON, and print its result as JSON."""
     json: bool = False
     """Print the results as JSON instead of tables."""
     out: str = ""
@@ -96,6 +116,195 @@ def matmul_flops(n: int, reps: int = 5) -> float:
     return 2 * n**3 / best
 
 
+def device_peak(device: str, threads: int, n: int) -> dict[str, float]:
+    """The device's measured float32 matmul FLOP/s: on CUDA the best of 10 8192^2 products (CUDA
+    events; also bf16), on CPU 1 thread's FLOP per CPU second times ``threads``."""
+    import torch
+
+    if device.startswith("cuda"):
+        out = {}
+        for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
+            a = torch.randn(8192, 8192, device=device, dtype=dtype)
+            b = torch.randn(8192, 8192, device=device, dtype=dtype)
+            a @ b
+            best = float("inf")
+            for _ in range(10):
+                s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                s.record()
+                a @ b
+                e.record()
+                torch.cuda.synchronize()
+                best = min(best, s.elapsed_time(e) / 1000)
+            out[name] = 2 * 8192**3 / best
+        return {"peak_flops": out["float32"], "bf16_flops": out["bfloat16"], "tf32": float(torch.backends.cuda.matmul.allow_tf32)}
+    one = matmul_flops(n)
+    return {"peak_flops": one * threads, "one_thread_flops": one}
+
+
+def _actions(t: int, n: int, space: Any, how: str) -> np.ndarray:
+    import gymnasium as gym
+
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        S, D = int(space.nvec[0]), int(space.nvec[1])
+        return np.array([[((t + i) % (S * D)) // D, (t + i) % D] for i in range(n)], dtype=np.int64)
+    shape = space.shape
+    if how == "equal":
+        return np.ones((n, *shape), np.float32)
+    cells = shape[0] * shape[1]
+    out = -np.ones((n, *shape), np.float32)
+    for i in range(n):
+        c = (t + i) % cells
+        out[i, c // shape[1], c % shape[1]] = 1.0
+    return out
+
+
+def _peak_memory(device: str) -> float:
+    """Peak memory of this process so far, bytes (CUDA: allocated by torch; CPU: resident set)."""
+    if device.startswith("cuda"):
+        import torch
+
+        return float(torch.cuda.max_memory_allocated())
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+# ---------------------------------------------------------------------------- one configuration
+def run_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    """One configuration in this process: ``kind`` "vector" (N sub-envs) or "single"."""
+    import gymnasium as gym
+    import torch
+
+    import distillgym  # noqa: F401
+    from distillgym.errors import ConfigError
+
+    torch.set_num_threads(int(cfg["threads"]))
+    kw = {**cfg["env_kwargs"], "device": cfg["device"]}
+    out: dict[str, Any] = {**cfg, "load_average_start": os.getloadavg()[0]}
+    t0 = time.perf_counter()
+    try:
+        if cfg["kind"] == "vector":
+            env = gym.make_vec(cfg["env"], num_envs=cfg["n"], vectorization_mode="vector_entry_point",
+                               reports=cfg["reports"], **kw)
+            venv = env.unwrapped
+            out["memory_estimate"] = {k: v for k, v in venv.memory.items() if k != "device"}
+            space = venv.single_action_space
+            fpt = venv.population.flops_per_token()
+        else:
+            env = gym.make(cfg["env"], **kw)
+            space = env.action_space
+            fpt = env.unwrapped.student.flops_per_token()
+    except ConfigError as err:
+        out["refused"] = str(err)
+        return out
+    n = cfg["n"] if cfg["kind"] == "vector" else 1
+    out["build_seconds"] = time.perf_counter() - t0
+    if cfg["device"].startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+
+    def act(t: int) -> np.ndarray:
+        a = _actions(t, n, space, cfg["action"])
+        return a if cfg["kind"] == "vector" else a[0]
+
+    t0 = time.perf_counter()
+    env.reset(seed=list(range(n)) if cfg["kind"] == "vector" else 0)
+    out["reset_seconds"] = time.perf_counter() - t0
+    env.step(act(0))  # untimed: the first step trains without replay
+    walls, cpus, hosts, devices, host_cpu, device_cpu, tokens, steps = [], [], [], [], [], [], 0, 0
+    for t in range(1, cfg["steps"] + 1):
+        t0, c0 = time.perf_counter(), time.process_time()
+        _, _, term, trunc, info = env.step(act(t))
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+        if cfg["kind"] == "vector":
+            timing = venv.last_timing
+            hosts.append(timing["host"])
+            devices.append(timing["device"])
+            host_cpu.append(timing["host_cpu"])
+            device_cpu.append(timing["device_cpu"])
+            tokens += int(np.sum(info["costs"]["tokens"])) if "costs" in info else 0
+        else:
+            tokens += int(info["costs"]["tokens"])
+        steps += n
+        if np.any(term) or np.any(trunc):
+            break
+    wall = sum(walls)
+    out.update(
+        timed_steps=len(walls), step_seconds=walls, step_cpu_seconds=cpus, seconds=wall, env_steps_per_s=steps / wall,
+        env_steps_per_cpu_s=steps / max(sum(cpus), 1e-9),
+        train_tokens_per_s=tokens / wall, train_flops_per_s=tokens * fpt / wall, flops_per_token=fpt,
+        peak_memory=_peak_memory(cfg["device"]), load_average_end=os.getloadavg()[0],
+    )
+    if hosts:
+        out.update(host_seconds=hosts, device_seconds=devices, host_cpu_seconds=host_cpu, device_cpu_seconds=device_cpu,
+                   host_ms_per_env_step=1000 * sum(hosts) / steps, host_cpu_ms_per_env_step=1000 * sum(host_cpu) / steps,
+                   device_seconds_per_step=sum(devices) / len(devices))
+    return out
+
+
+def spawn(cfg: dict[str, Any]) -> dict[str, Any]:
+    """``run_config(cfg)`` in a fresh process (its own peak memory; a crash is reported)."""
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", json.dumps(cfg)],
+                          capture_output=True, text=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode or not lines:
+        return {**cfg, "error": (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]}
+    return json.loads(lines[-1])
+
+
+def bench_env(args: Args, peak: float) -> list[dict[str, Any]]:
+    rows = []
+    extra = json.loads(args.env_kwargs) if args.env_kwargs else {}
+    for n in _ints(args.n):
+        cfg = dict(kind="vector", env=args.env, n=n, device=args.device, threads=args.threads, steps=args.steps,
+                   action=args.action, reports=args.reports, env_kwargs=extra)
+        row = spawn(cfg)
+        if "seconds" in row:
+            row["mfu"] = row["train_flops_per_s"] / peak
+        print(f"[env] N={n}: " + (f"{row['env_steps_per_s']:.2f} env steps/s, host {row['host_ms_per_env_step']:.2f} "
+                                  f"ms per sub-env step" if "seconds" in row else row.get("refused") or row.get("error")),
+              file=sys.stderr, flush=True)
+        rows.append(row)
+    return rows
+
+
+def bench_single(args: Args, peak_one: float) -> dict[str, Any]:
+    extra = json.loads(args.env_kwargs) if args.env_kwargs else {}
+    row = spawn(dict(kind="single", env=args.env, n=1, device=args.device, threads=args.single_threads,
+                     steps=args.steps, action=args.action, reports=True, env_kwargs=extra))
+    if "seconds" in row:
+        row["mfu"] = row["train_flops_per_s"] / (peak_one * args.single_threads)
+        print(f"[single] {row['env_steps_per_s']:.3f} env steps/s ({args.single_threads} thread(s))",
+              file=sys.stderr, flush=True)
+    return row
+
+
+def bench_minimal(args: Args) -> dict[str, Any]:
+    kw = json.loads(args.minimal_kwargs)
+    steps = max(args.steps, 5)
+    rows = {}
+    for n in (1, args.minimal_n):
+        rows[n] = spawn(dict(kind="vector", env=args.env, n=n, device=args.device, threads=args.threads, steps=steps,
+                             action=args.action, reports=args.reports, env_kwargs=kw))
+    one, many = rows[1], rows[args.minimal_n]
+    out: dict[str, Any] = {"kwargs": kw, "rows": [one, many]}
+    if "seconds" in one and "seconds" in many:
+        w1 = statistics.median(one["step_seconds"])
+        wn = statistics.median(many["step_seconds"])
+        c1 = statistics.median(one["step_cpu_seconds"])
+        cn = statistics.median(many["step_cpu_seconds"])
+        out.update(step_seconds_1=w1, step_seconds_n=wn, marginal_ms_per_sub_env=1000 * (wn - w1) / (args.minimal_n - 1),
+                   host_ms_per_sub_env_n=1000 * statistics.median(many["host_seconds"]) / args.minimal_n,
+                   device_ms_per_sub_env_n=1000 * statistics.median(many["device_seconds"]) / args.minimal_n,
+                   step_cpu_seconds_1=c1, step_cpu_seconds_n=cn,
+                   marginal_cpu_ms_per_sub_env=1000 * (cn - c1) / (args.minimal_n - 1),
+                   host_cpu_ms_per_sub_env_n=1000 * statistics.median(many["host_cpu_seconds"]) / args.minimal_n,
+                   device_cpu_ms_per_sub_env_n=1000 * statistics.median(many["device_cpu_seconds"]) / args.minimal_n)
+        print(f"[minimal] N=1 {1000 * w1:.0f} ms, N={args.minimal_n} {1000 * wn:.0f} ms per step: "
+              f"{out['marginal_ms_per_sub_env']:.2f} ms per extra sub-env, host {out['host_ms_per_sub_env_n']:.2f} ms "
+              "per sub-env", file=sys.stderr, flush=True)
+    return out
+
+
 # ---------------------------------------------------------------------------- data
 def bench_data(args: Args) -> list[dict[str, Any]]:
     from distillgym.engines import make_engine
@@ -108,7 +317,7 @@ def bench_data(args: Args) -> list[dict[str, Any]]:
     v1, v2 = make_suite("arith-v1"), make_suite("arith-v2")
     scalar, vector = make_engine("procedural", v1), make_engine("vectorized", v2)
     tok = CharTokenizer(v2.alphabet)
-    n = args.examples_per_step
+    n = 2048
     rows = []
     for P in _ints(args.data_p):
         plans = [[PlanItem(*v2.cells[p % len(v2.cells)], n)] for p in range(P)]
@@ -189,98 +398,106 @@ def bench_student(args: Args, peak: float) -> list[dict[str, Any]]:
     return rows
 
 
-# ---------------------------------------------------------------------------- env
-def _actions(t: int, n: int, level: str) -> np.ndarray:
-    cells = [(s, d) for s in range(7) for d in range(4)]
-    if level == "cell":
-        return np.array([cells[(t + i) % 28] for i in range(n)], dtype=np.int64)
-    out = -np.ones((n, 7, 4), np.float32)
-    for i in range(n):
-        s, d = cells[(t + i) % 28]
-        out[i, s, d] = 1.0
-    return out
-
-
-def bench_env(args: Args, peak: float) -> list[dict[str, Any]]:
-    import gymnasium as gym
-
-    import distillgym  # noqa: F401
-
-    kw = dict(examples_per_step=args.examples_per_step, device="cpu")
-    level = gym.spec(args.env).kwargs.get("level", "cell")
-    rows = []
-    for kind, ns in (("native", _ints(args.native_n)), ("async", _ints(args.async_n))):
-        for N in ns:
-            if kind == "native":
-                venv = gym.make_vec(args.env, num_envs=N, vectorization_mode="vector_entry_point", **kw)
-                fpt = venv.unwrapped.population.flops_per_token()
-                threads = 1
-            else:
-                venv = gym.make_vec(args.env, num_envs=N, vectorization_mode="async",
-                                    vector_kwargs={"context": "spawn"}, torch_threads=1, **kw)
-                fpt = None
-                threads = min(N, os.cpu_count() or 1)
-            t0 = time.perf_counter()
-            venv.reset(seed=list(range(N)))
-            reset_s = time.perf_counter() - t0
-            venv.step(_actions(0, N, level))  # untimed: the first step trains without replay
-            tok = 0
-            phases = {"generate": 0.0, "train": 0.0, "evaluate": 0.0}
-            t0 = time.perf_counter()
-            for t in range(1, args.steps + 1):
-                _, _, _, _, info = venv.step(_actions(t, N, level))
-                tok += int(np.sum(info["costs"]["tokens"]))
-                for k in phases:
-                    phases[k] += float(np.sum([float(x) for x in info["costs"]["seconds"][k]]))
-            seconds = time.perf_counter() - t0
-            if fpt is None:
-                from distillgym.students.torch_student import PlainStudent
-                from distillgym.tasks import make_suite
-
-                fpt = PlainStudent.for_suite(make_suite(gym.spec(args.env).kwargs["suite"]), device="cpu").flops_per_token()
-            venv.close()
-            row = {"kind": kind, "num_envs": N, "steps": args.steps, "seconds": seconds, "reset_seconds": reset_s,
-                   "env_steps_per_s": N * args.steps / seconds, "train_tokens_per_s": tok / seconds,
-                   "threads": threads, "mfu": tok * fpt / seconds / (peak * threads),
-                   "phase_seconds_summed_over_envs": phases}
-            print(f"[env] {kind} N={N}: {row['env_steps_per_s']:.3f} env steps/s, "
-                  f"{row['train_tokens_per_s']:,.0f} tokens/s", file=sys.stderr, flush=True)
-            rows.append(row)
-    return rows
+def _mib(b: float) -> str:
+    return f"{b / 2**20:,.0f} MiB"
 
 
 def main() -> None:
     args = parse_dataclass_args(Args, __doc__.split("\n\n")[0])
+    if args.worker:
+        print(json.dumps(run_config(json.loads(args.worker))))
+        return
     import torch
 
     torch.set_num_threads(1)
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}
-    unknown = parts - {"data", "student", "env"}
+    unknown = parts - {"env", "single", "minimal", "data", "student"}
     if unknown:
-        raise SystemExit(f"unknown part(s) {sorted(unknown)}; choose from data, student, env")
-    peak = matmul_flops(args.matmul_size)
+        raise SystemExit(f"unknown part(s) {sorted(unknown)}; choose from env, single, minimal, data, student")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit("--device cuda but CUDA is not available")
+    peak = device_peak(args.device, args.threads, args.matmul_size)
+    one = peak.get("one_thread_flops", peak["peak_flops"])
     result: dict[str, Any] = {
-        "args": dataclasses.asdict(args), "matmul_flops_per_s_1_thread": peak, "torch": torch.__version__,
-        "cpu_count": os.cpu_count(), "cuda": torch.cuda.is_available(),
+        "args": dataclasses.asdict(args), "peak": peak, "torch": torch.__version__,
+        "cpu_count": os.cpu_count(), "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "processor": platform.processor() or platform.machine(), "python": platform.python_version(),
         "load_average_start": os.getloadavg(),
     }
     t0 = time.perf_counter()
+    if "env" in parts:
+        result["env"] = bench_env(args, peak["peak_flops"])
+    if "single" in parts:
+        result["single"] = bench_single(args, one)
+    if "minimal" in parts:
+        result["minimal"] = bench_minimal(args)
     if "data" in parts:
         result["data"] = bench_data(args)
     if "student" in parts:
-        result["student"] = bench_student(args, peak)
-    if "env" in parts:
-        result["env"] = bench_env(args, peak)
+        result["student"] = bench_student(args, one)
     result["seconds"] = time.perf_counter() - t0
     result["load_average_end"] = os.getloadavg()
     if emit_json(result, args.out, args.json):
         return
-    print(f"torch {torch.__version__}, {os.cpu_count()} CPU(s), CUDA {'yes' if result['cuda'] else 'no'}; "
-          f"1-thread {args.matmul_size}^2 matmul {peak / 1e9:.1f} GFLOP/s; load average "
-          f"{result['load_average_start'][0]:.1f} -> {result['load_average_end'][0]:.1f}; {result['seconds']:.0f} s\n")
+    dev = result["cuda"] or f"{os.cpu_count()} CPU(s)"
+    print(f"torch {torch.__version__}, {dev}; matmul peak {peak['peak_flops'] / 1e9:,.1f} GFLOP/s "
+          f"({args.threads} thread(s) on CPU); load average {result['load_average_start'][0]:.1f} -> "
+          f"{result['load_average_end'][0]:.1f}; {result['seconds']:.0f} s\n")
+    if "env" in result:
+        print(f"env: {args.env} ({args.env_kwargs or 'defaults'}), action {args.action}, reports "
+              f"{'on' if args.reports else 'off'}, {args.steps} timed steps after a reset and one untimed step, "
+              f"{args.device}, {args.threads} torch thread(s)\n")
+        print("wall time per step split into device (training, scoring, decoding passes) and host (the rest); the "
+              "same split of the process's CPU time (what a dedicated core takes, on a shared machine)\n")
+        print("| N | env steps/s | env steps per CPU s | training tokens/s | step s (device + host) | "
+              "host ms per sub-env step | CPU s per step (device + host) | host CPU ms per sub-env step | "
+              "peak memory | estimate | MFU | load |")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for r in result["env"]:
+            if "seconds" not in r:
+                print(f"| {r['n']} | {r.get('refused') or r.get('error')} ||||||||||")
+                continue
+            k = r["timed_steps"]
+            planned = r["memory_estimate"].get("planned")
+            print(f"| {r['n']} | {r['env_steps_per_s']:,.2f} | {r['env_steps_per_cpu_s']:,.2f} | "
+                  f"{r['train_tokens_per_s']:,.0f} | {r['seconds'] / k:.2f} ({sum(r['device_seconds']) / k:.2f} + "
+                  f"{sum(r['host_seconds']) / k:.2f}) | {r['host_ms_per_env_step']:.2f} | "
+                  f"{sum(r['step_cpu_seconds']) / k:.2f} ({sum(r['device_cpu_seconds']) / k:.2f} + "
+                  f"{sum(r['host_cpu_seconds']) / k:.2f}) | {r['host_cpu_ms_per_env_step']:.2f} | "
+                  f"{_mib(r['peak_memory'])} | {_mib(planned) if planned else '-'} | {100 * r['mfu']:.2f} % | "
+                  f"{r['load_average_end']:.1f} |")
+        print()
+    if "single" in result:
+        r = result["single"]
+        if "seconds" in r:
+            print(f"single env ({args.single_threads} thread(s)): {r['env_steps_per_s']:.3f} env steps/s, "
+                  f"{r['env_steps_per_cpu_s']:.3f} per CPU s, {r['train_tokens_per_s']:,.0f} training tokens/s, "
+                  f"MFU {100 * r['mfu']:.2f} %, load {r['load_average_end']:.1f}\n")
+            for v in result.get("env", []):
+                if "seconds" in v:
+                    print(f"N={v['n']} ({args.threads} thread(s)) / single ({args.single_threads}): "
+                          f"{v['env_steps_per_s'] / r['env_steps_per_s']:.2f}x env steps/s, "
+                          f"{v['env_steps_per_cpu_s'] / r['env_steps_per_cpu_s']:.2f}x env steps per CPU s")
+            print()
+        else:
+            print(f"single env: {r.get('refused') or r.get('error')}\n")
+    if "minimal" in result:
+        m = result["minimal"]
+        if "marginal_ms_per_sub_env" in m:
+            print(f"minimal compute ({m['kwargs']}), medians over the timed steps:\n")
+            print("| | step at N=1 | step at N=" + str(args.minimal_n) + " | per extra sub-env | host per sub-env at N="
+                  + str(args.minimal_n) + " | device per sub-env |")
+            print("|---|---:|---:|---:|---:|---:|")
+            print(f"| wall ms | {1000 * m['step_seconds_1']:.1f} | {1000 * m['step_seconds_n']:.1f} | "
+                  f"{m['marginal_ms_per_sub_env']:.2f} | {m['host_ms_per_sub_env_n']:.2f} | {m['device_ms_per_sub_env_n']:.2f} |")
+            print(f"| CPU ms | {1000 * m['step_cpu_seconds_1']:.1f} | {1000 * m['step_cpu_seconds_n']:.1f} | "
+                  f"{m['marginal_cpu_ms_per_sub_env']:.2f} | {m['host_cpu_ms_per_sub_env_n']:.2f} | "
+                  f"{m['device_cpu_ms_per_sub_env_n']:.2f} |")
+            print()
+        else:
+            print(f"minimal: {[r.get('refused') or r.get('error') for r in m['rows']]}\n")
     if "data" in result:
-        print(f"data: one step's training examples ({args.examples_per_step} of one cell, train part, verified) for P students\n")
+        print(f"data: one step's training examples ({2048} of one cell, train part, verified) for P students\n")
         print("| P | scalar (arith-v1, procedural) ex/s | vectorised (arith-v2, generate_many) ex/s | vectorised + token rows ex/s | speed-up |")
         print("|---:|---:|---:|---:|---:|")
         for r in result["data"]:
@@ -294,15 +511,6 @@ def main() -> None:
         for r in result["student"]:
             print(f"| {r['student']} | {r['cpu_ms_per_member_step']:.1f} | {r['wall_ms_per_member_step']:.1f} | "
                   f"{r['tokens_per_cpu_s']:,.0f} | {100 * r['mfu']:.1f} % |")
-        print()
-    if "env" in result:
-        print(f"env: {args.env}, {args.examples_per_step} examples per step, {args.steps} timed steps after a reset and "
-              "one untimed step, CPU\n")
-        print("| vector env | N | env steps/s | training tokens/s | threads | MFU | reset s |")
-        print("|---|---:|---:|---:|---:|---:|---:|")
-        for r in result["env"]:
-            print(f"| {r['kind']} | {r['num_envs']} | {r['env_steps_per_s']:.3f} | {r['train_tokens_per_s']:,.0f} | "
-                  f"{r['threads']} | {100 * r['mfu']:.2f} % | {r['reset_seconds']:.1f} |")
 
 
 if __name__ == "__main__":

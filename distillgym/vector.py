@@ -78,7 +78,9 @@ pass's activations fit (``env.memory`` records the estimate).
 ``info["costs"]["seconds"]`` are the wall times of the batched phases it took part in (the
 generation share is the engine's); ``last_timing`` splits the last call's wall time into
 ``device`` (the population's training, scoring and decoding passes, until their results are on
-the host) and ``host`` (everything else: Python, data, reports).
+the host) and ``host`` (everything else: Python, data, reports), and its process CPU time the
+same way (``cpu``, ``device_cpu``, ``host_cpu``: on a CPU shared with other jobs, what a
+dedicated core would have taken).
 
 **Extension points** (what a new id needs for a native vector env):
 
@@ -565,19 +567,26 @@ class PopulationVectorEnv(gym.vector.VectorEnv):
             out[i] = (obs, self._with_report(info, reports[i]))
         return out
 
-    def _timed(self, t0: float) -> None:
+    def _timed(self, t0: tuple[float, float]) -> None:
+        """``last_timing``: the call's wall and process-CPU seconds, split into device and host."""
         timing = self.population.timing
+        wall, cpu = time.perf_counter() - t0[0], time.process_time() - t0[1]
         device = sum(timing.get(k, 0.0) for k in ("train_device", "eval_device", "decode"))
-        wall = time.perf_counter() - t0
-        self.last_timing = {"wall": wall, "device": device, "host": wall - device,
+        device_cpu = sum(timing.get(k + "_cpu", 0.0) for k in ("train_device", "eval_device", "decode"))
+        self.last_timing = {"wall": wall, "device": device, "host": wall - device, "cpu": cpu,
+                            "device_cpu": device_cpu, "host_cpu": cpu - device_cpu,
                             **{k: float(v) for k, v in timing.items()}}
         timing.clear()
+
+    @staticmethod
+    def _clock() -> tuple[float, float]:
+        return time.perf_counter(), time.process_time()
 
     # ---------------------------------------------------------------- gymnasium API
     def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None):
         """Reset every sub-env (or those in ``options["reset_mask"]``); see the module docstring
         for the seeds. Other options are ignored, as the single env ignores them."""
-        t0 = time.perf_counter()
+        t0 = self._clock()
         self.population.timing.clear()
         options = dict(options or {})
         mask = options.pop("reset_mask", None)
@@ -596,7 +605,8 @@ class PopulationVectorEnv(gym.vector.VectorEnv):
         return self._batched_obs(), _vector_info(items, self.num_envs)
 
     def step(self, actions: Any):
-        t_start = time.perf_counter()
+        clock = self._clock()
+        t_start = clock[0]
         self.population.timing.clear()
         actions = list(iterate(self.action_space, actions))
         N, mode = self.num_envs, self.autoreset_mode
@@ -711,7 +721,7 @@ class PopulationVectorEnv(gym.vector.VectorEnv):
             self.last_infos.set(i, info)
             items.append((i, {k: v for k, v in info.items() if k not in ("final_obs", "final_info")}))
         out = self._batched_obs(), rewards, terminated, truncated, _vector_info(items, N)
-        self._timed(t_start)
+        self._timed(clock)
         if failures:
             raise PopulationStepError(failures, out)
         return out

@@ -387,6 +387,20 @@ class PopulationStudent:
         return encode(self.tokenizer, examples if examples is not None else [],
                       max_positions=self.config.max_positions)
 
+    def _encode_many(self, examples: Sequence[Sequence[Example] | ExampleArrays | None]) -> list[TokenRows]:
+        """:meth:`encode` of every member's examples: one vectorised call when they are all arrays
+        over the same skills (the same rows as one call each)."""
+        arrays = [e for e in examples if e is not None and len(e)]
+        if len(arrays) < 2 or not all(isinstance(e, ExampleArrays) and e.skills == arrays[0].skills for e in arrays):
+            return [self.encode(e) for e in examples]
+        every = self.encode(ExampleArrays.concat(arrays, arrays[0].skills))
+        out, start = [], 0
+        for e in examples:
+            n = 0 if e is None else len(e)
+            out.append(every.take(slice(start, start + n)) if n else self.encode(None))
+            start += n
+        return out
+
     def _per_member(self, what: str, values: Sequence[Any]) -> None:
         if len(values) != self.size:
             raise ConfigError(f"{what} needs one entry per member ({self.size}), got {len(values)}")
@@ -394,27 +408,32 @@ class PopulationStudent:
     def _stack_rows(self, rows: list[TokenRows], extra: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(P, n_max + extra, max_positions) ids and (P, n_max + extra) prompt/row lengths; rows
         beyond a member's own are padding (length 0: nothing scored)."""
-        n_max = max((len(r) for r in rows), default=0)
+        counts = np.array([len(r) for r in rows], np.int64)
+        n_max = int(counts.max(initial=0))
         W = self.config.max_positions
         ids = np.zeros((self.size, n_max + extra, W), self._ids_np)
         plen = np.zeros((self.size, n_max + extra), np.int64)
         length = np.zeros((self.size, n_max + extra), np.int64)
-        for p, r in enumerate(rows):
-            n = len(r)
-            if n:
-                ids[p, :n, : r.ids.shape[1]] = r.ids
-                plen[p, :n] = r.prompt_len
-                length[p, :n] = r.length
+        filled = [r for r in rows if len(r)]
+        if filled:
+            width = max(r.ids.shape[1] for r in filled)
+            member = np.repeat(np.arange(self.size), counts)
+            row = np.arange(len(member)) - np.repeat(np.cumsum(counts) - counts, counts)
+            ids[member, row, :width] = np.concatenate([
+                r.ids if r.ids.shape[1] == width else np.pad(r.ids, ((0, 0), (0, width - r.ids.shape[1])))
+                for r in filled])
+            plen[member, row] = np.concatenate([r.prompt_len for r in filled])
+            length[member, row] = np.concatenate([r.length for r in filled])
         return ids, plen, length
 
     def _to(self, a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(a).to(self.device)
 
     # ------------------------------------------------------------------ member groups
-    def _weights(self, members: np.ndarray, grad: bool) -> list[torch.Tensor]:
-        """Copies of the parameters of ``members`` (gathered along the member dimension, in
-        names' order); leaves that collect their own gradients when ``grad``."""
-        idx = self._to(np.asarray(members, np.int64))
+    def _weights(self, idx: torch.Tensor, grad: bool) -> list[torch.Tensor]:
+        """Copies of the parameters of the members ``idx`` (an index tensor on the device; gathered
+        along the member dimension, in names' order); leaves that collect their own gradients when
+        ``grad``."""
         out = []
         for p in self.model.params:
             w = p.detach().index_select(0, idx)
@@ -433,8 +452,18 @@ class PopulationStudent:
             out.extend((group[i : i + step], int(T)) for i in range(0, len(group), step))
         return out
 
-    def _note(self, key: str, seconds: float) -> None:
-        self.timing[key] = self.timing.get(key, 0.0) + seconds
+    @staticmethod
+    def _clock() -> tuple[float, float]:
+        """(wall, process CPU) seconds now."""
+        return time.perf_counter(), time.process_time()
+
+    def _note(self, key: str, since: tuple[float, float]) -> tuple[float, float]:
+        """Add the wall and CPU seconds since ``since`` to ``timing[key]`` and ``timing[key + "_cpu"]``;
+        returns the clock now."""
+        now = self._clock()
+        self.timing[key] = self.timing.get(key, 0.0) + now[0] - since[0]
+        self.timing[key + "_cpu"] = self.timing.get(key + "_cpu", 0.0) + now[1] - since[1]
+        return now
 
     # ------------------------------------------------------------------ training
     def train(self, examples: Sequence[Sequence[Example] | ExampleArrays | None],
@@ -447,10 +476,11 @@ class PopulationStudent:
         trained.
         Raises :class:`PopulationDivergedError` (see the module docstring)."""
         t0 = time.perf_counter()
+        c0 = self._clock()
         cfg, P, dev = self.config, self.size, self.device
         self._per_member("train: examples", examples)
         self._per_member("train: rngs", rngs)
-        rows = [self.encode(e) for e in examples]
+        rows = self._encode_many(examples)
         plans = []
         for p, r in enumerate(rows):
             if len(r) and rngs[p] is None:
@@ -503,8 +533,21 @@ class PopulationStudent:
         }
         scal_t = {k: self._to(v.astype(np.float32)) for k, v in scal.items()}
         active_t = self._to(active)
-        t_loop = time.perf_counter()
-        self._note("train_host", t_loop - t0)
+        # the passes' groups (members sharing a row length), all known on the host: one transfer
+        schedule: list[tuple[bool, list[tuple[np.ndarray, int, int, int]]]] = []
+        flat: list[np.ndarray] = []
+        offset = 0
+        for k in range(K):
+            on = np.flatnonzero(active[:, k])
+            groups = self._groups(on, T_pk[on, k])
+            entries = []
+            for members, T in groups:
+                entries.append((members, T, int(rows_in[members, k].max()), offset))
+                flat.append(members)
+                offset += len(members)
+            schedule.append((len(groups) == 1 and len(groups[0][0]) == P, entries))
+        members_t = self._to(np.concatenate(flat)) if flat else None
+        c_loop = self._note("train_host", c0)
         alive = torch.ones(P, dtype=torch.bool, device=dev)
         failed_at = torch.full((P,), -1, dtype=torch.int64, device=dev)
         failed_what = torch.zeros(P, dtype=torch.int64, device=dev)  # 1: loss, 2: gradient norm
@@ -516,9 +559,7 @@ class PopulationStudent:
         bufs: list[torch.Tensor] | None = None
         self.model.train()
         for k in range(K):
-            on = np.flatnonzero(active[:, k])
-            groups = self._groups(on, T_pk[on, k])
-            direct = len(groups) == 1 and len(groups[0][0]) == P  # every member in one pass, in order
+            direct, groups = schedule[k]  # direct: every member in one group, in order
             loss_k = torch.zeros(P, dtype=torch.float32, device=dev)
             for p in params:
                 p.grad = None
@@ -527,12 +568,11 @@ class PopulationStudent:
                     bufs = [torch.zeros_like(p) for p in params]
                 else:
                     torch._foreach_zero_(bufs)
-            for members, T in groups:
-                mem_t = everyone if direct else self._to(members)
-                rows_k = int(rows_in[members, k].max())
+            for members, T, rows_k, at in groups:
+                mem_t = everyone if direct else members_t[at : at + len(members)]  # type: ignore[index]
                 x, plen, length = self._pass_rows(mem_t, idx_t[mem_t, k, :rows_k], T, new_ids_t, new_plen_t, new_len_t)
                 targets = make_targets(x, plen, length)
-                weights = None if direct else self._weights(members, grad=True)
+                weights = None if direct else self._weights(mem_t, grad=True)
                 logits = self.model(x, weights)
                 loss = member_loss(logits, targets)  # (G,) member means
                 if cell is not None:
@@ -583,8 +623,7 @@ class PopulationStudent:
         what = failed_what.cpu().numpy()
         loss_np = losses.cpu().numpy().astype(np.float64)
         cell_np = cell.cpu().numpy() if cell is not None else None  # (P, K, bs)
-        t_back = time.perf_counter()
-        self._note("train_device", t_back - t_loop)
+        c_back = self._note("train_device", c_loop)
         applied = np.where(failed >= 0, failed, n_batches)
         errors: dict[int, TrainingDivergedError] = {}
         for p in range(P):
@@ -610,7 +649,7 @@ class PopulationStudent:
         self._add_replay(rows, [p for p in range(P) if plans[p] is not None and failed[p] < 0],
                          new_ids_t, new_plen_t, new_len_t, new_len)
         wall = time.perf_counter() - t0
-        self._note("train_host", time.perf_counter() - t_back)
+        self._note("train_host", c_back)
         trained = sum(pl is not None for pl in plans)
         for p in range(P):
             if plans[p] is not None:
@@ -675,12 +714,12 @@ class PopulationStudent:
 
     def score_rows(self, rows: Sequence[TokenRows | None]) -> list[tuple[np.ndarray, np.ndarray]]:
         """:meth:`score_and_loss` of token rows already encoded (:meth:`encode`)."""
-        t0 = time.perf_counter()
+        c0 = self._clock()
         rows = [r if r is not None else self.encode(None) for r in rows]
         ids, plen, length = self._stack_rows(rows, extra=0)
         counts = np.array([len(r) for r in rows], np.int64)
         dev = (self._to(ids).to(self._ids_torch), self._to(plen), self._to(length))
-        self._note("eval_host", time.perf_counter() - t0)
+        self._note("eval_host", c0)
         correct, loss = self._score(dev, length, counts)
         return [(correct[p, : counts[p]].copy(), loss[p, : counts[p]].copy()) for p in range(self.size)]
 
@@ -688,7 +727,7 @@ class PopulationStudent:
         """Keep ``rows`` as member i's evaluation set ``name`` on the population's device (an
         environment's validation set, scored every step by :meth:`score_eval_set`)."""
         i = self._check_member(i)
-        t0 = time.perf_counter()
+        c0 = self._clock()
         held = self._eval_sets.get(name)
         n, W = len(rows), self.config.max_positions
         if held is None or held["ids"].shape[1] < n:
@@ -718,7 +757,7 @@ class PopulationStudent:
             held["len"][i, :n] = self._to(np.asarray(rows.length, np.int64))
             held["len_cpu"][i, :n] = rows.length
         held["count"][i] = n
-        self._note("eval_host", time.perf_counter() - t0)
+        self._note("eval_host", c0)
 
     def score_eval_set(self, name: str, members: Sequence[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """Exact match and answer loss of each listed member's evaluation set ``name`` (see
@@ -738,7 +777,7 @@ class PopulationStudent:
         """Teacher-forced exact match and row loss of the first ``counts[p]`` rows of each member
         (tensors (P, n, W) on the device): the plain student's chunks of ``eval_batch_size`` rows,
         each at its own longest row, grouped across members by that length."""
-        t0 = time.perf_counter()
+        clock = self._clock()
         self.model.eval()
         ids, plen, length = dev
         n_max = int(counts.max(initial=0))
@@ -757,12 +796,12 @@ class PopulationStudent:
                 m = mem_t[:, None]
                 x = ids[m, torch.arange(c0, c0 + rows, device=self.device)[None, :], :Tg].long()
                 targets = make_targets(x, plen[mem_t, c0 : c0 + rows], length[mem_t, c0 : c0 + rows])
-                logits = self.model(x, None if direct else self._weights(members, grad=False))
+                logits = self.model(x, None if direct else self._weights(mem_t, grad=False))
                 scored = targets != -100
                 correct[mem_t, c0 : c0 + rows] = ((logits.argmax(-1) == targets) | ~scored).all(-1)
                 loss[mem_t, c0 : c0 + rows] = row_loss(logits, targets)
         out = correct.cpu().numpy(), loss.cpu().numpy().astype(np.float64)
-        self._note("eval_device", time.perf_counter() - t0)
+        self._note("eval_device", clock)
         return out
 
     def score(self, examples: Sequence[Sequence[Example] | ExampleArrays | None]) -> list[np.ndarray]:
@@ -778,7 +817,7 @@ class PopulationStudent:
         have them, without padding or cache; on CUDA the loop has a fixed length (no host
         synchronisation per token)."""
         self._per_member("predict", prompts)
-        t0 = time.perf_counter()
+        c0 = self._clock()
         self.model.eval()
         prompts = [list(p or []) for p in prompts]
         results = [[""] * len(p) for p in prompts]
@@ -796,7 +835,7 @@ class PopulationStudent:
                 for row, i in enumerate(where[p]):
                     ids[g, row] = self.tokenizer.encode_prompt(prompts[p][i])
                     live[g, row] = True
-            weights = None if direct else self._weights(members, grad=False)
+            weights = None if direct else self._weights(self._to(members), grad=False)
             x = self._to(ids)
             done = ~self._to(live)
             start = x.shape[-1]
@@ -813,7 +852,7 @@ class PopulationStudent:
             for g, p in enumerate(members):
                 for row, i in enumerate(where[p]):
                     results[p][i] = self.tokenizer.decode_answer(out[g, row].tolist())
-        self._note("decode", time.perf_counter() - t0)
+        self._note("decode", c0)
         return results
 
 

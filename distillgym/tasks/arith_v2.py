@@ -293,12 +293,17 @@ class ArithmeticSuiteV2(ArithmeticSuiteV1):
             raise ConfigError(f"suite {self.name!r} has no content partition, so it cannot draw a {split!r} split")
         want = None if split is None else SPLITS.index(split)
         owners: list[tuple[int, str, int, int, bool]] = []  # (request, skill, level, n, split applies)
+        known = self.__dict__.setdefault("_cell_facts", {})  # (skill, level) -> (partitioned, uniforms per item)
         for r, (_, plan) in enumerate(requests):
             for skill, level, n in plan:
-                self.check_cell(skill, level)
+                facts = known.get((skill, level)) if type(level) is int else None
+                if facts is None:
+                    self.check_cell(skill, level)
+                    facts = known[(skill, int(level))] = (self.partitioned(skill, int(level)),
+                                                          self.uniforms_per_item(skill, int(level)))
                 if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
                     raise ConfigError(f"n must be an integer >= 0, got {n!r}")
-                owners.append((r, skill, int(level), int(n), want is not None and self.partitioned(skill, int(level))))
+                owners.append((r, skill, int(level), int(n), want is not None and facts[0]))
         n_owners = len(owners)
         need = np.array([o[3] for o in owners], dtype=np.int64)
         stale = np.zeros(n_owners, np.int64)
@@ -313,11 +318,11 @@ class ArithmeticSuiteV2(ArithmeticSuiteV1):
                 break
             # 1. one block of uniforms per pending request item, from its own stream, in order
             by_cell: dict[tuple[str, int], list[tuple[int, np.ndarray]]] = {}
-            for o in pending:
+            sizes = np.maximum(_ROUND_MIN, ((need[pending] + 4 * need[pending] ** 0.5 + 16) / share[pending]).astype(np.int64))
+            for o, m in zip(pending.tolist(), sizes.tolist(), strict=True):
                 r, skill, level = owners[o][:3]
-                m = max(_ROUND_MIN, int((need[o] + 4 * need[o] ** 0.5 + 16) / share[o]))
-                u = requests[r][0].random((m, self.uniforms_per_item(skill, level)))
-                by_cell.setdefault((skill, level), []).append((int(o), u))
+                u = requests[r][0].random((m, known[(skill, level)][1]))
+                by_cell.setdefault((skill, level), []).append((o, u))
             # 2. items of every cell at once
             parts = []
             for (skill, level), blocks in by_cell.items():

@@ -151,7 +151,14 @@ class ExampleArrays(Sequence[Example]):
 
         def pad(mats: list[np.ndarray]) -> np.ndarray:
             width = max(m.shape[1] for m in mats)
-            return np.concatenate([np.pad(m, ((0, 0), (0, width - m.shape[1]))) for m in mats])
+            if all(m.shape[1] == width for m in mats):
+                return np.concatenate(mats)
+            out = np.zeros((sum(len(m) for m in mats), width), np.uint32)
+            start = 0
+            for m in mats:
+                out[start : start + len(m), : m.shape[1]] = m
+                start += len(m)
+            return out
 
         sources = {p.source for p in parts}
         return cls(
