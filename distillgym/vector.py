@@ -455,14 +455,15 @@ class PopulationVectorEnv(gym.vector.VectorEnv):
         env = self.envs[i]
         return env._report is not None and (env._done or env._broken is not None)
 
-    def _held_out(self, idx: Sequence[int], stream: int, n: int, split: str | None) -> dict[int, Any]:
-        """Each listed sub-env's held-out set of ``stream`` (its ``TeachingEnv._cells_set``), drawn in
-        one vectorised call when the suite has ``generate_many``."""
+    def _held_out(self, idx: Sequence[int], stream: int, n: int, split: str | None,
+                  only_weighted: bool = False) -> dict[int, Any]:
+        """Each listed sub-env's held-out set of ``stream`` (its ``TeachingEnv._cells_set``; the target
+        cells only with ``only_weighted``), drawn in one vectorised call when the suite has ``generate_many``."""
         if split is None or not callable(getattr(self.suite, "generate_many", None)):
-            return {i: self.envs[i]._cells_set(stream, n, split) for i in idx}
+            return {i: self.envs[i]._cells_set(stream, n, split, only_weighted) for i in idx}
         requests, owners = [], []
         for i in idx:
-            mine = self.envs[i]._held_out_requests(stream, n)
+            mine = self.envs[i]._held_out_requests(stream, n, only_weighted)
             requests.extend(mine)
             owners.append(len(mine))
         parts = self.suite.generate_many(requests, split=split, distinct=True)
@@ -478,10 +479,11 @@ class PopulationVectorEnv(gym.vector.VectorEnv):
         for i in idx:
             self.envs[i]._begin_reset(seeds.get(i))
         env0 = self.envs[idx[0]]
-        vals = self._held_out(idx, STREAM_VAL, env0.n_val_per_cell, "val" if env0.split else None)
+        vals = self._held_out(idx, STREAM_VAL, env0.n_val_per_cell, "val" if env0.split else None,
+                              env0._val_only_weighted)
         for i in idx:
             env = self.envs[i]
-            env._val = env._evaluator(vals[i], env.n_errors)
+            env._val = env._val_evaluator(vals[i])
             self.population.set_eval_rows("val", i, self.population.encode(env._val.examples))
 
     def _evaluate(self, jobs: dict[int, tuple[Evaluator, np.random.Generator | None]], resident: bool
