@@ -226,6 +226,37 @@ def test_a_failing_teacher_fails_only_its_own_episode(tmp_path):
     assert good["status"] == "ok" and good["population"]["index"] == 1
 
 
+def test_a_diverging_student_fails_only_its_own_episode(monkeypatch):
+    """A vector step that raises PopulationStepError (member 0's weights made NaN before its first
+    step: its training diverges) fails that episode with the reason; the other member's episode
+    ends ok with the single env's numbers (before, the whole chunk failed)."""
+    import torch
+
+    from distillgym.harness.population import run_chunk
+    from distillgym.vector import PopulationVectorEnv
+
+    bench = Benchmark("pd", ENV, [21004], [TeacherEntry("stratified"), TeacherEntry("error-mix")], dict(TINY))
+    bench.resolve()
+    jobs = bench.jobs()
+    step, poisoned = PopulationVectorEnv.step, []
+
+    def poison_then_step(self, actions):
+        if not poisoned:
+            with torch.no_grad():
+                self.population.model.weight("embed.weight")[0, :, 0] = float("nan")
+            poisoned.append(True)
+        return step(self, actions)
+
+    monkeypatch.setattr(PopulationVectorEnv, "step", poison_then_step)
+    bad, good = run_chunk(jobs)
+    assert bad["status"] == "failed" and "sub-env 0" in bad["error"] and "nan" in bad["error"]
+    assert good["status"] == "ok" and good["population"]["index"] == 1
+    monkeypatch.setattr(PopulationVectorEnv, "step", step)
+    alone = run_episode(jobs[1].env, "error-mix", jobs[1].seed, dict(TINY), teacher_kwargs=jobs[1].teacher_kwargs)
+    assert good["final_test_accuracy"] == alone["final_test_accuracy"]
+    assert [s["val_accuracy"] for s in good["steps"]] == [s["val_accuracy"] for s in alone["steps"]]
+
+
 def test_ids_without_a_vector_env_fall_back_to_the_process_pool(tmp_path):
     msgs = []
     bench = Benchmark("pv1", "distillgym/ArithMix-v1", [21005], [TeacherEntry("stratified")],

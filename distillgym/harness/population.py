@@ -15,26 +15,27 @@ returns for it (same fields, built by the same code), plus ``population``::
 
 and ``seconds`` is the chunk's wall time divided by N (the episode's share).
 
-**Numbers.** Sub-env i computes what the single env computes with its seed, up to float rounding:
-a population pass pads each member's batch to the other members' longest row, which changes the
-rounding of batched kernels (see :mod:`distillgym.vector`), so an episode's numbers depend on its
-chunk-mates, not only on its own configuration and seed. They are reproducible given the chunk:
-the same members in the same order on the same fingerprint give the same numbers bit for bit, which
-is why each line records its chunk and ``distillgym verify`` re-runs a population episode by
-re-running its whole chunk (:func:`run_chunk`). A resumed run forms its chunks from the jobs still
-to do, so its chunks can differ from an uninterrupted run's; each line stays reproducible from its
-own record.
+**Numbers.** Sub-env i computes what the single env computes with its seed, bit for bit on a CPU:
+the population groups its members by the row length of each pass, so every member keeps the plain
+student's own shapes (see :mod:`distillgym.vector`, "Equality with the single environment"), and an
+episode's numbers do not depend on its chunk-mates (on a GPU, batched and single kernels may round
+differently). Each line still records its chunk, and ``distillgym verify`` re-runs a population
+episode by re-running its whole chunk (:func:`run_chunk`), so a line stays reproducible from its own
+record wherever the chunk matters.
 
 **Episode ends.** Members of one chunk share the env's arguments, so on the cell and mix levels
 they end at the same step. Should one end earlier (a level whose steps cost different budgets), it
 is reset (``reset_mask``) and stepped with its last action until the others end; that continuation
-is thrown away and only changes its chunk-mates' rounding.
+is thrown away.
 
 **Failures.** A teacher that raises in ``act`` fails its own episode (a failed result with the
 traceback); the member is then stepped with a neutral action (zeros: the equal mix, or cell
-``[0, 0]``) until the chunk ends, and its output is thrown away. A vector step that raises (a student
-that diverged, an invalid action) fails every episode of the chunk still running, each with the
-error; a rerun retries them.
+``[0, 0]``) until the chunk ends, and its output is thrown away. A vector step whose failure is
+confined to some sub-envs (:class:`~distillgym.vector.PopulationStepError`: a student that diverged)
+fails those episodes, each with its reason; the others go on with the step's results, and a failed
+member is reset and stepped on like an ended one. Any other error of a vector step (an invalid action,
+a failed batched call) fails every episode of the chunk still running, each with the error; a rerun
+retries them.
 
 Teachers that declare ``needs_env`` (the oracle, which steps its env to look ahead) and env ids
 without a vector entry point run through the process pool instead (:func:`run_population` says so).
@@ -112,8 +113,24 @@ def chunks(jobs: Sequence[Job], num_envs: int) -> list[list[Job]]:
     return out
 
 
-def _neutral_action(space: Any) -> np.ndarray:
+def _neutral_action(space: Any) -> Any:
+    """An action that asks for nothing in particular: zeros (the equal mix, cell ``[0, 0]``), or no
+    lines on the open level."""
+    import gymnasium as gym
+
+    if isinstance(space, gym.spaces.Text):
+        return ""
     return np.zeros(space.shape, dtype=space.dtype)
+
+
+def _batch(space: Any, actions: Sequence[Any]) -> Any:
+    """The N sub-env actions as the vector env takes them: a list of strings on the open level,
+    else one stacked array."""
+    import gymnasium as gym
+
+    if isinstance(space, gym.spaces.Text):
+        return [str(a) for a in actions]
+    return np.stack([np.asarray(a) for a in actions])
 
 
 def _failed(job: Job, err: BaseException | str, tb: str, fp: dict[str, Any], steps: int, seconds: float,
@@ -134,6 +151,7 @@ def run_chunk(jobs: Sequence[Job], threads: int = 1) -> list[dict[str, Any]]:
     import distillgym  # noqa: F401  (registers the envs)
     from distillgym.harness.runner import episode_result, prepare_teacher, step_record
     from distillgym.teachers import make_teacher
+    from distillgym.vector import PopulationStepError
 
     if not jobs:
         return []
@@ -200,7 +218,20 @@ def run_chunk(jobs: Sequence[Job], threads: int = 1) -> list[dict[str, Any]]:
                 vec.reset(seed=seeds, options={"reset_mask": ended.copy()})
                 ended[:] = False
             try:
-                obs, rewards, term, trunc, _ = vec.step(np.stack([np.asarray(a) for a in actions]))
+                obs, rewards, term, trunc, _ = vec.step(_batch(vec.single_action_space, actions))
+            except PopulationStepError as err:
+                if err.results is None:
+                    return fail_all(err, traceback.format_exc(), [i for i in range(n) if live[i]],
+                                    [len(s) for s in steps])
+                obs, rewards, term, trunc, _ = err.results
+                for i, why in err.failures.items():
+                    if live[i]:
+                        results[i] = _failed(jobs[i], f"{type(err).__name__}: sub-env {i}: {why}",
+                                             traceback.format_exc(), fp, len(steps[i]), time.perf_counter() - t0,
+                                             {**population, "index": i})
+                    live[i] = False
+                    ended[i] = True  # broken: reset before the next step, then run on and thrown away
+                    term[i] = trunc[i] = False
             except Exception as err:
                 return fail_all(err, traceback.format_exc(), [i for i in range(n) if live[i]],
                                 [len(s) for s in steps])
