@@ -21,9 +21,11 @@ recipe it also says whether the configuration still resolves to the recorded con
 default makes it differ, and explains a drift that no machine difference would).
 
 An episode that ran in a population of students (a ``population`` field: the ``population``
-executor, :mod:`distillgym.harness.population`) depends on its chunk-mates through the rounding of
-padded batches, so it is re-run with its whole chunk, the members in their recorded order, rebuilt
-from their own lines in the same file; on the same fingerprint it is then bit-identical.
+executor, :mod:`distillgym.harness.population`) is re-run with its whole chunk, the members in their
+recorded order, rebuilt from their own lines in the same file; on the same fingerprint it is then
+bit-identical. (On a CPU a member's numbers are its single env's whatever its chunk-mates; lines
+written before the population grouped members by row length, and runs on a GPU, may depend on them
+through the rounding of batched kernels, which is why the whole chunk is re-run.)
 """
 
 from __future__ import annotations

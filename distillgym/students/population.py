@@ -18,12 +18,14 @@ snapshot has exactly the format of :meth:`PlainStudent.snapshot
 member and a single plain student both ways (:meth:`PopulationStudent.member`).
 
 **Equivalence.** Member p trained in the population equals a :class:`PlainStudent` trained
-alone on the same data with the same generator. A pass holds, for each member, exactly the
-plain student's mini-batch (its new rows, then its replayed rows), padded with empty rows to
-the largest batch of the pass and to its longest row; where every member's batch has the same
-shape the result is the plain student's bit for bit (on the development machine; P = 1
-included), and otherwise it differs by float32 rounding (attention and matrix kernels round
-differently for other shapes). tests/test_population.py checks both.
+alone on the same data with the same generator, bit for bit on a CPU. A pass holds, for each
+member, exactly the plain student's mini-batch (its new rows, then its replayed rows); the members
+of a pass are grouped by their own padded row length (:meth:`PopulationStudent._groups`), so each
+member's tensors have the plain student's shapes (only trailing empty rows are added, up to the
+group's largest batch, and they change no number), and a batched product over the members of one
+group equals the plain student's product. Evaluation chunks and greedy decoding group the same way.
+On a GPU batched and single kernels may still round differently. tests/test_population.py checks it
+(``== 0``, with ``member_chunk`` None, 1 and 2).
 
 **Lockstep.** All members step together: mini-batch k of every member runs in pass k. A member
 with fewer mini-batches (fewer examples, or a first call with an empty replay buffer) sits
