@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 __all__ = [
@@ -16,6 +18,7 @@ __all__ = [
     "REFERENCE_SEED",
     "check_reference_seed",
     "TEACHER_TRAINING_SEEDS",
+    "parse_seeds",
 ]
 
 # Disjoint streams: the validation and test sets come from different seed ranges, so the
@@ -61,3 +64,32 @@ def check_reference_seed(owner: str, seed: object) -> int:
 def rng_for(seed: int, *index: int) -> np.random.Generator:
     """A numpy Generator determined by ``seed`` and the integer ``index`` path only."""
     return np.random.default_rng(np.random.SeedSequence([int(seed), *map(int, index)]))
+
+
+def parse_seeds(text: str | Sequence[int]) -> list[int]:
+    """Seeds from ``"20000-20002"``, ``"1,2,5"``, ``"21000-21009,21020"`` or a list of ints: non-negative,
+    at least one, none repeated (ConfigError otherwise). The harness's commands (headroom, tune) read
+    their ``--seeds`` options with it."""
+    from distillgym.errors import ConfigError
+
+    if not isinstance(text, str):
+        seeds = [int(s) for s in text]
+    else:
+        seeds = []
+        for part in text.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            a, sep, b = part.partition("-")
+            try:
+                lo, hi = int(a), int(b) if sep else int(a)
+            except ValueError:
+                raise ConfigError(f"seeds must look like '20000-20002' or '1,2,5', got {text!r}") from None
+            if hi < lo:
+                raise ConfigError(f"seed range {part!r} runs backwards")
+            seeds += list(range(lo, hi + 1))
+    if not seeds or any(s < 0 for s in seeds):
+        raise ConfigError(f"seeds must be non-negative integers, at least one, got {text!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds repeat in {text!r}")
+    return seeds

@@ -60,6 +60,8 @@ from typing import Any
 import numpy as np
 
 from distillgym.errors import ConfigError, DistillGymError, UnknownNameError, check_int, did_you_mean
+from distillgym.harness.leaderboard import json_safe as _clean
+from distillgym.seeding import parse_seeds
 
 __all__ = [
     "FORMAT",
@@ -262,31 +264,6 @@ def load_policy_file(path: str) -> list[Policy]:
 
 
 # ---------------------------------------------------------------------------- seeds
-def parse_seeds(text: str | Sequence[int]) -> list[int]:
-    """Seeds from ``"20000-20002"``, ``"1,2,5"``, ``"21000-21009,21020"`` or a list of ints."""
-    if not isinstance(text, str):
-        seeds = [int(s) for s in text]
-    else:
-        seeds = []
-        for part in text.split(","):
-            part = part.strip()
-            if not part:
-                continue
-            a, sep, b = part.partition("-")
-            try:
-                lo, hi = int(a), int(b) if sep else int(a)
-            except ValueError:
-                raise ConfigError(f"seeds must look like '20000-20002' or '1,2,5', got {text!r}") from None
-            if hi < lo:
-                raise ConfigError(f"seed range {part!r} runs backwards")
-            seeds += list(range(lo, hi + 1))
-    if not seeds or any(s < 0 for s in seeds):
-        raise ConfigError(f"seeds must be non-negative integers, at least one, got {text!r}")
-    if len(set(seeds)) != len(seeds):
-        raise ConfigError(f"seeds repeat in {text!r}")
-    return seeds
-
-
 def benchmark_seeds(say: Callable[[str], None] | None = None) -> dict[str, list[int]]:
     """``{benchmark name: seeds}`` of every benchmark found by name (the shipped TOMLs and
     ``./benchmarks/suites/``); a file that does not load is skipped and named to ``say``."""
@@ -596,18 +573,6 @@ def summarise(*, env_id: str, env_kwargs: dict[str, Any], env_config: Any, info:
         "cells": cells,
         "best_episodes": [e for e in confirm_episodes if e["teacher"] == best_label],
     }
-
-
-def _clean(x: Any) -> Any:
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, np.generic):
-        return _clean(x.item())
-    return x
 
 
 def _f(x: Any, digits: int = 3) -> str:

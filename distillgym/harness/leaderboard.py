@@ -385,14 +385,16 @@ def _p(p: Any, adj: Any) -> str:
     return _pf(p) + ("" if adj is None or (isinstance(adj, float) and math.isnan(adj)) else f" ({_pf(adj)})")
 
 
-def _clean(x: Any) -> Any:
-    """JSON-safe copy: nan and inf become None (JSON has neither)."""
+def json_safe(x: Any) -> Any:
+    """JSON-safe copy: nan and inf become None (JSON has neither), numpy scalars Python numbers."""
+    if isinstance(x, np.generic):
+        x = x.item()
     if isinstance(x, float) and not math.isfinite(x):
         return None
     if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
+        return {k: json_safe(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
+        return [json_safe(v) for v in x]
     return x
 
 
@@ -495,7 +497,7 @@ def render(rows: Sequence[dict[str, Any]], fmt: str = "md", baseline: str = "uni
     if fmt not in FORMATS:
         raise UnknownNameError(f"unknown format {fmt!r}: {did_you_mean(fmt, FORMATS)}")
     if fmt == "json":
-        return json.dumps(_clean(list(rows)), indent=2, allow_nan=False)
+        return json.dumps(json_safe(list(rows)), indent=2, allow_nan=False)
     if fmt == "csv":
         cols = _csv_cols(baseline, threshold)
         buf = io.StringIO()

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from distillgym.errors import ConfigError, DistillGymError, UnknownNameError, check_choice, did_you_mean
+from distillgym.seeding import parse_seeds
 
 __all__ = [
     "GRIDS",
@@ -80,25 +81,6 @@ def grid_settings(grid: dict[str, Sequence[Any]]) -> list[dict[str, Any]]:
             raise ConfigError(f"grid axis {k!r} must be a non-empty list of values, got {v!r}")
     keys = list(grid)
     return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(grid[k] for k in keys))]
-
-
-def parse_seeds(text: str | Sequence[int]) -> list[int]:
-    """Seeds from ``"22000-22002"``, ``"1,2,5"`` (ranges and lists mixed) or a list of ints."""
-    if not isinstance(text, str):
-        return [int(s) for s in text]
-    seeds: list[int] = []
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        a, sep, b = part.partition("-")
-        try:
-            lo, hi = int(a), int(b) if sep else int(a)
-        except ValueError:
-            raise ConfigError(f"seeds must look like '22000-22002' or '1,2,5', got {text!r}") from None
-        if hi < lo:
-            raise ConfigError(f"seed range {part!r} runs backwards")
-        seeds += list(range(lo, hi + 1))
-    return seeds
 
 
 def setting_label(teacher: str, kwargs: dict[str, Any]) -> str:
