@@ -48,6 +48,7 @@ import numpy as np
 from distillgym.errors import ConfigError, check_choice
 from distillgym.levels import mix_to_action
 from distillgym.teachers.base import BaseTeacher
+from distillgym.train.mix_policy import cell_prerequisites  # the one definition (CEM's features use it too)
 
 __all__ = [
     "FamilyTeacher",
@@ -63,20 +64,6 @@ __all__ = [
 CELL_MODES = ("sample", "argmax")
 MIX_RULE = "w = (clip(a, -1, 1) + 1) / 2"
 """The action rule of the mix level (``MixLevel.describe()["rule"]``), which a source axis must share."""
-
-
-def cell_prerequisites(skills: list[str], prerequisites: dict[str, list[str]], n_difficulties: int) -> list[list[int]]:
-    """Per flat cell ``s * D + d``, the flat indices of its prerequisite cells: ``(s, d - 1)`` and
-    ``(p, d)`` for each direct prerequisite skill ``p`` of ``s`` (unknown skill names are ignored)."""
-    D = n_difficulties
-    index = {k: i for i, k in enumerate(skills)}
-    out: list[list[int]] = []
-    for s, skill in enumerate(skills):
-        for d in range(D):
-            pre = [s * D + d - 1] if d > 0 else []
-            pre += [index[p] * D + d for p in prerequisites.get(skill, ()) if p in index]
-            out.append(pre)
-    return out
 
 
 def skill_depths(skills: list[str], prerequisites: dict[str, list[str]]) -> np.ndarray:
