@@ -40,7 +40,7 @@ from distillgym.harness.fingerprint import fingerprint, fingerprint_diff, redact
 from distillgym.harness.leaderboard import curve_auc
 from distillgym.harness.results import ResultsWriter, curve, episode_lines, is_ok
 
-__all__ = ["run_benchmark", "FingerprintMismatchError"]
+__all__ = ["run_benchmark", "run_and_collect", "FingerprintMismatchError"]
 
 
 class FingerprintMismatchError(ConfigError):
@@ -182,6 +182,28 @@ def run_benchmark(
     return {"total": total, "skipped": total - len(jobs), "ran": len(jobs), "ok": len(jobs) - len(failures),
             "failed": len(failures), "failures": failures, "mixed_fingerprints": notes,
             "seconds": time.perf_counter() - t0}
+
+
+def run_and_collect(bench: Benchmark, out: str | os.PathLike[str], what: str,
+                    **run_kwargs: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+    """Run ``bench`` into ``out`` (:func:`run_benchmark` with ``run_kwargs``) for a command that needs
+    every episode: a failed episode raises ConfigError naming ``what`` (e.g. "the headroom-screen
+    stage's"), the first failure and how to retry. Returns (the ok episodes of this benchmark's jobs and
+    seeds, their step lines, the number of episodes this call ran); other lines of ``out`` are ignored."""
+    from distillgym.harness.results import read_results
+
+    counts = run_benchmark(bench, out, **run_kwargs)
+    if counts["failed"]:
+        first = counts["failures"][0]
+        raise ConfigError(f"{counts['failed']} of {what} episodes failed (first: {first['label']} seed "
+                          f"{first['seed']}: {first['error'].splitlines()[0] if first['error'] else ''}); they are "
+                          f"recorded in {out}/results.jsonl; run the same command again to retry them")
+    keep = {(j.label, j.config_hash) for j in bench.jobs()}
+    seeds = set(bench.seeds)
+    episodes, steps = read_results(out)
+    mine = [e for e in episodes if is_ok(e) and (e["teacher"], e["config_hash"]) in keep and e["seed"] in seeds]
+    hashes = {e["config_hash"] for e in mine}
+    return mine, [x for x in steps if x.get("config_hash") in hashes and x.get("seed") in seeds], int(counts["ran"])
 
 
 def _warn_plain(msg: str) -> None:

@@ -322,25 +322,14 @@ def _stage(name: str, env_id: str, env_kwargs: dict[str, Any], seeds: Sequence[i
            say: Callable[[str], None], allow_mixed_fingerprints: bool) -> tuple[list[dict[str, Any]], list[dict], int]:
     """Run one stage as a benchmark into ``out``; returns (its ok episodes of these policies and seeds, their
     steps, the number of episodes this call ran)."""
-    from distillgym.harness.bench import run_benchmark
+    from distillgym.harness.bench import run_and_collect
     from distillgym.harness.benchmark import Benchmark
-    from distillgym.harness.results import is_ok, read_results
 
     bench = Benchmark(name, env_id, list(seeds), _entries(policies), dict(env_kwargs),
                       description=f"headroom search of {env_id}: the {name.split('-')[-1]} stage")
-    counts = run_benchmark(bench, out, workers=workers, executor=executor, progress=progress, say=say,
-                           num_envs=num_envs, allow_mixed_fingerprints=allow_mixed_fingerprints)
-    if counts["failed"]:
-        first = counts["failures"][0]
-        raise ConfigError(f"{counts['failed']} episode(s) of the {name} stage failed (first: {first['label']} seed "
-                          f"{first['seed']}: {first['error'].splitlines()[0] if first['error'] else ''}); they are "
-                          f"recorded in {out}/results.jsonl; run the same command again to retry them")
-    keep = {(j.label, j.config_hash) for j in bench.jobs()}
-    episodes, steps = read_results(out)
-    mine = [e for e in episodes if is_ok(e) and (e["teacher"], e["config_hash"]) in keep and e["seed"] in seeds]
-    hashes = {e["config_hash"] for e in mine}
-    steps = [s for s in steps if s.get("config_hash") in hashes and s.get("seed") in seeds]
-    return mine, steps, int(counts["ran"])
+    return run_and_collect(bench, out, f"the {name} stage's", workers=workers, executor=executor,
+                           progress=progress, say=say, num_envs=num_envs,
+                           allow_mixed_fingerprints=allow_mixed_fingerprints)
 
 
 def _by_label(episodes: Sequence[dict[str, Any]]) -> dict[str, dict[int, float]]:

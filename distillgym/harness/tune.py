@@ -149,9 +149,8 @@ def tune(
     """Run ``teacher``'s grid (``grid`` or :data:`GRIDS`) on ``seeds`` of ``env_id`` and pick the best
     setting by ``by`` (see the module docstring); writes ``OUT/tune.json`` and ``OUT/TUNE.md`` and
     returns the report. ``run_kwargs`` go to :func:`distillgym.harness.bench.run_benchmark`."""
-    from distillgym.harness.bench import run_benchmark
+    from distillgym.harness.bench import run_and_collect
     from distillgym.harness.benchmark import Benchmark, TeacherEntry
-    from distillgym.harness.results import is_ok, read_results
 
     check_choice("tuning criterion", by, BY)
     say = say or (lambda msg: print(f"distillgym: {msg}", file=sys.stderr, flush=True))
@@ -179,15 +178,8 @@ def tune(
     bench.validate()
     say(f"tune {teacher} on {env_id}: {len(settings)} settings x {len(seeds)} seeds -> {out_dir}")
     t0 = time.perf_counter()
-    counts = run_benchmark(bench, out_dir, workers=workers, executor=executor, progress=progress, say=say, **run_kwargs)
-    if counts["failed"]:
-        first = counts["failures"][0]
-        raise ConfigError(f"{counts['failed']} tuning episode(s) failed (first: {first['label']} seed {first['seed']}: "
-                          f"{first['error'].splitlines()[0] if first['error'] else ''}); they are recorded in "
-                          f"{out_dir}/results.jsonl; run the same command again to retry them")
-    keep = {(j.label, j.config_hash) for j in bench.jobs()}
-    episodes, _ = read_results(out_dir)
-    mine = [e for e in episodes if is_ok(e) and (e["teacher"], e["config_hash"]) in keep and e["seed"] in seeds]
+    mine, _, _ = run_and_collect(bench, out_dir, "the tuning", workers=workers, executor=executor,
+                                 progress=progress, say=say, **run_kwargs)
     rows = []
     for s, lab in zip(settings, labels, strict=True):
         eps = sorted((e for e in mine if e["teacher"] == lab), key=lambda e: e["seed"])
