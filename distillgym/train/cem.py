@@ -65,6 +65,7 @@ import numpy as np
 from distillgym.errors import ConfigError, UnknownNameError, check_bool, check_int, check_number, did_you_mean
 from distillgym.seeding import TEACHER_TRAINING_SEEDS, rng_for
 from distillgym.train.mix_policy import LinearMixPolicy, MixFeatures
+from distillgym.train.ppo import run_hardware  # one record of where a training run ran (PPO and CEM)
 
 __all__ = [
     "CEMConfig",
@@ -321,24 +322,6 @@ def _versions() -> dict[str, str]:
             "gymnasium": gymnasium.__version__, "numpy": np.__version__}
 
 
-def _hardware(env_kwargs: dict[str, Any]) -> dict[str, Any]:
-    import torch
-
-    out: dict[str, Any] = {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "cuda_available": bool(torch.cuda.is_available()),
-        "student_device": env_kwargs.get("device", "auto"),
-    }
-    if torch.cuda.is_available():
-        out["gpu"] = torch.cuda.get_device_name(0)
-    if hasattr(os, "getloadavg"):
-        out["load_average"] = [round(x, 2) for x in os.getloadavg()]
-    return out
-
-
 def latest_generation(out_dir: str | os.PathLike[str]) -> int | None:
     """The largest ``G`` of ``OUT/checkpoints/gen_<G>.json``, or None."""
     best = None
@@ -470,7 +453,7 @@ def train_cem(
         sigma = np.full(n_feat, cfg.sigma0)
         _write_json(ckpt_dir / "gen_0000.json", {"generation": 0, "mu": mu.tolist(), "sigma": sigma.tolist()})
         (out / LOG_FILE).write_text("")
-    hardware_start = _hardware(env_kwargs)
+    hardware_start = run_hardware(env_kwargs)
 
     def policy_of(theta: np.ndarray) -> LinearMixPolicy:
         return LinearMixPolicy(features.names, theta, cfg.temperature, features.groups)
@@ -532,7 +515,7 @@ def train_cem(
             g += 1
             last_seconds = time.perf_counter() - tg
             entry["seconds"] = last_seconds
-            entry["load_average"] = _hardware(env_kwargs).get("load_average")
+            entry["load_average"] = run_hardware(env_kwargs).get("load_average")
             # checkpoint first, then the log line: a crash in between repeats no generation on resume
             _write_json(ckpt_dir / f"gen_{g:04d}.json", {"generation": g, "mu": mu.tolist(), "sigma": sigma.tolist()})
             with open(out / LOG_FILE, "a") as f:

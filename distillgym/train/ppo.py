@@ -166,7 +166,7 @@ def _versions() -> dict[str, str]:
     }
 
 
-def _hardware(env_kwargs: dict[str, Any]) -> dict[str, Any]:
+def run_hardware(env_kwargs: dict[str, Any]) -> dict[str, Any]:
     """Where the run ran: CPU count, torch threads, the students' device (and GPU name), load average."""
     import torch
 
@@ -328,7 +328,7 @@ def train_teacher(
                           "or choose a new --out folder")
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     run_path.write_text(json.dumps(run, indent=2) + "\n")
-    hardware_start = _hardware(env_kwargs)
+    hardware_start = run_hardware(env_kwargs)
 
     venv = _make_venv(env_id, n_envs, env_kwargs, vec, features)
     stopped_by_time = False
@@ -369,7 +369,7 @@ def train_teacher(
                      "seconds": seconds, "stopped_by_time": stopped_by_time,
                      "resumed_from": str(start_ckpt) if start_ckpt else None,
                      "load_average_start": hardware_start.get("load_average"),
-                     "load_average_end": _hardware(env_kwargs).get("load_average")})
+                     "load_average_end": run_hardware(env_kwargs).get("load_average")})
     meta = {
         **run,
         "requested_timesteps": timesteps,
