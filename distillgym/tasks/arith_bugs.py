@@ -74,12 +74,13 @@ _PLUS, _MINUS, _TIMES, _ASK, _EQ = (ord(c) for c in "+-*?=")
 _POW10 = 10 ** np.arange(19, dtype=np.int64)
 
 
-def numbers_to_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Decimal digits of non-negative ``values`` as a left-aligned ``uint32`` code matrix and their counts."""
+def numbers_to_codes(values: np.ndarray, dtype: type = np.uint32) -> tuple[np.ndarray, np.ndarray]:
+    """Decimal digits of non-negative ``values`` as a left-aligned character-code matrix of ``dtype`` and
+    their counts (the arith-v2 generator uses it with ``uint8``)."""
     v = np.asarray(values, dtype=np.int64)
     nd = np.maximum(np.searchsorted(_POW10, v, side="right"), 1)
     width = int(nd.max(initial=1))
-    out = np.zeros((len(v), width), np.uint32)
+    out = np.zeros((len(v), width), dtype)
     for e in range(width):  # the digit of 10**e sits at column nd - 1 - e
         rows = np.flatnonzero(nd > e)
         out[rows, nd[rows] - 1 - e] = 48 + (v[rows] // _POW10[e]) % 10

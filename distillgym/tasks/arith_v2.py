@@ -43,7 +43,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from distillgym.errors import ConfigError
-from distillgym.tasks.arith_bugs import buggy_answers, noisy_answers
+from distillgym.tasks.arith_bugs import buggy_answers, noisy_answers, numbers_to_codes
 from distillgym.tasks.arithmetic import _V1_SHAPES, ArithmeticSuiteV1
 from distillgym.tasks.arrays import ExampleArrays, concat_fields
 from distillgym.tasks.base import SPLITS
@@ -105,14 +105,7 @@ def content_fraction_v2(text: str) -> float:
 # ---------------------------------------------------------------------------- items from uniforms
 def _digit_field(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Decimal digits of non-negative ``values`` as a left-aligned ``uint8`` code field, and their counts."""
-    v = np.asarray(values, dtype=np.int64)
-    nd = np.maximum(np.searchsorted(_POW10, v, side="right"), 1)
-    width = int(nd.max(initial=1))
-    out = np.zeros((len(v), width), np.uint8)
-    for e in range(width):  # the digit of 10**e sits at column nd - 1 - e
-        rows = np.flatnonzero(nd > e)
-        out[rows, nd[rows] - 1 - e] = 48 + (v[rows] // _POW10[e]) % 10
-    return out, nd
+    return numbers_to_codes(values, np.uint8)
 
 
 def _const(ch: str, n: int) -> tuple[np.ndarray, np.ndarray]:
