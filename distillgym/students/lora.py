@@ -41,6 +41,19 @@ sequences (equal up to float rounding; a test checks it) at the cost of one pref
 instead of one per row. Only the logits of the answer positions are computed
 (``logits_to_keep``), which skips most of the vocabulary projection.
 
+**The GPU path** (issue 19; options, all off by default, so ``ArithSkills-SmolLM2-v1``'s numbers
+stay as they are on every device; :data:`GPU_KWARGS` turns them on): ``base_dtype="bfloat16"``
+(bf16 frozen base, float32 adapter), ``pack_tokens`` (a mini-batch's rows packed by length into
+sequences with a block-diagonal causal mask, no padding, the output head at the scored positions
+only), ``prefix_cache="step"`` (the prefix's key/value cache computed once per evaluation call
+and once per single-mini-batch training call, instead of once per batch), ``decode="fixed"``
+(greedy decoding of a fixed number of tokens with no host synchronisation per token), a large
+``eval_batch_size`` (every cell's items in one batch) and ``batch_size`` equal to the step's
+examples (fewer, larger batches: one optimiser step per env step). With packing or the step
+cache, training reads the device once per optimiser step instead of several times per
+mini-batch. These give the default path's greedy answers and its losses up to float rounding
+(tests/test_lora_fast.py, on a CPU); ``batch_size`` changes the training recipe itself.
+
 **Transitions** (``mode``): ``"continue"`` keeps training the same adapter and optimiser on
 each call's examples, as the tiny student does; ``"retrain"`` starts every ``train`` call from
 a fresh adapter (drawn from the seed of the last :meth:`LoRAStudent.reinit`) and a fresh
@@ -99,12 +112,29 @@ __all__ = [
     "LoRAStudent",
     "PROMPT_FORMATS",
     "MODES",
+    "BASE_DTYPES",
+    "PREFIX_CACHES",
+    "DECODES",
+    "GPU_KWARGS",
     "default_target_modules",
     "save_tiny_causal_lm",
 ]
 
 PROMPT_FORMATS = ("fewshot", "plain", "chat")
 MODES = ("continue", "retrain")
+BASE_DTYPES = ("float32", "bfloat16")
+PREFIX_CACHES = ("batch", "step")
+DECODES = ("generate", "fixed")
+
+GPU_KWARGS: dict[str, Any] = dict(
+    base_dtype="bfloat16", pack_tokens=256, prefix_cache="step", decode="fixed", eval_batch_size=1024, batch_size=64
+)
+"""The student's GPU path (``student_kwargs`` of ``ArithSkills-SmolLM2-v1``, e.g.
+``gym.make(id, student_kwargs={"model": "smollm2", **GPU_KWARGS})``): bf16 base weights, packed
+rows, the prefix run once per step, a fixed-length greedy loop, every cell's validation items in
+one batch, and one mini-batch of 64 per step of 64 examples (4x fewer optimiser steps than the
+id's ``batch_size=16``: another training recipe, whose learning was not measured here). None of
+these is a default: the id's numbers stay as they are on every device."""
 
 _STREAM_ADAPTER = 11
 """Stream of :func:`~distillgym.seeding.rng_for` for the adapter's initial weights (local to this module)."""
@@ -154,7 +184,31 @@ class LoRAConfig:
     device: str = "auto"
     """``"auto"`` (cuda if available), ``"cpu"`` or ``"cuda[:N]"``."""
     eval_batch_size: int = 64
-    """Rows per forward pass in ``predict`` and ``answer_loss``."""
+    """Rows per forward pass in ``predict`` and ``answer_loss`` (the env asks for every cell's
+    items in one call, so a batch size above the number of items evaluates all cells at once)."""
+    base_dtype: str = "float32"
+    """dtype of the frozen base weights: ``"float32"`` (today's default) or ``"bfloat16"`` (half the
+    memory; on CUDA the matmuls already run in bf16 under autocast, so only the rounding of the
+    other ops changes; on CPU the base then computes in bf16 too). The adapter stays float32."""
+    pack_tokens: int = 0
+    """0: each mini-batch is its rows left-padded to the longest (today's default). > 0: the rows
+    are packed by length (first fit, longest first) into sequences of at most ``pack_tokens``
+    tokens (a longer row gets its own), each row attending only the shared prefix and itself
+    (a block-diagonal causal mask), with its own positions; the output head runs only at the
+    scored positions. The same losses up to float rounding, with no padding."""
+    prefix_cache: str = "batch"
+    """``"batch"`` (default): the shared prefix is run once per forward batch, in training and in
+    evaluation. ``"step"``: once per call wherever the adapter does not change within it: once per
+    ``predict`` / ``answer_loss`` call (its key/value cache reused by every batch), and once per
+    ``train`` call that is one mini-batch (``batch_size`` at least the call's examples). A
+    training call of several mini-batches still runs it once per mini-batch, because each
+    optimiser step changes the adapter that computes it (and its gradient flows through it)."""
+    decode: str = "generate"
+    """``"generate"`` (default): greedy answers from ``model.generate``, which checks on the host
+    after every token whether all rows have stopped. ``"fixed"``: a greedy loop of exactly
+    ``max_new_tokens`` steps on the device (argmax kept on the device, explicit 4-D attention masks,
+    one transfer to the host at the end); the same answers, since the text is cut at the first
+    EOS or newline either way."""
 
     def validate(self) -> None:
         """Raise :class:`~distillgym.errors.ConfigError` (or ``UnknownNameError``) on a bad field."""
@@ -183,6 +237,10 @@ class LoRAConfig:
         check_int(_OWNER, "shot_level", self.shot_level, 0)
         check_int(_OWNER, "seed", self.seed, 0)
         check_int(_OWNER, "eval_batch_size", self.eval_batch_size, 1)
+        check_choice(f"{_OWNER} base_dtype", self.base_dtype, BASE_DTYPES)
+        check_int(_OWNER, "pack_tokens", self.pack_tokens, 0)
+        check_choice(f"{_OWNER} prefix_cache", self.prefix_cache, PREFIX_CACHES)
+        check_choice(f"{_OWNER} decode", self.decode, DECODES)
         if not isinstance(self.device, str):
             raise ConfigError(f"{_OWNER} device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
         resolve_device(self.device)
@@ -268,6 +326,8 @@ class LoRAStudent:
             (k for k in ("logits_to_keep", "num_logits_to_keep") if k in inspect.signature(base.forward).parameters),
             None,
         )
+        self._attn = str(getattr(base.config, "_attn_implementation", None) or "eager")
+        self._check_fast_paths(base)
         self._lora = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
         self.n_params = sum(p.numel() for p in self.model.parameters())
         self.trainable_params = sum(p.numel() for _, p in self._lora)
@@ -401,7 +461,8 @@ class LoRAStudent:
         from transformers import AutoModelForCausalLM
 
         try:
-            model = AutoModelForCausalLM.from_pretrained(self.path, local_files_only=True, dtype=torch.float32)
+            dtype = torch.bfloat16 if self.config.base_dtype == "bfloat16" else torch.float32
+            model = AutoModelForCausalLM.from_pretrained(self.path, local_files_only=True, dtype=dtype)
         except (OSError, ValueError, KeyError) as err:
             raise ConfigError(
                 f"{_OWNER}: cannot load a causal language model from {str(self.path)!r} ({err}); pass a directory "
@@ -425,6 +486,29 @@ class LoRAStudent:
                 f"its linear layers are {sorted(linear)} (default, target_modules=None: {default_target_modules(model)})"
             )
         return list(self.config.target_modules)
+
+    def _check_fast_paths(self, base: torch.nn.Module) -> None:
+        """``pack_tokens`` and ``decode="fixed"`` pass explicit 4-D attention masks (boolean for
+        ``sdpa``, additive for ``eager``), and packing applies the output head itself: refuse a
+        model where either would be wrong, before any training."""
+        c = self.config
+        if not (c.pack_tokens or c.decode == "fixed"):
+            return
+        what = "pack_tokens > 0" if c.pack_tokens else "decode='fixed'"
+        if self._attn not in ("sdpa", "eager"):
+            raise ConfigError(
+                f"{_OWNER} {what} builds explicit 4-D attention masks, which work with the 'sdpa' and 'eager' attention "
+                f"implementations; the model at {str(self.path)!r} uses {self._attn!r}. Use pack_tokens=0 and "
+                "decode='generate', or load a model with attn_implementation='sdpa'"
+            )
+        cfg = base.config.get_text_config() if hasattr(base.config, "get_text_config") else base.config
+        if c.pack_tokens and (getattr(cfg, "final_logit_softcapping", None) or getattr(cfg, "logit_scale", None)):
+            raise ConfigError(
+                f"{_OWNER} pack_tokens > 0 applies the output head to the decoder's hidden states, but the model at "
+                f"{str(self.path)!r} scales or caps its logits after the head; use pack_tokens=0"
+            )
+        if c.pack_tokens and (base.get_output_embeddings() is None or not hasattr(base, "get_decoder")):
+            raise ConfigError(f"{_OWNER} pack_tokens > 0 needs a causal LM with a decoder and an output head; use pack_tokens=0")
 
     def _wrap(self, base: torch.nn.Module) -> torch.nn.Module:
         from peft import LoraConfig, get_peft_model
@@ -565,11 +649,46 @@ class LoRAStudent:
         cache.batch_repeat_interleave(batch)
         return {self._cache_kw: cache}, P
 
-    def _forward(self, ids: torch.Tensor, mask: torch.Tensor, keep: int) -> torch.Tensor:
+    def _prefix_kv(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The shared prefix's keys and values per layer, batch 1 (with gradients when enabled)."""
+        keep = {self._keep_kw: 1} if self._keep_kw is not None else {}
+        pre = self.model(input_ids=torch.tensor([self.prefix_ids], device=self.device), use_cache=True, **keep)
+        cache = getattr(pre, "cache", None) or pre.past_key_values
+        return [(layer.keys, layer.values) for layer in cache.layers]
+
+    @staticmethod
+    def _cache_from(kv: list[tuple[torch.Tensor, torch.Tensor]], batch: int) -> Any:
+        """A fresh cache holding ``kv`` (from :meth:`_prefix_kv`) for ``batch`` rows; the forward
+        pass appends to its own copy, so ``kv`` can serve any number of batches."""
+        from transformers import DynamicCache
+
+        return DynamicCache(ddp_cache_data=[(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in kv])
+
+    def _step_kv(self) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+        """The prefix's cache for a whole evaluation call (``prefix_cache="step"``), else None."""
+        if self.config.prefix_cache != "step" or not self.prefix_ids:
+            return None
+        with self._autocast():
+            return self._prefix_kv()
+
+    def _mask4d(self, allowed: torch.Tensor) -> torch.Tensor:
+        """A (B, Q, K) boolean "query may attend key" as the model's 4-D attention mask: boolean
+        for ``sdpa``, additive (0 or the float32 minimum) for ``eager``."""
+        if self._attn == "sdpa":
+            return allowed[:, None]
+        return torch.zeros(allowed.shape, dtype=torch.float32, device=allowed.device).masked_fill(
+            ~allowed, torch.finfo(torch.float32).min
+        )[:, None]
+
+    def _forward(self, ids: torch.Tensor, mask: torch.Tensor, keep: int,
+                 kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
         """Logits (B, keep, V) of the last ``keep`` positions of the left-padded rows ``ids``,
-        each row preceded by the shared prefix."""
+        each row preceded by the shared prefix (run here, or its cache ``kv`` if given)."""
         B = ids.shape[0]
-        extra, P = self._context(B)
+        if kv is not None:
+            extra, P = {self._cache_kw: self._cache_from(kv, B)}, len(self.prefix_ids)
+        else:
+            extra, P = self._context(B)
         attention = mask if not P else torch.cat([mask.new_ones(B, P), mask], dim=1)
         position = P + (mask.cumsum(1) - 1).clamp(min=0)
         if self._keep_kw is not None:
@@ -585,16 +704,20 @@ class LoRAStudent:
             n_scored.append(len(a))
         return rows, n_scored
 
-    def _batch_loss(self, examples: Sequence[Example]) -> tuple[torch.Tensor, torch.Tensor, int, float]:
+    def _batch_loss(self, examples: Sequence[Example], kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor, int, float]:
         """(mean token loss of the batch, (B,) per-row mean loss detached, tokens, training FLOPs).
 
         Tokens are the rows' real tokens plus the prefix once; FLOPs follow
-        :meth:`flops_per_token` with the output head counted at the computed logits only."""
+        :meth:`flops_per_token` with the output head counted at the computed logits only.
+        ``kv``: the prefix's cache, computed once by the caller (``prefix_cache="step"``)."""
+        if self.config.pack_tokens:
+            return self._packed_loss(examples, kv)
         rows, n_scored = self._rows(examples)
         ids, mask = self._pad_left(rows)
         K = max(n_scored)
         with self._autocast():
-            logits = self._forward(ids, mask, K + 1)[:, :-1].float()  # position t predicts t + 1
+            logits = self._forward(ids, mask, K + 1, kv)[:, :-1].float()  # position t predicts t + 1
         targets = torch.full((len(rows), K), -100, dtype=torch.long, device=self.device)
         for b, n in enumerate(n_scored):
             targets[b, K - n:] = ids[b, ids.shape[1] - n:]
@@ -603,9 +726,86 @@ class LoRAStudent:
         scored = (targets != -100).sum(1)
         loss = tok.sum() / scored.sum()
         per_row = (tok.detach().sum(1) / scored).double()
-        tokens = int(mask.sum().item()) + len(self.prefix_ids)
+        tokens = sum(len(r) for r in rows) + len(self.prefix_ids)  # the mask's sum, without a host sync
         kept = len(rows) * (K + 1) + (1 if self.prefix_ids else 0)
         return loss, per_row, tokens, self._batch_flops(tokens, kept, len(self.prefix_ids) + ids.shape[1])
+
+    @staticmethod
+    def _pack(lengths: Sequence[int], capacity: int) -> list[list[int]]:
+        """Row indices per packed sequence: first fit, longest row first (ties in row order), at
+        most ``capacity`` tokens a sequence unless one row alone is longer."""
+        bins: list[list[int]] = []
+        fill: list[int] = []
+        for i in sorted(range(len(lengths)), key=lambda j: -lengths[j]):
+            for b in range(len(bins)):
+                if fill[b] + lengths[i] <= capacity:
+                    bins[b].append(i)
+                    fill[b] += lengths[i]
+                    break
+            else:
+                bins.append([i])
+                fill.append(lengths[i])
+        return bins
+
+    def _packed_loss(self, examples: Sequence[Example], kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor, int, float]:
+        """:meth:`_batch_loss` with the rows packed (``pack_tokens``): each row attends the shared
+        prefix and its own earlier tokens only, at the positions it has alone after the prefix;
+        the output head runs at the scored positions only."""
+        rows, n_scored = self._rows(examples)
+        P, dev = len(self.prefix_ids), self.device
+        lengths = [len(r) for r in rows]
+        bins = self._pack(lengths, max(self.config.pack_tokens, max(lengths)))
+        R, T = len(bins), max(sum(lengths[i] for i in b) for b in bins)
+        ids = np.full((R, T), self.pad_id, dtype=np.int64)
+        pos = np.zeros((R, T), dtype=np.int64)
+        seg = np.full((R, T), -1, dtype=np.int64)
+        q_row: list[int] = []
+        q_col: list[int] = []
+        target: list[int] = []
+        owner: list[int] = []
+        for r, b in enumerate(bins):
+            o = 0
+            for i in b:
+                L, n = lengths[i], n_scored[i]
+                ids[r, o : o + L] = rows[i]
+                pos[r, o : o + L] = P + np.arange(L)
+                seg[r, o : o + L] = i
+                q_row += [r] * n
+                q_col += range(o + L - n - 1, o + L - 1)  # position t predicts t + 1
+                target += rows[i][L - n :]
+                owner += [i] * n
+                o += L
+        seg_t = torch.from_numpy(seg).to(dev)
+        real = seg_t >= 0
+        eye = torch.eye(T, dtype=torch.bool, device=dev)
+        own = (seg_t[:, :, None] == seg_t[:, None, :]) & torch.ones(T, T, dtype=torch.bool, device=dev).tril()
+        allowed = (own & real[:, :, None]) | (eye & ~real[:, :, None])  # a padding query sees only itself
+        if P:
+            allowed = torch.cat([real[:, :, None].expand(R, T, P), allowed], dim=2)
+        base = self.model.get_base_model()
+        decoder = base.get_decoder()
+        with self._autocast():
+            extra: dict[str, Any] = {}
+            if P:
+                extra = {self._decoder_cache_kw(decoder): self._cache_from(kv if kv is not None else self._prefix_kv(), R),
+                         "use_cache": True}
+            hidden = decoder(input_ids=torch.from_numpy(ids).to(dev), attention_mask=self._mask4d(allowed),
+                             position_ids=torch.from_numpy(pos).to(dev), **extra).last_hidden_state
+            rr = torch.tensor(q_row, device=dev)
+            cc = torch.tensor(q_col, device=dev)
+            logits = base.get_output_embeddings()(hidden[rr, cc]).float()
+        tok = F.cross_entropy(logits, torch.tensor(target, device=dev), reduction="none")
+        loss = tok.sum() / len(target)
+        sums = torch.zeros(len(rows), dtype=tok.dtype, device=dev).index_add_(0, torch.tensor(owner, device=dev),
+                                                                              tok.detach())
+        per_row = (sums / torch.tensor(n_scored, dtype=tok.dtype, device=dev)).double()
+        tokens = sum(lengths) + P
+        kept = len(target) + (1 if P else 0)
+        return loss, per_row, tokens, self._batch_flops(tokens, kept, P + max(lengths))
+
+    def _decoder_cache_kw(self, decoder: torch.nn.Module) -> str:
+        return "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
 
     # ------------------------------------------------------------------ training
     def train(self, examples: Sequence[Example], rng: np.random.Generator | None = None) -> TrainStats:
@@ -646,7 +846,10 @@ class LoRAStudent:
         self.model.train()
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(torch_seed)  # LoRA dropout only
-            for epoch in range(c.epochs_per_step):
+            fast = bool(c.pack_tokens) or c.prefix_cache == "step"
+            if fast:
+                losses = self._train_passes(pool, first_new, rng, stats, cell_sum, cell_n)
+            for epoch in range(0 if fast else c.epochs_per_step):
                 order = rng.permutation(len(pool))
                 for i in range(0, len(pool), c.batch_size):
                     idx = order[i : i + c.batch_size]
@@ -686,6 +889,50 @@ class LoRAStudent:
         stats.seconds = time.perf_counter() - t0
         return stats
 
+    def _train_passes(self, pool: list[Example], first_new: int, rng: np.random.Generator, stats: TrainStats,
+                      cell_sum: dict[tuple[str, int], float], cell_n: dict[tuple[str, int], int]) -> list[float]:
+        """The passes of :meth:`train` with ``pack_tokens`` or ``prefix_cache="step"``: the same
+        order, mini-batches and optimiser steps, reading the device once per optimiser step (is the
+        loss and the gradient norm finite, before the step) and once at the end (the losses and
+        the per-row losses), instead of several times per mini-batch. Returns the batch losses."""
+        c = self.config
+        params = [p for _, p in self._lora]
+        losses: list[torch.Tensor] = []
+        rows: list[tuple[np.ndarray, torch.Tensor]] = []
+        for epoch in range(c.epochs_per_step):
+            order = rng.permutation(len(pool))
+            for i in range(0, len(pool), c.batch_size):
+                idx = order[i : i + c.batch_size]
+                loss, per_row, tokens, flops = self._batch_loss([pool[j] for j in idx])
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if c.grad_clip > 0:
+                    norm = torch.nn.utils.clip_grad_norm_(params, c.grad_clip)
+                else:
+                    norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params if p.grad is not None]))
+                finite = torch.stack([torch.isfinite(loss.detach()), torch.isfinite(norm)]).tolist()  # one sync
+                if not all(finite):
+                    self.optimizer.zero_grad(set_to_none=True)
+                    what = f"training loss became {loss.item()}" if not finite[0] else f"gradient norm became {norm.item()}"
+                    raise TrainingDivergedError(self._diverged(what, stats), stats.optimizer_steps)
+                self.optimizer.step()
+                self.step += 1
+                losses.append(loss.detach())
+                if epoch == 0:
+                    rows.append((idx, per_row))
+                stats.tokens += tokens
+                stats.optimizer_steps += 1
+                stats.flops += flops
+        if rows:
+            per_row_all = torch.cat([r for _, r in rows]).tolist()
+            idx_all = np.concatenate([i for i, _ in rows])
+            for j, r in zip(idx_all, per_row_all, strict=True):
+                if j >= first_new:
+                    key = (pool[j].skill, pool[j].difficulty)
+                    cell_sum[key] = cell_sum.get(key, 0.0) + r
+                    cell_n[key] = cell_n.get(key, 0) + 1
+        return torch.stack(losses).tolist()
+
     def _diverged(self, what: str, stats: TrainStats) -> str:
         return diverged_message(what, self.step, stats.optimizer_steps, "adapter", "Lower LoRAStudent lr.")
 
@@ -696,8 +943,9 @@ class LoRAStudent:
         self.model.eval()
         out = np.zeros(len(examples), dtype=np.float64)
         bs = self.config.eval_batch_size
+        kv = self._step_kv() if len(examples) else None
         for i in range(0, len(examples), bs):
-            out[i : i + bs] = self._batch_loss(examples[i : i + bs])[1].cpu().numpy()
+            out[i : i + bs] = self._batch_loss(examples[i : i + bs], kv)[1].cpu().numpy()
         return out
 
     @torch.no_grad()
@@ -714,12 +962,19 @@ class LoRAStudent:
         )
         results: list[str] = []
         bs = self.config.eval_batch_size
+        kv = self._step_kv() if len(prompts) else None
         for i in range(0, len(prompts), bs):
             rows = [self.prompt_ids(p) for p in prompts[i : i + bs]]
+            if self.config.decode == "fixed":
+                results += [self._decode_answer(r) for r in self._greedy_fixed(rows, kv, max_new_tokens)]
+                continue
             ids, mask = self._pad_left(rows)
             B = ids.shape[0]
             with self._autocast():
-                extra, P = self._context(B)
+                if kv is not None:
+                    extra, P = {self._cache_kw: self._cache_from(kv, B)}, len(self.prefix_ids)
+                else:
+                    extra, P = self._context(B)
                 if P:
                     prefix = torch.tensor([self.prefix_ids], device=self.device).expand(B, P)
                     ids, mask = torch.cat([prefix, ids], 1), torch.cat([mask.new_ones(B, P), mask], 1)
@@ -727,6 +982,44 @@ class LoRAStudent:
             for row in out[:, ids.shape[1]:].tolist():
                 results.append(self._decode_answer(row))
         return results
+
+    def _greedy_fixed(self, rows: list[list[int]], kv: list[tuple[torch.Tensor, torch.Tensor]] | None,
+                      max_new_tokens: int) -> list[list[int]]:
+        """``decode="fixed"``: exactly ``max_new_tokens`` greedy tokens per row after the shared
+        prefix and the left-padded ``rows``, with explicit 4-D masks (so the model builds none
+        from a padding mask) and the argmax kept on the device; one transfer at the end."""
+        from transformers import DynamicCache
+
+        ids, mask = self._pad_left(rows)
+        B, T = ids.shape
+        P, dev = len(self.prefix_ids), self.device
+        with self._autocast():
+            if P:
+                cache = self._cache_from(kv if kv is not None else self._prefix_kv(), B)
+            else:
+                cache = DynamicCache()
+            real = mask.bool()
+            causal = torch.ones(T, T, dtype=torch.bool, device=dev).tril()
+            eye = torch.eye(T, dtype=torch.bool, device=dev)
+            allowed = (causal[None] & real[:, None, :]) | (eye[None] & ~real[:, :, None])  # a pad query sees itself
+            if P:
+                allowed = torch.cat([torch.ones(B, T, P, dtype=torch.bool, device=dev), allowed], dim=2)
+            keys = torch.cat([torch.ones(B, P, dtype=torch.bool, device=dev), real], dim=1)
+            pos = P + (mask.cumsum(1) - 1).clamp(min=0)
+            keep = {self._keep_kw: 1} if self._keep_kw is not None else {}
+            out = self.model(input_ids=ids, attention_mask=self._mask4d(allowed), position_ids=pos, use_cache=True,
+                             **{self._cache_kw: cache}, **keep)
+            token = out.logits[:, -1].argmax(-1)
+            new = [token]
+            at = pos[:, -1:] + 1
+            for _ in range(max_new_tokens - 1):
+                keys = torch.cat([keys, keys.new_ones(B, 1)], dim=1)
+                out = self.model(input_ids=token[:, None], attention_mask=self._mask4d(keys[:, None, :]), position_ids=at,
+                                 use_cache=True, **{self._cache_kw: cache}, **keep)
+                token = out.logits[:, -1].argmax(-1)
+                new.append(token)
+                at = at + 1
+        return torch.stack(new, dim=1).tolist()
 
     def _decode_answer(self, ids: list[int]) -> str:
         if self.eos_id in ids:
