@@ -21,10 +21,30 @@ Two parts (``--parts``):
   machine shared with other jobs the wall-clock rates are lower than the machine can do, and
   with one torch thread the CPU-second rates estimate a dedicated core.
 
+- ``shapes``: the student's speed on randomly initialised models of real shapes, built from a
+  config written in this script (``--shapes``: ``tiny``, ``smollm2-135m``, ``qwen2.5-0.5b``,
+  ``qwen2.5-1.5b``; no download: a one-character-per-token tokenizer stands in, which tokenizes
+  digits one by one as SmolLM2's and Qwen's do) and on any local model directories
+  (``--model-dirs``), on ``--device`` (cpu or cuda), each with each student path in ``--paths``
+  (``baseline``: the id's defaults; ``gpu``: ``distillgym.students.lora.GPU_KWARGS``; ``gpu16``:
+  the same with the id's ``batch_size`` of 16, the same training recipe as the baseline). One
+  episode of ``--env`` (``--shape-env-kwargs`` overrides its defaults) with the uniform teacher:
+  the episode's wall time (reset and steps; loading the model apart), training tokens per second
+  of training and of the episode, the MFU of training against the device's measured matmul peak
+  (bf16 on CUDA, the dtype autocast computes in; float32 on a CPU, at ``--threads``), the peak
+  memory (CUDA: ``torch.cuda.max_memory_allocated``; CPU: peak resident memory) and each step's
+  wall time split into *device* time (the student's ``train``, ``predict`` and ``answer_loss``
+  calls, until their results are on the host) and *host* time (the rest: data generation,
+  checking, the env's bookkeeping). The JSON (``--out``) is rewritten after every row, so a run
+  cut short keeps the rows it finished.
+
 Run (results in benchmarks/README.md; the machine's other jobs change the wall times):
     python benchmarks/lora_student.py --threads 1 --parts formats --shot-levels 0,1,2,3
     python benchmarks/lora_student.py --threads 1 --parts formats --formats fewshot --format-levels 0,1,2,3
     python benchmarks/lora_student.py --threads 1 --parts env --json --out lora-env.json
+    python benchmarks/lora_student.py --parts shapes --shapes tiny --paths baseline,gpu   # CPU smoke check
+    python benchmarks/lora_student.py --parts shapes --device cuda --shapes smollm2-135m,qwen2.5-0.5b,qwen2.5-1.5b \
+        --out lora-gpu.json   # a GPU (benchmarks/gpu_check.sh runs it time-boxed)
 """
 
 from __future__ import annotations
@@ -69,6 +89,18 @@ class Args:
     """torch threads."""
     matmul_size: int = 1024
     """Side of the square float32 matmul used as the machine's reference FLOP/s."""
+    shapes: str = "tiny"
+    """Model shapes of the shapes part: tiny, smollm2-135m, qwen2.5-0.5b, qwen2.5-1.5b (comma-separated; may be empty)."""
+    model_dirs: str = ""
+    """Local model directories (comma-separated) also timed in the shapes part."""
+    paths: str = "baseline,gpu"
+    """Student paths of the shapes part: baseline, gpu, gpu16 (comma-separated)."""
+    device: str = "cpu"
+    """Device of the shapes part: cpu or cuda."""
+    shape_env_kwargs: str = ""
+    """JSON object of gym.make keyword arguments for the shapes part (default: the env's own)."""
+    cache_dir: str = ""
+    """Where the shapes part saves its random models (default: a temporary directory, removed at the end)."""
     json: bool = False
     """Print the results as JSON instead of tables."""
     out: str = ""
@@ -305,6 +337,213 @@ def run_env(args: Args) -> dict[str, Any]:
     return result
 
 
+SHAPES: dict[str, dict[str, Any]] = {
+    # the architectures' published configs (HuggingFaceTB/SmolLM2-135M, Qwen/Qwen2.5-0.5B, Qwen/Qwen2.5-1.5B)
+    "smollm2-135m": dict(kind="llama", vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+                         num_attention_heads=9, num_key_value_heads=3, max_position_embeddings=8192,
+                         rope_theta=100000.0, rms_norm_eps=1e-5, tie_word_embeddings=True),
+    "qwen2.5-0.5b": dict(kind="qwen2", vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
+                         num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=32768,
+                         rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=True),
+    "qwen2.5-1.5b": dict(kind="qwen2", vocab_size=151936, hidden_size=1536, intermediate_size=8960,
+                         num_hidden_layers=28, num_attention_heads=12, num_key_value_heads=2,
+                         max_position_embeddings=32768, rope_theta=1000000.0, rms_norm_eps=1e-6,
+                         tie_word_embeddings=True),
+}
+"""Real shapes for the shapes part (``tiny`` is :func:`distillgym.students.lora.save_tiny_causal_lm`)."""
+
+
+def build_shape(name: str, root: str, chars: str, device: str) -> str:
+    """Save the random model ``name`` under ``root`` (once; reused if already there) and return its directory."""
+    import torch
+    from transformers import LlamaConfig, Qwen2Config
+
+    from distillgym.students.lora import save_random_causal_lm, save_tiny_causal_lm
+
+    path = os.path.join(root, name)
+    if os.path.exists(os.path.join(path, "config.json")):
+        return path
+    if name == "tiny":
+        return save_tiny_causal_lm(path, chars)
+    if name not in SHAPES:
+        raise SystemExit(f"unknown shape {name!r}; known: tiny, {', '.join(SHAPES)}")
+    spec = dict(SHAPES[name])
+    cfg = (LlamaConfig if spec.pop("kind") == "llama" else Qwen2Config)(**spec)
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    return save_random_causal_lm(path, chars, cfg, dtype=dtype, device=device)
+
+
+def _peak_flops(device: str, threads: int, n: int) -> dict[str, float]:
+    """The device's measured matmul peak: CUDA, best of 10 8192^2 products in bf16 and float32
+    (CUDA events); CPU, an ``n``^2 float32 product per wall second (at ``threads`` threads)."""
+    import torch
+
+    if not device.startswith("cuda"):
+        wall, cpu = matmul_flops(n)
+        return {"peak_flops": wall, "peak_dtype": "float32", "float32_flops": wall, "float32_flops_per_cpu_s": cpu}
+    out = {}
+    for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
+        a = torch.randn(8192, 8192, device=device, dtype=dtype)
+        b = torch.randn(8192, 8192, device=device, dtype=dtype)
+        a @ b
+        best = float("inf")
+        for _ in range(10):
+            s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            s.record()
+            a @ b
+            e.record()
+            torch.cuda.synchronize()
+            best = min(best, s.elapsed_time(e) / 1000)
+        out[f"{name}_flops"] = 2 * 8192**3 / best
+        del a, b
+    torch.cuda.empty_cache()
+    return {"peak_flops": out["bfloat16_flops"], "peak_dtype": "bfloat16", **out}
+
+
+def _peak_memory_reset(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        reset_peak_rss()
+
+
+def _peak_memory_mib(device: str) -> float:
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.cuda.max_memory_allocated() / 2**20
+    return peak_rss_mib()
+
+
+def shape_episode(args: Args, model_dir: str, path: str, peak: dict[str, float]) -> dict[str, Any]:
+    """One episode of ``args.env`` with the LoRA student on ``model_dir`` along ``path``."""
+    import gc
+
+    import gymnasium as gym
+    import numpy as np
+    import torch
+
+    import distillgym  # noqa: F401  (registers the envs)
+    from distillgym.students.lora import GPU_KWARGS
+    from distillgym.teachers import make_teacher
+    from distillgym.teachers.adapters import adapt_teacher
+
+    paths = {"baseline": {}, "gpu": dict(GPU_KWARGS), "gpu16": {**GPU_KWARGS, "batch_size": 16}}
+    if path not in paths:
+        raise SystemExit(f"unknown path {path!r}; known: {', '.join(paths)}")
+    cuda = args.device.startswith("cuda")
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    _peak_memory_reset(args.device)
+    t0 = time.perf_counter()
+    kwargs = json.loads(args.shape_env_kwargs) if args.shape_env_kwargs else {}
+    env = gym.make(args.env, device=args.device, student_kwargs={"model": model_dir, **paths[path]}, **kwargs)
+    student = env.unwrapped.student
+    sync()
+    load_s = time.perf_counter() - t0
+    device_s = [0.0]
+
+    def timed(fn: Any) -> Any:
+        def call(*a: Any, **k: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return fn(*a, **k)  # results come back on the host (stats, strings, numpy)
+            finally:
+                sync()
+                device_s[0] += time.perf_counter() - t
+        return call
+
+    for name in ("train", "predict", "answer_loss"):
+        setattr(student, name, timed(getattr(student, name)))  # instance attributes: the class is unchanged
+    t1 = time.perf_counter()
+    obs, info = env.reset(seed=args.seed)
+    reset = {"wall_s": time.perf_counter() - t1, "device_s": device_s[0]}
+    teacher = adapt_teacher(make_teacher("uniform"), info["level"])
+    teacher.reset(env.action_space, info, seed=args.seed)
+    steps, done = [], False
+    while not done:
+        action = teacher.act(obs, info)
+        device_s[0] = 0.0
+        t = time.perf_counter()
+        obs, reward, term, trunc, info = env.step(action)
+        wall = time.perf_counter() - t
+        teacher.update(obs, reward, term, trunc, info)
+        done = term or trunc
+        c, sec = info["costs"], info["costs"]["seconds"]
+        steps.append({"wall_s": wall, "device_s": device_s[0], "host_s": wall - device_s[0],
+                      "train_s": float(sec["train"]), "evaluate_s": float(sec["evaluate"]), "tokens": c["tokens"],
+                      "flops": c["student_flops"], "optimizer_steps": c["optimizer_steps"]})
+    episode_s = time.perf_counter() - t1
+    train_s = sum(x["train_s"] for x in steps)
+    tokens = sum(x["tokens"] for x in steps)
+    flops = sum(x["flops"] for x in steps)
+    row = {
+        "model_dir": model_dir, "path": path, "student_kwargs": paths[path], "device": args.device,
+        "n_params": student.n_params, "trainable_params": student.trainable_params,
+        "load_s": load_s, "episode_s": episode_s, "reset": reset,
+        "train_s": train_s, "device_s": reset["device_s"] + sum(x["device_s"] for x in steps),
+        "host_s": episode_s - reset["device_s"] - sum(x["device_s"] for x in steps),
+        "tokens": tokens, "optimizer_steps": sum(x["optimizer_steps"] for x in steps),
+        "tokens_per_train_s": tokens / train_s, "tokens_per_episode_s": tokens / episode_s,
+        "mfu_train": flops / train_s / peak["peak_flops"], "mfu_episode": flops / episode_s / peak["peak_flops"],
+        "peak_memory_mib": _peak_memory_mib(args.device),
+        "val_start_mean": float(np.mean(info["final"]["val_accuracy_start"]))
+        if "val_accuracy_start" in info["final"] else None,
+        "test_accuracy": float(info["final"]["test_accuracy"]),
+        "steps": steps,
+    }
+    env.close()
+    del env, student
+    gc.collect()
+    if cuda:
+        torch.cuda.empty_cache()
+    return row
+
+
+def run_shapes(args: Args, result: dict[str, Any]) -> list[dict[str, Any]]:
+    import shutil
+    import tempfile
+
+    import torch
+
+    from distillgym.tasks import make_suite
+
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit("--device cuda but CUDA is not available")
+    peak = _peak_flops(args.device, args.threads, args.matmul_size)
+    result["shapes_peak"] = peak
+    if args.device.startswith("cuda"):
+        result["gpu"] = torch.cuda.get_device_name()
+    import gymnasium as gym
+
+    chars = make_suite(gym.spec(args.env).kwargs.get("suite", "arith-v1")).alphabet + "\nua:"
+    root = args.cache_dir or tempfile.mkdtemp(prefix="lora-shapes-")
+    rows: list[dict[str, Any]] = []
+    result["shapes"] = rows
+    try:
+        models = [(s, None) for s in args.shapes.split(",") if s.strip()]
+        models += [(d, d) for d in args.model_dirs.split(",") if d.strip()]
+        for name, given in models:
+            t = time.perf_counter()
+            model_dir = given or build_shape(name.strip(), root, chars, args.device)
+            built_s = time.perf_counter() - t
+            for path in [p.strip() for p in args.paths.split(",") if p.strip()]:
+                row = {"shape": name, "build_s": built_s, **shape_episode(args, model_dir, path, peak)}
+                rows.append(row)
+                if args.out:
+                    emit_json(result, args.out, False)  # a run cut short keeps the rows it finished
+                if not args.json:
+                    print(f"| {name} | {path} | {row['episode_s']:.2f} | {row['tokens_per_train_s']:,.0f} | "
+                          f"{row['tokens_per_episode_s']:,.0f} | {100 * row['mfu_train']:.3f} % | "
+                          f"{row['peak_memory_mib']:,.0f} | {row['device_s']:.2f} + {row['host_s']:.2f} | "
+                          f"{row['load_s']:.1f} |", flush=True)
+    finally:
+        if not args.cache_dir:
+            shutil.rmtree(root, ignore_errors=True)
+    return rows
+
+
 def main() -> None:
     args = parse_dataclass_args(Args, __doc__.split("\n\n")[0])
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -318,13 +557,20 @@ def main() -> None:
                               "cpus": os.cpu_count(), "python": platform.python_version(),
                               "load_average_at_start": os.getloadavg()}
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    unknown = sorted(set(parts) - {"formats", "env"})
+    unknown = sorted(set(parts) - {"formats", "env", "shapes"})
     if unknown:
-        sys.exit(f"unknown part(s) {unknown}; use formats and/or env")
+        sys.exit(f"unknown part(s) {unknown}; use formats, env and/or shapes")
     if "formats" in parts:
         result["formats"] = run_formats(args, make_suite(args.suite))
     if "env" in parts:
         result["env"] = run_env(args)
+    if "shapes" in parts:
+        if not args.json:
+            print(f"## the LoRA student on {args.device}: one {args.env} episode per shape and path\n")
+            print("| shape | path | episode s | training tokens/s (training) | tokens/s (episode) | MFU (training) | "
+                  "peak memory MiB | device + host s | load s |")
+            print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+        run_shapes(args, result)
     result["wall_s"] = time.perf_counter() - t0
     result["load_average_at_end"] = os.getloadavg()
     if not emit_json(result, args.out, args.json):

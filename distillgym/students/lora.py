@@ -118,6 +118,8 @@ __all__ = [
     "GPU_KWARGS",
     "default_target_modules",
     "save_tiny_causal_lm",
+    "save_random_causal_lm",
+    "char_tokenizer",
 ]
 
 PROMPT_FORMATS = ("fewshot", "plain", "chat")
@@ -1028,20 +1030,12 @@ class LoRAStudent:
         return text.split("\n", 1)[0].strip()
 
 
-def save_tiny_causal_lm(path: str | Path, chars: str, chat_template: bool = True, seed: int = 0) -> str:
-    """Save a small, randomly initialised causal LM with a one-character-per-token tokenizer to
-    ``path`` (``save_pretrained`` of both) and return the path: a local model for tests and smoke
-    runs of the LoRA student without a download. It is a real model (trained by real gradient
-    steps), only small and untrained.
-
-    The model is a 2-layer Llama of width 32 (4 heads, 2 key/value heads, MLP width 64,
-    initializer range 0.3 so that a frozen tied embedding still allows confident logits; about
-    25k parameters); the tokenizer's vocabulary is ``<pad> <unk> <s> </s>`` and the distinct
-    characters of ``chars``. ``chat_template`` adds the template ``<s>{role[0]}:{content}</s>``
-    per message and ``<s>a:`` as the generation prompt (its letters must be in ``chars`` for the
-    ``chat`` prompt format to encode it). The weights come from ``seed`` alone."""
+def char_tokenizer(chars: str, chat_template: bool = True) -> Any:
+    """A one-character-per-token tokenizer: vocabulary ``<pad> <unk> <s> </s>`` (ids 0 to 3) and
+    the distinct characters of ``chars``; ``chat_template`` adds the template
+    ``<s>{role[0]}:{content}</s>`` per message and ``<s>a:`` as the generation prompt."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     specials = ["<pad>", "<unk>", "<s>", "</s>"]
     vocab = {t: i for i, t in enumerate(specials + sorted(set(chars) - set(specials)))}
@@ -1055,13 +1049,47 @@ def save_tiny_causal_lm(path: str | Path, chars: str, chat_template: bool = True
             "{% for m in messages %}{{ '<s>' + m['role'][0] + ':' + m['content'] + '</s>' }}{% endfor %}"
             "{% if add_generation_prompt %}{{ '<s>a:' }}{% endif %}"
         )
-    cfg = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                      pad_token_id=0, bos_token_id=2, eos_token_id=3, tie_word_embeddings=True,
-                      initializer_range=0.3)
-    with torch.random.fork_rng(devices=[]):
+    return tok
+
+
+def save_random_causal_lm(path: str | Path, chars: str, config: Any, chat_template: bool = True, seed: int = 0,
+                          dtype: torch.dtype = torch.float32, device: str = "cpu") -> str:
+    """Save a randomly initialised causal LM of any shape (``config``: a transformers config,
+    e.g. ``LlamaConfig(...)`` or ``Qwen2Config(...)``, with ``vocab_size`` at least the
+    tokenizer's) and :func:`char_tokenizer` of ``chars`` to ``path``; return the path. The pad,
+    BOS and EOS ids of ``config`` are set to the tokenizer's (0, 2, 3). For timing a real shape
+    with no download (benchmarks/lora_student.py); weights from ``seed``, drawn on ``device``
+    (a GPU draws a large model much faster) and saved in ``dtype``."""
+    from transformers import AutoModelForCausalLM
+
+    tok = char_tokenizer(chars, chat_template)
+    if int(config.vocab_size) < len(tok):
+        raise ConfigError(f"save_random_causal_lm: vocab_size {config.vocab_size} is below the tokenizer's {len(tok)}")
+    config.pad_token_id, config.bos_token_id, config.eos_token_id = 0, 2, 3
+    devices = [torch.device(device).index or 0] if torch.device(device).type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), torch.device(device):
         torch.manual_seed(int(seed))
-        model = LlamaForCausalLM(cfg)
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
     model.save_pretrained(path)
     tok.save_pretrained(path)
     return str(path)
+
+
+def save_tiny_causal_lm(path: str | Path, chars: str, chat_template: bool = True, seed: int = 0) -> str:
+    """Save a small, randomly initialised causal LM with a one-character-per-token tokenizer to
+    ``path`` (``save_pretrained`` of both) and return the path: a local model for tests and smoke
+    runs of the LoRA student without a download. It is a real model (trained by real gradient
+    steps), only small and untrained.
+
+    The model is a 2-layer Llama of width 32 (4 heads, 2 key/value heads, MLP width 64,
+    initializer range 0.3 so that a frozen tied embedding still allows confident logits; about
+    25k parameters); the tokenizer is :func:`char_tokenizer` of ``chars``. The weights come from
+    ``seed`` alone."""
+    from transformers import LlamaConfig
+
+    n_vocab = len(char_tokenizer(chars, chat_template=False))
+    cfg = LlamaConfig(vocab_size=n_vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                      pad_token_id=0, bos_token_id=2, eos_token_id=3, tie_word_embeddings=True,
+                      initializer_range=0.3)
+    return save_random_causal_lm(path, chars, cfg, chat_template=chat_template, seed=seed)
