@@ -493,12 +493,46 @@ def shape_episode(args: Args, model_dir: str, path: str, peak: dict[str, float])
         "test_accuracy": float(info["final"]["test_accuracy"]),
         "steps": steps,
     }
+    if cuda and path != "baseline":
+        row["host_syncs"] = count_syncs(student, env.unwrapped.suite)
     env.close()
     del env, student
     gc.collect()
     if cuda:
         torch.cuda.empty_cache()
     return row
+
+
+def count_syncs(student: Any, suite: Any) -> dict[str, Any]:
+    """Host synchronisations of one ``train`` call (64 examples) and one ``predict`` call (28 cells x
+    4 prompts, 8 new tokens), counted by ``torch.cuda.set_sync_debug_mode("warn")`` (the class's
+    methods, not the timed wrappers, which synchronise on purpose). The GPU path should show one
+    per optimiser step plus one at the end of ``train``, and one at the end of ``predict``, plus
+    whatever transformers or peft add."""
+    import warnings
+
+    import numpy as np
+    import torch
+
+    from distillgym.seeding import rng_for
+
+    cells = [(s, d) for s in suite.skills for d in range(suite.n_difficulties)]
+    examples = [e for k, (s, d) in enumerate(cells) for e in suite.generate(s, d, rng_for(0, 9, k), 4, split="train")]
+    out: dict[str, Any] = {}
+    snap = student.snapshot()
+    for name, call in (("train", lambda: type(student).train(student, examples[:64], np.random.default_rng(0))),
+                       ("predict", lambda: type(student).predict(student, [e.prompt for e in examples], 8))):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                call()
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        syncs = [f"{w.filename}:{w.lineno}" for w in caught if "synchroniz" in str(w.message).lower()]
+        out[name] = {"count": len(syncs), "where": sorted(set(syncs))[:8]}
+    student.restore(snap)
+    return out
 
 
 def run_shapes(args: Args, result: dict[str, Any]) -> list[dict[str, Any]]:
