@@ -2,12 +2,15 @@
 # Issue 19's GPU measurements in one prepared run of at most 8 minutes on one H100/H200-class GPU.
 #
 #   OUT=/some/dir bash benchmarks/gpu_check.sh          # the GPU run (--device cuda)
-#   OUT=/tmp/gpu-dry bash benchmarks/gpu_check.sh --dry  # every part with tiny sizes on a CPU (about 15 CPU s)
+#   OUT=/tmp/gpu-dry bash benchmarks/gpu_check.sh --dry  # every part with tiny sizes on a CPU (about 20 CPU s)
 #
-# Run from anywhere inside a checkout; results go to $OUT as they are made (each part's JSON and
-# log, parts.jsonl: one line per part with its exit status and seconds, env.json: the machine).
-# Every part is time-boxed with `timeout`, and the whole run stops starting parts once its budget
-# (TOTAL_S, default 470 s) is spent, so a slow part costs only its own rows.
+# Run from anywhere inside a checkout. What comes back is at most 5 files in $OUT, rewritten after
+# every part (the project's device machine returns at most 8): env.json (the machine and library
+# versions), parts.jsonl (one line per part: exit status, seconds, limit), results.json (every
+# part's JSON by part name), logs.txt (the last lines of every part's log) and pip.log. Each part's
+# own files are in $WORK (default /tmp/gpu-check-work). Every part is time-boxed with `timeout`,
+# and the run starts no part once its budget (TOTAL_S, default 470 s) is spent, so a slow part
+# costs only its own rows.
 #
 # Parts, in order:
 #   1. benchmarks/vector.py --parts env --device cuda on distillgym/ArithMix-v2 at N = 1, 16, 64,
@@ -17,50 +20,76 @@
 #      Qwen2.5-1.5B shapes (random weights built from configs in the script, no download), each with
 #      the baseline path (the id's defaults) and the GPU path (distillgym.students.lora.GPU_KWARGS).
 #
-# Needs python with torch (CUDA), transformers, peft and numpy. gymnasium, cloudpickle,
-# farama-notifications and tqdm are installed from ./.whl if they are missing (a machine with
-# torch but not gymnasium or SB3); make that folder on a machine with a package index:
-#   pip download --no-deps --only-binary=:all: -d .whl gymnasium==1.4.0 cloudpickle farama-notifications tqdm
-# (.whl/ is git-ignored: carry it to the GPU machine with the checkout). distillgym itself runs
-# from the checkout (PYTHONPATH), not installed. SB3 is not needed.
+# Needs python3 with torch (CUDA), transformers, peft and numpy (the project's H200 image has them,
+# and not gymnasium). gymnasium and its small dependencies are installed from ./.whl into /tmp/site
+# when gymnasium is missing; make that folder where pip reaches an index (.whl/ is git-ignored: do
+# not commit it; carry it with the checkout):
+#   pip download --no-deps --only-binary=:all: -d .whl gymnasium==1.4.0 farama-notifications cloudpickle tqdm
+# distillgym itself runs from the checkout (PYTHONPATH), not installed. SB3 is not needed.
 set -u
 DRY=0
 [ "${1:-}" = "--dry" ] && DRY=1
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 OUT=${OUT:-$ROOT/gpu-check-out}
-mkdir -p "$OUT"
+WORK=${WORK:-/tmp/gpu-check-work}
+mkdir -p "$OUT" "$WORK"
 PY=${PYTHON:-python3}
-export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
 START=$(date +%s)
 TOTAL_S=${TOTAL_S:-470}
 
-missing=$($PY - <<'EOF'
-import importlib.util
-print(" ".join(m for m in ("gymnasium", "cloudpickle", "farama_notifications", "tqdm") if importlib.util.find_spec(m) is None))
-EOF
-)
-if [ -n "$missing" ]; then
-  echo "installing from .whl: $missing"
-  $PY -m pip install -q --no-index --find-links "$ROOT/.whl" --no-deps $(ls "$ROOT"/.whl/*.whl 2>/dev/null) \
-    > "$OUT/pip.log" 2>&1 || { echo "pip install from .whl failed (see $OUT/pip.log); is .whl/ carried?"; }
+if ! $PY -c "import gymnasium" 2>/dev/null; then
+  echo "gymnasium is missing: installing the wheels of .whl into /tmp/site"
+  if $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+      "$ROOT"/.whl/*.whl > "$OUT/pip.log" 2>&1; then
+    export PYTHONPATH="$PYTHONPATH:/tmp/site"
+  else
+    echo "pip install from .whl failed (see pip.log): was .whl/ carried? The parts will fail to import gymnasium."
+  fi
 fi
 
-$PY - > "$OUT/env.json" <<'EOF'
+$PY - > "$OUT/env.json" <<'PYEOF'
 import json, os, platform, subprocess, torch, transformers
 try:
     import peft
     pv = peft.__version__
 except ImportError:
     pv = None
+try:
+    import gymnasium
+    gv = gymnasium.__version__
+except ImportError:
+    gv = None
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 print(json.dumps({"torch": torch.__version__, "cuda": torch.version.cuda, "transformers": transformers.__version__,
-                  "peft": pv, "python": platform.python_version(), "cpus": os.cpu_count(), "commit": commit or None,
+                  "peft": pv, "gymnasium": gv, "python": platform.python_version(), "cpus": os.cpu_count(),
+                  "commit": commit or None,
                   "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}, indent=1))
-EOF
+PYEOF
 cat "$OUT/env.json"
 
-# run NAME SECONDS COMMAND...: time-boxed, logged, one line in parts.jsonl
+# collect: rebuild results.json and logs.txt in $OUT from the parts' files in $WORK
+collect() {
+  $PY - "$WORK" "$OUT" <<'PYEOF'
+import glob, json, os, sys
+work, out = sys.argv[1], sys.argv[2]
+results = {}
+for f in sorted(glob.glob(os.path.join(work, "*.json"))):
+    try:
+        results[os.path.basename(f)[:-5]] = json.load(open(f))
+    except (OSError, ValueError) as err:
+        results[os.path.basename(f)[:-5]] = {"unreadable": str(err)}
+json.dump(results, open(os.path.join(out, "results.json"), "w"), indent=1)
+with open(os.path.join(out, "logs.txt"), "w") as o:
+    for f in sorted(glob.glob(os.path.join(work, "*.log"))):
+        lines = open(f, errors="replace").read().splitlines()
+        o.write(f"==== {os.path.basename(f)} (last {min(len(lines), 80)} of {len(lines)} lines)\n")
+        o.write("\n".join(lines[-80:]) + "\n")
+PYEOF
+}
+
+# run NAME SECONDS COMMAND...: time-boxed, logged in $WORK, one line in parts.jsonl, then collect
 run() {
   local name=$1 limit=$2
   shift 2
@@ -70,12 +99,14 @@ run() {
     return
   fi
   [ "$limit" -gt "$left" ] && limit=$left
-  local t0=$(date +%s)
+  local t0
+  t0=$(date +%s)
   echo "== $name (at most $limit s)"
-  timeout -k 5 "$limit" "$@" > "$OUT/$name.log" 2>&1
+  timeout -k 5 "$limit" "$@" > "$WORK/$name.log" 2>&1
   local rc=$?
   echo "{\"part\": \"$name\", \"rc\": $rc, \"seconds\": $(($(date +%s) - t0)), \"limit_s\": $limit}" >> "$OUT/parts.jsonl"
-  tail -n 3 "$OUT/$name.log"
+  tail -n 2 "$WORK/$name.log"
+  collect
 }
 
 if [ "$DRY" = 1 ]; then
@@ -98,8 +129,8 @@ fi
 
 i=0
 for n in $NS; do
-  run "vector_n$n" "${VLIMIT[$i]}" $PY benchmarks/vector.py --parts env --device $DEV --n "$n" --steps 2 \
-    --env-kwargs "$VKW" --json --out "$OUT/vector_n$n.json"
+  run "vector_n$n" "${VLIMIT[$i]}" "$PY" benchmarks/vector.py --parts env --device $DEV --n "$n" --steps 2 \
+    --env-kwargs "$VKW" --out "$WORK/vector_n$n.json"
   i=$((i + 1))
 done
 
@@ -109,8 +140,8 @@ for shape in $SHAPES; do
     qwen2.5-0.5b) limit=${LLIMIT:-70} ;;
     *) limit=${LLIMIT:-90} ;;
   esac
-  run "lora_$shape" "$limit" $PY benchmarks/lora_student.py --parts shapes --device $DEV --shapes "$shape" \
-    --paths baseline,gpu --shape-env-kwargs "$LKW" --json --out "$OUT/lora_$shape.json"
+  run "lora_$shape" "$limit" "$PY" benchmarks/lora_student.py --parts shapes --device $DEV --shapes "$shape" \
+    --paths baseline,gpu --shape-env-kwargs "$LKW" --out "$WORK/lora_$shape.json"
 done
 
 echo "done in $(($(date +%s) - START)) s; results in $OUT"
