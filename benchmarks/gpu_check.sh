@@ -138,7 +138,7 @@ for shape in $SHAPES; do
   case $shape in
     smollm2-135m) limit=${LLIMIT:-75} ;;
     qwen2.5-0.5b) limit=${LLIMIT:-70} ;;
-    *) limit=${LLIMIT:-90} ;;
+    *) limit=${LLIMIT:-120} ;;  # the run's budget (TOTAL_S) cuts it to what is left
   esac
   run "lora_$shape" "$limit" "$PY" benchmarks/lora_student.py --parts shapes --device $DEV --shapes "$shape" \
     --paths baseline,gpu --shape-env-kwargs "$LKW" --out "$WORK/lora_$shape.json"
