@@ -241,3 +241,28 @@ def test_a_diverging_packed_step_is_refused_before_it_is_applied(tiny_dir, rec, 
     assert err.value.applied == 0 and st.step == 0
     after = st.adapter_state()
     assert all(torch.equal(before[k], after[k]) or torch.isnan(before[k]).all() for k in before)
+
+
+def test_packing_refuses_a_model_that_changes_its_logits_after_the_head(tmp_path, rec, v1, monkeypatch):
+    """Granite divides its logits by ``logits_scaling`` after the output head, which no config field
+    that the student checks names. Packing applies the head to the decoder's hidden states itself,
+    so it would score other logits than the model's (shown below with the check switched off): the
+    student refuses it, and the default path, which runs the model's own forward, takes it."""
+    from transformers import GraniteConfig
+
+    from distillgym.students.lora import char_tokenizer, save_random_causal_lm
+
+    chars = v1.alphabet + "\nua:"
+    cfg = GraniteConfig(vocab_size=len(char_tokenizer(chars, chat_template=False)), hidden_size=32,
+                        intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                        max_position_embeddings=512, tie_word_embeddings=True, initializer_range=0.3,
+                        logits_scaling=4.0)
+    granite = save_random_causal_lm(tmp_path / "granite", chars, cfg)
+    with pytest.raises(ConfigError, match="changes its logits after the head"):
+        _student(granite, v1, pack_tokens=64)
+    held = rec.data(v1, 2, seed=2, split="val")
+    ref = _student(granite, v1).answer_loss(held)
+    assert np.isfinite(ref).all()
+    monkeypatch.setattr(LoRAStudent, "_check_head", lambda self, base: None)
+    unchecked = _student(granite, v1, pack_tokens=64).answer_loss(held)
+    assert not np.allclose(unchecked, ref, rtol=1e-3)  # what the check prevents: other losses, silently

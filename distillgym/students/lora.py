@@ -511,6 +511,31 @@ class LoRAStudent:
             )
         if c.pack_tokens and (base.get_output_embeddings() is None or not hasattr(base, "get_decoder")):
             raise ConfigError(f"{_OWNER} pack_tokens > 0 needs a causal LM with a decoder and an output head; use pack_tokens=0")
+        if c.pack_tokens:
+            self._check_head(base)
+
+    @torch.no_grad()
+    def _check_head(self, base: torch.nn.Module) -> None:
+        """Packing takes the logits as the output head of the decoder's hidden states. Some models'
+        own forward does more after the head (Granite divides the logits by ``logits_scaling``;
+        no config field names every such step), so compare the two on a few tokens and refuse
+        the model if they differ."""
+        ids = torch.tensor([(self.prefix_ids + self._encode(self.suite.alphabet))[:32]], device=self.device)
+        was_training = base.training
+        base.eval()
+        try:
+            with self._autocast():
+                full = base(input_ids=ids, use_cache=False).logits.float()
+                own = base.get_output_embeddings()(base.get_decoder()(input_ids=ids, use_cache=False).last_hidden_state)
+        finally:
+            base.train(was_training)
+        # the same kernels on the same tokens: equal, up to bf16 rounding on a GPU; a scaling of the logits is not
+        if full.shape != own.shape or not torch.allclose(own.float(), full, rtol=2e-2, atol=1e-3):
+            raise ConfigError(
+                f"{_OWNER} pack_tokens > 0 applies the output head to the decoder's hidden states, but the model at "
+                f"{str(self.path)!r} changes its logits after the head (its forward's logits differ from the head's "
+                "output on the same tokens); use pack_tokens=0"
+            )
 
     def _wrap(self, base: torch.nn.Module) -> torch.nn.Module:
         from peft import LoraConfig, get_peft_model
