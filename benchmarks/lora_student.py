@@ -59,6 +59,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from _args import emit_json, parse_dataclass_args  # benchmarks/_args.py, beside this script
+from _peak import cuda_matmul_flops  # benchmarks/_peak.py
 
 
 @dataclass
@@ -376,27 +377,10 @@ def build_shape(name: str, root: str, chars: str, device: str) -> str:
 def _peak_flops(device: str, threads: int, n: int) -> dict[str, float]:
     """The device's measured matmul peak: CUDA, best of 10 8192^2 products in bf16 and float32
     (CUDA events); CPU, an ``n``^2 float32 product per wall second (at ``threads`` threads)."""
-    import torch
-
     if not device.startswith("cuda"):
         wall, cpu = matmul_flops(n)
         return {"peak_flops": wall, "peak_dtype": "float32", "float32_flops": wall, "float32_flops_per_cpu_s": cpu}
-    out = {}
-    for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
-        a = torch.randn(8192, 8192, device=device, dtype=dtype)
-        b = torch.randn(8192, 8192, device=device, dtype=dtype)
-        a @ b
-        best = float("inf")
-        for _ in range(10):
-            s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            s.record()
-            a @ b
-            e.record()
-            torch.cuda.synchronize()
-            best = min(best, s.elapsed_time(e) / 1000)
-        out[f"{name}_flops"] = 2 * 8192**3 / best
-        del a, b
-    torch.cuda.empty_cache()
+    out = {f"{k}_flops": v for k, v in cuda_matmul_flops(device).items()}
     return {"peak_flops": out["bfloat16_flops"], "peak_dtype": "bfloat16", **out}
 
 

@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 from _args import emit_json, parse_dataclass_args  # benchmarks/_args.py, beside this script
+from _peak import cuda_matmul_flops  # benchmarks/_peak.py
 
 
 @dataclass
@@ -122,20 +123,7 @@ def device_peak(device: str, threads: int, n: int) -> dict[str, float]:
     import torch
 
     if device.startswith("cuda"):
-        out = {}
-        for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
-            a = torch.randn(8192, 8192, device=device, dtype=dtype)
-            b = torch.randn(8192, 8192, device=device, dtype=dtype)
-            a @ b
-            best = float("inf")
-            for _ in range(10):
-                s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                s.record()
-                a @ b
-                e.record()
-                torch.cuda.synchronize()
-                best = min(best, s.elapsed_time(e) / 1000)
-            out[name] = 2 * 8192**3 / best
+        out = cuda_matmul_flops(device)
         return {"peak_flops": out["float32"], "bf16_flops": out["bfloat16"], "tf32": float(torch.backends.cuda.matmul.allow_tf32)}
     one = matmul_flops(n)
     return {"peak_flops": one * threads, "one_thread_flops": one}
