@@ -52,9 +52,25 @@ def v1():
 
 
 def _same_machine(recorded, rec) -> bool:
-    keys = ("cpu", "machine", "torch", "torch_cpu_capability", "numpy")
+    keys = ("cpu", "machine", "torch", "torch_cpu_capability", "numpy", "transformers", "peft")
     now = rec.fingerprint()
-    return all(now[k] == recorded["fingerprint"][k] for k in keys)
+    return all(now[k] == recorded["fingerprint"].get(k) for k in keys)
+
+
+def test_the_bit_exact_replay_needs_the_recordings_transformers_and_peft(rec, recorded, monkeypatch):
+    """The exact comparison runs only where the machine and the libraries the student computes
+    through are the recording's; with another transformers or peft the replay falls back to the
+    tolerances (a new release may order the same arithmetic otherwise)."""
+    import peft
+    import transformers
+
+    assert {"transformers", "peft"} <= set(recorded["fingerprint"])
+    here = _same_machine(recorded, rec)
+    for lib in (transformers, peft):
+        with monkeypatch.context() as m:
+            m.setattr(lib, "__version__", "0.0.0")
+            assert not _same_machine(recorded, rec)
+    assert _same_machine(recorded, rec) == here
 
 
 def _floats(xs) -> np.ndarray:

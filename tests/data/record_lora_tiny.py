@@ -33,10 +33,16 @@ ENV_ACTIONS = ([0, 0], [2, 1])
 
 
 def fingerprint() -> dict:
+    """The machine's fingerprint (tests/data/record_v2_trajectory.py) and the versions of the
+    libraries the LoRA student computes through: another transformers or peft may order the same
+    float arithmetic otherwise, so a bit-exact replay needs the same ones."""
+    import peft
+    import transformers
+
     spec = importlib.util.spec_from_file_location("record_v2_trajectory", DATA / "record_v2_trajectory.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    return mod._fingerprint()
+    return {**mod._fingerprint(), "transformers": transformers.__version__, "peft": peft.__version__}
 
 
 def digest(state: dict[str, torch.Tensor]) -> str:
