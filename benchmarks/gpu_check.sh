@@ -61,7 +61,10 @@ try:
     gv = gymnasium.__version__
 except ImportError:
     gv = None
-commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+try:  # the device machine's copy may have no .git, and its image no git
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+except OSError:
+    commit = ""
 print(json.dumps({"torch": torch.__version__, "cuda": torch.version.cuda, "transformers": transformers.__version__,
                   "peft": pv, "gymnasium": gv, "python": platform.python_version(), "cpus": os.cpu_count(),
                   "commit": commit or None,
