@@ -96,6 +96,10 @@ def test_the_default_path_replays_the_numbers_recorded_before_the_options(tiny_d
         assert now["predict"] == recorded[fmt]["predict"]
         np.testing.assert_allclose(_floats(t["loss"] for t in now["train"]),
                                    _floats(t["loss"] for t in recorded[fmt]["train"]), rtol=1e-4)
+        np.testing.assert_allclose(_floats(now["answer_loss"]), _floats(recorded[fmt]["answer_loss"]), rtol=1e-4)
+        for t, r in zip(now["train"], recorded[fmt]["train"], strict=True):
+            assert t["cell_loss"].keys() == r["cell_loss"].keys()
+            np.testing.assert_allclose(_floats(t["cell_loss"].values()), _floats(r["cell_loss"].values()), rtol=1e-4)
     assert [t["tokens"] for t in now["train"]] == [t["tokens"] for t in recorded[fmt]["train"]]
 
 
