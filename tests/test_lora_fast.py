@@ -286,3 +286,20 @@ def test_packing_refuses_a_model_that_changes_its_logits_after_the_head(tmp_path
     monkeypatch.setattr(LoRAStudent, "_check_head", lambda self, base: None)
     unchecked = _student(granite, v1, pack_tokens=64).answer_loss(held)
     assert not np.allclose(unchecked, ref, rtol=1e-3)  # what the check prevents: other losses, silently
+
+
+@pytest.mark.parametrize("option", [dict(pack_tokens=64), dict(prefix_cache="step"), dict(decode="fixed")])
+def test_the_cache_reusing_options_refuse_a_transformers_without_cache_layers(tiny_dir, v1, monkeypatch, option):
+    """pyproject allows transformers >= 4.45, whose DynamicCache before 4.54 has no ``layers``: the
+    options that rebuild the prefix's cache from them are refused with the fix at construction,
+    not an AttributeError in the middle of the first step; the defaults still run there."""
+    import transformers
+
+    class OldCache:  # transformers < 4.54: key_cache and value_cache lists, no layers
+        def __init__(self, *args, **kwargs):
+            self.key_cache, self.value_cache = [], []
+
+    monkeypatch.setattr(transformers, "DynamicCache", OldCache)
+    with pytest.raises(ConfigError, match="transformers 4.54 or newer"):
+        _student(tiny_dir, v1, **option)
+    _student(tiny_dir, v1)

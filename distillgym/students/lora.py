@@ -490,10 +490,21 @@ class LoRAStudent:
         return list(self.config.target_modules)
 
     def _check_fast_paths(self, base: torch.nn.Module) -> None:
-        """``pack_tokens`` and ``decode="fixed"`` pass explicit 4-D attention masks (boolean for
-        ``sdpa``, additive for ``eager``), and packing applies the output head itself: refuse a
-        model where either would be wrong, before any training."""
+        """``pack_tokens``, ``prefix_cache="step"`` and ``decode="fixed"`` rebuild the prefix's cache
+        from its layers (transformers >= 4.54); packing and the fixed loop pass explicit 4-D
+        attention masks (boolean for ``sdpa``, additive for ``eager``), and packing applies the
+        output head itself: refuse a model or library where any would be wrong, before any training."""
         c = self.config
+        if not (c.pack_tokens or c.decode == "fixed" or c.prefix_cache == "step"):
+            return
+        import transformers
+
+        if not hasattr(transformers.DynamicCache(), "layers"):  # transformers < 4.54 keeps key_cache lists instead
+            raise ConfigError(
+                f"{_OWNER} pack_tokens > 0, prefix_cache='step' and decode='fixed' reuse the prefix's key/value cache "
+                f"through DynamicCache.layers, which transformers {transformers.__version__} does not have; install "
+                "transformers 4.54 or newer, or keep the defaults (pack_tokens=0, prefix_cache='batch', decode='generate')"
+            )
         if not (c.pack_tokens or c.decode == "fixed"):
             return
         what = "pack_tokens > 0" if c.pack_tokens else "decode='fixed'"
