@@ -114,3 +114,27 @@ def test_verify_and_leaderboard_read_lines_of_an_older_hash_recipe(recorded, tmp
     episodes, _ = read_results(tmp_path)
     rows = leaderboard(episodes)
     assert len(rows) == 1 and rows[0]["config_hash"] == "0123456789ab" and rows[0]["n"] == 2
+
+
+def test_the_report_says_when_a_rerun_ran_on_another_machine():
+    """A rerun whose fingerprint differs in the CPU (not only the commit) is named as such, so that
+    drift measured on another CPU model is not read as a change of the code; a commit-only
+    difference is not."""
+    from distillgym.harness.verify import machine_keys
+
+    assert machine_keys({"git_commit": ("a", "b"), "git_dirty": (False, True)}) == []
+    assert machine_keys({"cpu": ("AMD EPYC", "Intel(R) Xeon(R) Processor"), "git_commit": ("a", "b")}) == ["cpu"]
+    row = {"teacher": "uniform", "seed": 0, "threads": 1, "recorded": 0.5, "now": 0.45, "drift": -0.05,
+           "exact": False, "first_different_step": 3, "same_actions": False, "config_same": True, "status": "ok",
+           "fingerprint_recorded": {"cpu": "AMD EPYC", "git_commit": "a"},
+           "fingerprint_now": {"cpu": "Intel(R) Xeon(R) Processor", "git_commit": "b"}}
+    summary = {"n": 1, "exact": 0, "drifted": 1, "final_accuracy_equal": 0, "failed": 0, "skipped": 0,
+               "mean_abs_drift": 0.05, "max_abs_drift": 0.05, "mean_drift": -0.05, "fingerprints_differ": 1,
+               "other_machine": 1}
+    report = {"results": "r", "chosen": 1, "of": 1, "seed": 0, "threads": None, "summary": summary,
+              "rows": [dict(row, fingerprint_diff={"cpu": ("AMD EPYC", "Intel(R) Xeon(R) Processor"),
+                                                   "git_commit": ("a", "b")})]}
+    md = render_verify(report)
+    assert "another machine or library build" in md and "differ in cpu" in md
+    report["rows"] = [dict(row, fingerprint_diff={"git_commit": ("a", "b")})]
+    assert "another machine" not in render_verify(report)

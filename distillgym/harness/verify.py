@@ -41,7 +41,7 @@ import numpy as np
 from distillgym.errors import ConfigError, check_int
 from distillgym.harness.fingerprint import HASH_VERSION, REDACTED, config_hash, fingerprint_diff, teacher_identity
 
-__all__ = ["select_episodes", "verify", "render_verify"]
+__all__ = ["select_episodes", "verify", "render_verify", "machine_keys", "CODE_KEYS"]
 
 
 def _has_redacted(x: Any) -> bool:
@@ -164,8 +164,9 @@ def verify(
     ``first_different_step``, ``same_actions``, ``fingerprint_recorded``, ``fingerprint_now``,
     ``fingerprint_diff``, ``config_same``, ``status``); ``summary``: ``n``, ``exact``, ``drifted``,
     ``failed``, ``skipped``, ``mean_abs_drift``, ``max_abs_drift``, ``mean_drift`` (over the drifted
-    and exact reruns; nan when none) and ``fingerprints_differ`` (reruns whose fingerprint differs
-    from the recording's)."""
+    and exact reruns; nan when none), ``fingerprints_differ`` (reruns whose fingerprint differs
+    from the recording's) and ``other_machine`` (those whose fingerprint differs in more than the code:
+    :func:`machine_keys`; their drift says nothing about the code)."""
     from distillgym.harness.benchmark import Job
     from distillgym.harness.executors import run_local
     from distillgym.harness.results import read_results
@@ -232,9 +233,21 @@ def verify(
         "max_abs_drift": float(np.max(drifts)) if drifts else math.nan,
         "mean_drift": float(np.mean([r["drift"] for r in ran])) if ran else math.nan,
         "fingerprints_differ": sum(1 for r in ran if r.get("fingerprint_diff")),
+        "other_machine": sum(1 for r in ran if machine_keys(r.get("fingerprint_diff"))),
     }
     return {"results": str(results), "chosen": len(chosen), "of": sum(1 for e in all_eps if e.get("status", "ok") == "ok"),
             "seed": seed, "threads": threads, "rows": rows, "summary": summary}
+
+
+CODE_KEYS = ("distillgym", "git_commit", "git_dirty")
+"""Fingerprint keys that name the code, not the machine: what ``verify`` is there to check."""
+
+
+def machine_keys(diff: Any) -> list[str]:
+    """The keys of a fingerprint difference that name the machine or the library builds (CPU model and
+    flags, torch and other versions, threads, device): everything but :data:`CODE_KEYS`. Bit-identity is
+    promised only where these are equal; across CPU models floating-point results drift."""
+    return [k for k in (diff or {}) if k not in CODE_KEYS]
 
 
 def _v(x: Any) -> str:
@@ -277,6 +290,12 @@ def render_verify(report: dict[str, Any]) -> str:
     if s["failed"] or s["skipped"]:
         line += f"; {s['failed']} failed, {s['skipped']} skipped"
     out.append(line + ".")
+    other = sorted({k for r in report["rows"] if r["status"] == "ok" for k in machine_keys(r.get("fingerprint_diff"))})
+    if other:
+        out.append(f"({s.get('other_machine', 0)} rerun(s) ran on another machine or library build than recorded "
+                   f"(the fingerprints differ in {', '.join(other)}): bit-identity is promised only where those are "
+                   "equal, and across CPU models a drift of this kind is expected; to check bit-identity, re-run on "
+                   "a machine with the recorded fingerprint (table below).)")
     old = sorted({r["config_hash_version"] for r in report["rows"]
                   if r.get("config_hash_version", HASH_VERSION) != HASH_VERSION})
     if old:
