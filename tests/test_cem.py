@@ -292,3 +292,18 @@ def test_the_data_agent_ids_sources_and_targets(tmp_path, env_id):
     b = run_episode(env_id, "stratified", seed=7, env_kwargs=kw)
     assert a["final_test_accuracy"] == b["final_test_accuracy"] and a["return"] == b["return"]
     assert res["generations"] == 1
+
+
+# ---------------------------------------------------------------------------- the checked-in policies
+@pytest.mark.parametrize("name,env_id", [("cem-target", "distillgym/ArithTarget-v1"), ("cem-mix-v2", MIX_ENV)])
+def test_checked_in_cem_policies_play_their_env_and_are_not_the_equal_mix(name, env_id):
+    """benchmarks/policies/cem-*: the policy the learned-cem benchmark names loads by its path, plays a
+    short episode of its env, and has moved away from its zero init (the equal mix)."""
+    path = REPO / "benchmarks" / "policies" / name / "policy.json"
+    pol = json.loads(path.read_text())
+    assert pol["env"] == env_id and pol["level"] == "mix" and any(abs(w) > 0.1 for w in pol["theta"])
+    bench = load_benchmark("learned-cem")
+    assert f"cem:benchmarks/policies/{name}/policy.json" in [t.name for t in bench.teachers]
+    out = run_episode(env_id, f"cem:{path}", seed=3, env_kwargs=TINY)
+    assert len(out["steps"]) == 2 and 0.0 <= out["final_test_accuracy"] <= 1.0
+    assert len(teacher_identity(f"cem:{path}")["content"]["policy_sha256"]) == 64
