@@ -213,9 +213,10 @@ def test_members_given_the_plain_students_data_equal_it_bit_for_bit(v2):
 def _multi_member_passes_exact_here() -> bool:
     """Whether passes over several members are expected to equal single students bit for bit on this
     CPU. Established on AMD EPYC (every CI run to 2026-12-04). On an Intel Xeon (2026-12-05, torch
-    2.13.0+cpu, MKL 2024.2) they differ at float32 rounding after the first optimiser steps (the
-    forward products agree; the difference is in the backward), while one-member passes stay exact;
-    the root cause is open (issue 19). Elsewhere the test asserts the rounding-level bound instead."""
+    2.13.0+cpu, MKL 2024.2) they differ at float32 rounding after the first optimiser steps, while
+    one-member passes stay exact; the member-wise products and the attention agree bit for bit there,
+    forward and backward, on the test's shapes, so where the difference enters is open (issue 19).
+    Elsewhere the test asserts the rounding-level bound instead."""
     from distillgym.harness.fingerprint import fingerprint
 
     return "AMD" in str(fingerprint().get("cpu") or "")
