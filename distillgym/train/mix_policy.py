@@ -44,6 +44,14 @@ features. Each group, in order:
 - ``progress_x_accuracy`` (1): ``u * a_c`` (how the pull of the errors changes over the episode);
 - ``target`` (1), ``progress_x_target`` (1): ``w_c`` and ``u * w_c``; only where the env weighs
   cells unequally (target skills: teach prerequisites early, targets late);
+- ``needed`` (1): 1 for a cell whose skill is a target skill (a skill with a cell of positive
+  weight) or one the target skills need, directly or through others (the closure of
+  ``info["prerequisites"]``, as the ``prereq-first`` schedule computes it), else 0; only where the env
+  weighs cells unequally, and **opt-in** (:data:`OPT_IN_GROUPS`: not among the default groups, so
+  runs and policies that name no groups keep their features). With ``target`` and
+  ``progress_x_target`` it spans a smooth prerequisites-first schedule in three weights (large
+  ``needed``: nothing for skills no target needs; negative ``target`` with positive
+  ``progress_x_target``: prerequisites early, targets late);
 - ``source`` (``K``): one-hot of the entry's source; ``skill_x_source`` (``S * K``): one-hot of
   (skill, source), so each skill can prefer its own source; ``accuracy_x_source`` (``K``):
   ``a_c`` times the source one-hot (cheap data where the student is already good, or the
@@ -75,6 +83,7 @@ __all__ = [
     "FEATURE_GROUPS",
     "CELL_GROUPS",
     "TARGET_GROUPS",
+    "OPT_IN_GROUPS",
     "SOURCE_GROUPS",
     "POLICY_FORMAT",
     "MixFeatures",
@@ -88,8 +97,11 @@ FEATURE_SET = "percell-v1"
 CELL_GROUPS = ("skill", "difficulty", "accuracy", "accuracy_change", "prerequisites", "data",
                "progress_x_difficulty", "progress_x_accuracy")
 """Feature groups every mix-level env has."""
-TARGET_GROUPS = ("target", "progress_x_target")
+TARGET_GROUPS = ("target", "progress_x_target", "needed")
 """Groups that exist where the env weighs cells unequally (evaluation weights)."""
+OPT_IN_GROUPS = ("needed",)
+"""Groups used only when named in ``groups=`` (added after policies were trained without them: the
+default groups, and so every earlier run's features, stay as they were)."""
 SOURCE_GROUPS = ("source", "skill_x_source", "accuracy_x_source")
 """Groups that exist on a level with a source axis."""
 FEATURE_GROUPS = CELL_GROUPS + TARGET_GROUPS + SOURCE_GROUPS
@@ -190,7 +202,7 @@ class MixFeatures:
         self._pre = cell_prerequisites(self.skills, self.prerequisites, self.D)
         self.available = self.available_groups(self.sources is not None, self.eval_weights is not None)
         if groups is None:
-            groups = self.available
+            groups = [g for g in self.available if g not in OPT_IN_GROUPS]
         groups = [str(g) for g in groups]
         for g in groups:
             if g not in FEATURE_GROUPS:
@@ -201,6 +213,7 @@ class MixFeatures:
         if len(set(groups)) != len(groups) or not groups:
             raise ConfigError(f"feature groups must be distinct and not empty, got {groups}")
         self.groups = [g for g in FEATURE_GROUPS if g in groups]  # canonical order
+        self._needed = self._needed_cells() if "needed" in self.groups else None
         self.names = self._names()
         self.n_features = len(self.names)
         self._started = False
@@ -208,7 +221,7 @@ class MixFeatures:
     @staticmethod
     def available_groups(has_sources: bool, has_targets: bool) -> list[str]:
         """The groups an env has: the cell groups, the target groups with unequal evaluation
-        weights, the source groups with a source axis."""
+        weights, the source groups with a source axis (the opt-in groups included)."""
         return [*CELL_GROUPS, *(TARGET_GROUPS if has_targets else ()), *(SOURCE_GROUPS if has_sources else ())]
 
     @classmethod
@@ -221,6 +234,17 @@ class MixFeatures:
         shape, sources = _action_shape(info)
         weights = eval_weights_of(info, shape[:2], observation)
         return cls(info["skills"], int(info["n_difficulties"]), info.get("prerequisites") or {}, sources, weights, groups)
+
+    def _needed_cells(self) -> np.ndarray:
+        """``(S, D)``: 1 on the rows of the target skills and of every skill they need (``needed``)."""
+        from distillgym.teachers.schedules import prerequisite_closure  # the teachers import this module
+
+        if self.eval_weights is None:  # unreachable: the group check above requires evaluation weights
+            raise ConfigError("feature group 'needed' needs an env with unequal evaluation weights (target cells)")
+        targets = {self.skills[s] for s in range(self.S) if (self.eval_weights[s] > 0).any()}
+        needed = targets | prerequisite_closure(self.skills, self.prerequisites, targets)
+        rows = np.array([k in needed for k in self.skills], dtype=np.float64)
+        return np.broadcast_to(rows[:, None], (self.S, self.D)).copy()
 
     def _names(self) -> list[str]:
         out: list[str] = []
@@ -320,6 +344,8 @@ class MixFeatures:
                 cell(self.eval_weights)
             elif g == "progress_x_target":
                 cell(u * self.eval_weights)
+            elif g == "needed":
+                cell(self._needed)
             elif g == "source":
                 cols.append(np.broadcast_to(np.eye(K)[None, None, :, :], (S, D, K, K)))
             elif g == "skill_x_source":
