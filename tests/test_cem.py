@@ -84,6 +84,26 @@ def test_features_with_sources_and_targets():
     assert dict(zip(names, phi[1, 1, 0], strict=True))["target"] == 0.5
 
 
+def test_needed_feature_marks_targets_and_their_prerequisite_closure_and_is_opt_in():
+    # skills a <- b <- c (c needs b, b needs a) and an unrelated d; the target is c at difficulty 1 only
+    info = {"skills": ["a", "b", "c", "d"], "n_difficulties": 2, "prerequisites": {"b": ["a"], "c": ["b"], "d": []},
+            "level": "mix", "action": {"level": "mix", "action_shape": [4, 2]},
+            "eval_weights": [[0, 0], [0, 0], [0, 1], [0, 0]]}
+    assert "needed" not in MixFeatures.from_info(info).groups  # opt-in: the default groups are unchanged
+    f = MixFeatures.from_info(info, groups=["needed", "target", "progress_x_target"])
+    assert f.names == ["target", "progress_x_target", "needed"]  # canonical order
+    phi = f.reset(_obs(np.zeros((4, 2))), {})
+    np.testing.assert_array_equal(phi[..., 2], [[1, 1], [1, 1], [1, 1], [0, 0]])  # a and b through c; not d
+    # three weights give a prerequisites-first schedule: early little on the target cell (c, 1), late most of
+    # the data on it, never any on d (early: 5 needed cells score 6, (c, 1) 2, d 0; late: (c, 1) 10)
+    pol = LinearMixPolicy(f.names, [-4.0, 8.0, 6.0])
+    early, late = pol.mix(phi), pol.mix(f.step(_obs(np.zeros((4, 2)), left=0.0), {}))
+    assert early[2, 1] < 0.01 and early[:2].sum() > 0.79 and late[2, 1] > 0.9
+    assert max(early[3].sum(), late[3].sum()) < 0.001
+    with pytest.raises(ConfigError, match="target"):
+        MixFeatures.from_info(_info(), groups=["needed"])  # no evaluation weights, no targets
+
+
 def test_zero_weights_are_the_equal_mix_and_groups_are_checked():
     for info in (_info(), _info(sources=["verified", "buggy", "noisy"])):
         f = MixFeatures.from_info(info)
