@@ -20,12 +20,15 @@ member and a single plain student both ways (:meth:`PopulationStudent.member`).
 **Equivalence.** Member p trained in the population equals a :class:`PlainStudent` trained
 alone on the same data with the same generator, bit for bit on a CPU. A pass holds, for each
 member, exactly the plain student's mini-batch (its new rows, then its replayed rows); the members
-of a pass are grouped by their own padded row length (:meth:`PopulationStudent._groups`), so each
-member's tensors have the plain student's shapes (only trailing empty rows are added, up to the
-group's largest batch, and they change no number), and a batched product over the members of one
-group equals the plain student's product. Evaluation chunks and greedy decoding group the same way.
-On a GPU batched and single kernels may still round differently. tests/test_population.py checks it
-(``== 0``, with ``member_chunk`` None, 1 and 2).
+of a training pass are grouped by their own padded row length *and* their number of rows
+(:meth:`PopulationStudent._groups`), so each member's tensors have exactly the plain student's shapes
+and a batched product over the members of one group equals the plain student's product. (Rows
+matter: a weight gradient sums over the batch's rows, and trailing all-zero rows, which change no
+number in exact arithmetic, change MKL's float32 summation on an Intel Xeon with AVX-512; on AMD
+EPYC they did not. Grouping by length only drifted at rounding there, issue 19.) Evaluation chunks
+and greedy decoding group by length only: a forward pass's rows are independent, and trailing rows
+change no number there. On a GPU batched and single kernels may still round differently.
+tests/test_population.py checks it (``== 0``, with ``member_chunk`` None, 1 and 2).
 
 **Lockstep.** All members step together: mini-batch k of every member runs in pass k. A member
 with fewer mini-batches (fewer examples, or a first call with an empty replay buffer) sits
@@ -442,16 +445,20 @@ class PopulationStudent:
             out.append(w.requires_grad_() if grad else w)
         return out
 
-    def _groups(self, members: np.ndarray, lengths: np.ndarray) -> list[tuple[np.ndarray, int]]:
-        """``members`` grouped by ``lengths`` (each member's padded row length in a pass), then cut
-        into pieces of at most ``member_chunk`` members: ``[(members, T), ...]``. Every member's
+    def _groups(self, members: np.ndarray, lengths: np.ndarray,
+                rows: np.ndarray | None = None) -> list[tuple[np.ndarray, int]]:
+        """``members`` grouped by ``lengths`` (each member's padded row length in a pass) and, where
+        given, by ``rows`` (its number of rows in the pass), then cut into pieces of at most
+        ``member_chunk`` members: ``[(members, T), ...]`` in order of (length, rows). Every member's
         batch keeps the plain student's own shape, so its numbers are the plain student's (module
         docstring, "Equivalence")."""
         out = []
         step = self.member_chunk or len(members) or 1
-        for T in np.unique(lengths):
-            group = members[lengths == T]
-            out.extend((group[i : i + step], int(T)) for i in range(0, len(group), step))
+        key = np.asarray(lengths, np.int64) if rows is None else np.stack([lengths, rows], axis=1)
+        for k in np.unique(key, axis=0):
+            group = members[(key == k).reshape(len(members), -1).all(axis=1)]
+            T = int(np.asarray(k).reshape(-1)[0])
+            out.extend((group[i : i + step], T) for i in range(0, len(group), step))
         return out
 
     @staticmethod
@@ -497,7 +504,8 @@ class PopulationStudent:
         new_ids, new_plen, new_len = self._stack_rows(rows)
         dummy = A + new_ids.shape[1] - 1  # an all-padding row
         # pass k of member p: its new rows, then its replayed rows (the plain student's batch),
-        # then padding rows up to the group's largest batch (trailing padding rows change no number)
+        # then padding rows up to the pass's largest batch (a member's group holds only members with
+        # its own number of rows, so its tensors never carry them: _groups)
         idx = np.full((P, K, bs), dummy, np.int64)
         rows_in = np.zeros((P, K), np.int64)
         for p, pl in enumerate(plans):
@@ -541,7 +549,7 @@ class PopulationStudent:
         offset = 0
         for k in range(K):
             on = np.flatnonzero(active[:, k])
-            groups = self._groups(on, T_pk[on, k])
+            groups = self._groups(on, T_pk[on, k], rows_in[on, k])
             entries = []
             for members, T in groups:
                 entries.append((members, T, int(rows_in[members, k].max()), offset))
