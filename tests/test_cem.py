@@ -315,7 +315,8 @@ def test_the_data_agent_ids_sources_and_targets(tmp_path, env_id):
 
 
 # ---------------------------------------------------------------------------- the checked-in policies
-@pytest.mark.parametrize("name,env_id", [("cem-target", "distillgym/ArithTarget-v1"), ("cem-mix-v2", MIX_ENV)])
+@pytest.mark.parametrize("name,env_id", [("cem-target", "distillgym/ArithTarget-v1"), ("cem-target-needed", "distillgym/ArithTarget-v1"),
+                                        ("cem-mix-v2", MIX_ENV)])
 def test_checked_in_cem_policies_play_their_env_and_are_not_the_equal_mix(name, env_id):
     """benchmarks/policies/cem-*: the policy the learned-cem benchmark names loads by its path, plays a
     short episode of its env, and has moved away from its zero init (the equal mix)."""
