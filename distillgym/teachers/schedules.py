@@ -35,21 +35,9 @@ import numpy as np
 
 from distillgym.errors import check_int, check_number
 from distillgym.teachers.family import FamilyTeacher, progress
+from distillgym.train.mix_policy import prerequisite_closure  # re-exported: the schedules and headroom use it
 
 __all__ = ["EasyToHardTeacher", "WarmupEqualTeacher", "PrereqFirstTeacher", "prerequisite_closure"]
-
-
-def prerequisite_closure(skills: list[str], prerequisites: dict[str, list[str]], of: set[str]) -> set[str]:
-    """The skills that some skill in ``of`` needs, directly or through others (``of`` itself excluded
-    unless one of them is needed by another)."""
-    out: set[str] = set()
-    stack = [p for k in of for p in prerequisites.get(k, ())]
-    while stack:
-        k = stack.pop()
-        if k in skills and k not in out:
-            out.add(k)
-            stack.extend(prerequisites.get(k, ()))
-    return out
 
 
 class EasyToHardTeacher(FamilyTeacher):

@@ -89,6 +89,7 @@ __all__ = [
     "MixFeatures",
     "LinearMixPolicy",
     "cell_prerequisites",
+    "prerequisite_closure",
     "eval_weights_of",
 ]
 
@@ -126,6 +127,19 @@ def cell_prerequisites(skills: Sequence[str], prerequisites: dict[str, Sequence[
             pre = [s * D + d - 1] if d > 0 else []
             pre += [index[p] * D + d for p in prerequisites.get(skill, ()) if p in index]
             out.append(pre)
+    return out
+
+
+def prerequisite_closure(skills: Sequence[str], prerequisites: dict[str, Sequence[str]], of: set[str]) -> set[str]:
+    """The skills that some skill in ``of`` needs, directly or through others (``of`` itself excluded
+    unless one of them is needed by another)."""
+    out: set[str] = set()
+    stack = [p for k in of for p in prerequisites.get(k, ())]
+    while stack:
+        k = stack.pop()
+        if k in skills and k not in out:
+            out.add(k)
+            stack.extend(prerequisites.get(k, ()))
     return out
 
 
@@ -237,8 +251,6 @@ class MixFeatures:
 
     def _needed_cells(self) -> np.ndarray:
         """``(S, D)``: 1 on the rows of the target skills and of every skill they need (``needed``)."""
-        from distillgym.teachers.schedules import prerequisite_closure  # the teachers import this module
-
         if self.eval_weights is None:  # unreachable: the group check above requires evaluation weights
             raise ConfigError("feature group 'needed' needs an env with unequal evaluation weights (target cells)")
         targets = {self.skills[s] for s in range(self.S) if (self.eval_weights[s] > 0).any()}
