@@ -454,11 +454,10 @@ class PopulationStudent:
         docstring, "Equivalence")."""
         out = []
         step = self.member_chunk or len(members) or 1
-        key = np.asarray(lengths, np.int64) if rows is None else np.stack([lengths, rows], axis=1)
-        for k in np.unique(key, axis=0):
-            group = members[(key == k).reshape(len(members), -1).all(axis=1)]
-            T = int(np.asarray(k).reshape(-1)[0])
-            out.extend((group[i : i + step], T) for i in range(0, len(group), step))
+        rows = np.zeros_like(lengths) if rows is None else rows
+        for T, r in np.unique(np.stack([lengths, rows], axis=1), axis=0):
+            group = members[(lengths == T) & (rows == r)]
+            out.extend((group[i : i + step], int(T)) for i in range(0, len(group), step))
         return out
 
     @staticmethod
