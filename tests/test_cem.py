@@ -315,15 +315,20 @@ def test_the_data_agent_ids_sources_and_targets(tmp_path, env_id):
 
 
 # ---------------------------------------------------------------------------- the checked-in policies
-@pytest.mark.parametrize("name,env_id", [("cem-target", "distillgym/ArithTarget-v1"), ("cem-target-needed", "distillgym/ArithTarget-v1"),
-                                        ("cem-mix-v2", MIX_ENV)])
-def test_checked_in_cem_policies_play_their_env_and_are_not_the_equal_mix(name, env_id):
-    """benchmarks/policies/cem-*: the policy the learned-cem benchmark names loads by its path, plays a
-    short episode of its env, and has moved away from its zero init (the equal mix)."""
+@pytest.mark.parametrize("name,env_id,level,bench_name", [
+    ("cem-target", "distillgym/ArithTarget-v1", "mix", "learned-cem"),
+    ("cem-target-needed", "distillgym/ArithTarget-v1", "mix", "learned-cem"),
+    ("cem-mix-v2", MIX_ENV, "mix", "learned-cem"),
+    ("cem-sources", "distillgym/ArithSources-v1", "source-mix", "sources"),
+    ("cem-sources-only", "distillgym/ArithSources-v1", "source-mix", "sources"),
+])
+def test_checked_in_cem_policies_play_their_env_and_are_not_the_equal_mix(name, env_id, level, bench_name):
+    """benchmarks/policies/cem-*: the policy its benchmark names loads by its path, plays a short
+    episode of its env, and has moved away from its zero init (the equal mix)."""
     path = REPO / "benchmarks" / "policies" / name / "policy.json"
     pol = json.loads(path.read_text())
-    assert pol["env"] == env_id and pol["level"] == "mix" and any(abs(w) > 0.1 for w in pol["theta"])
-    bench = load_benchmark("learned-cem")
+    assert pol["env"] == env_id and pol["level"] == level and any(abs(w) > 0.1 for w in pol["theta"])
+    bench = load_benchmark(bench_name)
     assert f"cem:benchmarks/policies/{name}/policy.json" in [t.name for t in bench.teachers]
     out = run_episode(env_id, f"cem:{path}", seed=3, env_kwargs=TINY)
     assert len(out["steps"]) == 2 and 0.0 <= out["final_test_accuracy"] <= 1.0
