@@ -35,6 +35,8 @@ MIX_ENV = "distillgym/ArithMix-v2"
 SMALL_STUDENT = {"warmup_steps": 0, "replay_fraction": 0.0, "batch_size": 32, "hidden_size": 32, "intermediate_size": 64}
 # 2 steps of 256 examples per episode, 4 validation / test items per cell.
 TINY = dict(budget=512, examples_per_step=256, n_val_per_cell=4, n_test_per_cell=4, student_kwargs=SMALL_STUDENT)
+WARM = dict(budget=2048, examples_per_step=1024, n_val_per_cell=4, n_test_per_cell=4)
+"""Two steps of a warm-started id (ArithSources-v1 loads the default student's snapshot, so the student keeps its default shape)."""
 TINY_CEM = dict(population=2, seeds_per_generation=1, elite=1, groups=["skill", "difficulty", "accuracy"])
 
 
@@ -297,7 +299,7 @@ def test_the_data_agent_ids_sources_and_targets(tmp_path, env_id):
     """The source-mix level (cells x sources, its own groups) and target cells (the target groups): the
     untrained policy plays exactly as stratified does there (through the source-mix adapter), and one
     generation trains through the native vector env."""
-    kw = dict(budget=2048, examples_per_step=1024, n_val_per_cell=4, n_test_per_cell=4)
+    kw = WARM
     res = train_cem(env_id, tmp_path / "run", generations=1, config=dict(population=2, seeds_per_generation=1,
                     elite=1), env_kwargs=kw, verbose=0, plot=False)
     names = json.loads((tmp_path / "run" / "run.json").read_text())["features"]
@@ -315,14 +317,14 @@ def test_the_data_agent_ids_sources_and_targets(tmp_path, env_id):
 
 
 # ---------------------------------------------------------------------------- the checked-in policies
-@pytest.mark.parametrize("name,env_id,level,bench_name", [
-    ("cem-target", "distillgym/ArithTarget-v1", "mix", "learned-cem"),
-    ("cem-target-needed", "distillgym/ArithTarget-v1", "mix", "learned-cem"),
-    ("cem-mix-v2", MIX_ENV, "mix", "learned-cem"),
-    ("cem-sources", "distillgym/ArithSources-v1", "source-mix", "sources"),
-    ("cem-sources-only", "distillgym/ArithSources-v1", "source-mix", "sources"),
+@pytest.mark.parametrize("name,env_id,level,bench_name,kw", [
+    ("cem-target", "distillgym/ArithTarget-v1", "mix", "learned-cem", TINY),
+    ("cem-target-needed", "distillgym/ArithTarget-v1", "mix", "learned-cem", TINY),
+    ("cem-mix-v2", MIX_ENV, "mix", "learned-cem", TINY),
+    ("cem-sources", "distillgym/ArithSources-v1", "source-mix", "sources", WARM),
+    ("cem-sources-only", "distillgym/ArithSources-v1", "source-mix", "sources", WARM),
 ])
-def test_checked_in_cem_policies_play_their_env_and_are_not_the_equal_mix(name, env_id, level, bench_name):
+def test_checked_in_cem_policies_play_their_env_and_are_not_the_equal_mix(name, env_id, level, bench_name, kw):
     """benchmarks/policies/cem-*: the policy its benchmark names loads by its path, plays a short
     episode of its env, and has moved away from its zero init (the equal mix)."""
     path = REPO / "benchmarks" / "policies" / name / "policy.json"
@@ -330,8 +332,6 @@ def test_checked_in_cem_policies_play_their_env_and_are_not_the_equal_mix(name, 
     assert pol["env"] == env_id and pol["level"] == level and any(abs(w) > 0.1 for w in pol["theta"])
     bench = load_benchmark(bench_name)
     assert f"cem:benchmarks/policies/{name}/policy.json" in [t.name for t in bench.teachers]
-    # ArithSources-v1 warm-starts the default student's snapshot, so it keeps the default student shape
-    kw = dict(budget=2048, examples_per_step=1024, n_val_per_cell=4, n_test_per_cell=4) if level == "source-mix" else TINY
     out = run_episode(env_id, f"cem:{path}", seed=3, env_kwargs=kw)
     assert len(out["steps"]) == 2 and 0.0 <= out["final_test_accuracy"] <= 1.0
     assert len(teacher_identity(f"cem:{path}")["content"]["policy_sha256"]) == 64
