@@ -25,6 +25,7 @@ from distillgym.students import STUDENTS, make_student  # noqa: E402
 from distillgym.students.char_lm import StudentConfig  # noqa: E402
 from distillgym.students.hf_student import TinyStudent  # noqa: E402
 from distillgym.students.population import PopulationDivergedError, PopulationStudent  # noqa: E402
+from distillgym.students.tokenizer import PAD, CharTokenizer  # noqa: E402
 from distillgym.students.torch_student import (  # noqa: E402
     PlainLM,
     PlainStudent,
@@ -119,6 +120,36 @@ def test_encode_arrays_and_lists_agree_and_reverse_numbers(v2):
         encode(tok, [Example("1/2=", "0", "add", 0)])
     with pytest.raises(ConfigError, match="max_positions"):
         encode(tok, exs, max_positions=8)
+
+
+@pytest.mark.parametrize("reverse", [True, False])
+def test_encode_matches_the_tokenizer_row_by_row_on_random_examples(reverse):
+    """The vectorised encoder (one column write per answer character, reversed numbers written in
+    place) against the tokenizer's per-example encoding, on random prompts and answers of every
+    length: numeric answers, answers with letters or commas, empty answers, and code matrices with
+    extra all-zero columns."""
+    alphabet = "0123456789+-*=<>?,abcxyz"
+    tok = CharTokenizer(alphabet, reverse_answers=reverse)
+    rng = np.random.default_rng(7)
+    digits, other = "0123456789", "abcxyz,<>-"
+
+    def text(lo: int, hi: int, chars: str) -> str:
+        return "".join(rng.choice(list(chars), size=int(rng.integers(lo, hi + 1))))
+
+    exs = []
+    for i in range(400):
+        kind = i % 4
+        answer = {0: text(1, 6, digits), 1: text(1, 6, digits + other), 2: "", 3: text(1, 1, other)}[kind]
+        exs.append(Example(text(1, 12, alphabet) + "=", answer, "s", int(rng.integers(0, 3))))
+    arr = ExampleArrays.from_examples(exs, ["s"])
+    wide = ExampleArrays(np.pad(arr.prompt, ((0, 0), (0, 5))), arr.prompt_len, np.pad(arr.answer, ((0, 0), (0, 3))),
+                         arr.answer_len, arr.skill, arr.difficulty, arr.skills)
+    for rows in (encode(tok, exs), encode(tok, wide)):
+        assert rows.ids.shape[1] == max(len(e.prompt) + len(e.answer) + 2 for e in exs)
+        for r, e in zip(rows.ids, exs, strict=True):
+            want = tok.encode_prompt(e.prompt) + tok.encode_answer(e.answer)
+            assert r[: len(want)].tolist() == want and (r[len(want):] == PAD).all(), e
+    assert encode(tok, ExampleArrays.empty(["s"])).ids.shape[0] == 0
 
 
 # ---------------------------------------------------------------------------- the plain student

@@ -266,7 +266,7 @@ def id_dtype(vocab_size: int) -> np.dtype:
 def _lookup(tokenizer: CharTokenizer) -> tuple[np.ndarray, np.ndarray]:
     """Code point -> token id (-1: not in the alphabet), and code point -> str.isdigit()."""
     top = max(map(ord, tokenizer.alphabet), default=0) + 1
-    ids = np.full(top, -1, np.int64)
+    ids = np.full(top, -1, np.int32)
     digit = np.zeros(top, bool)
     for ch, i in tokenizer.stoi.items():
         ids[ord(ch)] = i
@@ -276,13 +276,16 @@ def _lookup(tokenizer: CharTokenizer) -> tuple[np.ndarray, np.ndarray]:
 
 def _tokens(lut: np.ndarray, codes: np.ndarray, lengths: np.ndarray, what: str, texts: Any) -> np.ndarray:
     inside = np.arange(codes.shape[1])[None, :] < lengths[:, None]
-    c = codes.astype(np.int64)
-    tok = np.where(c < len(lut), lut[np.minimum(c, len(lut) - 1)], -1)
+    if codes.size and int(codes.max()) < len(lut):  # every code point has a table entry: one lookup
+        tok = lut[codes]
+    else:
+        c = codes.astype(np.int64)
+        tok = np.where(c < len(lut), lut[np.minimum(c, len(lut) - 1)], -1)
     bad = inside & (tok < 0)
     if bad.any():
         r, j = map(int, np.argwhere(bad)[0])
-        raise ConfigError(f"character {chr(int(c[r, j]))!r} in {what} {texts(r)!r} is not in the student's alphabet")
-    return np.where(inside, tok, 0)
+        raise ConfigError(f"character {chr(int(codes[r, j]))!r} in {what} {texts(r)!r} is not in the student's alphabet")
+    return np.where(inside, tok, PAD)
 
 
 def encode(tokenizer: CharTokenizer, examples: Sequence[Example] | ExampleArrays,
@@ -301,14 +304,16 @@ def encode(tokenizer: CharTokenizer, examples: Sequence[Example] | ExampleArrays
     lp, la = arr.prompt_len, arr.answer_len
     p = _tokens(lut, arr.prompt, lp, "prompt", lambda r: arr.prompts()[r])
     a = _tokens(lut, arr.answer, la, "answer", lambda r: arr.answers()[r])
+    numeric = np.zeros(n, bool)  # rows whose answer is written with its digits reversed
     if tokenizer.reverse_answers and n:
-        j = np.arange(a.shape[1])[None, :]
-        inside = j < la[:, None]
-        codes = arr.answer.astype(np.int64)
-        is_digit = np.where(codes < len(digit), digit[np.minimum(codes, len(digit) - 1)], False) | ~inside
+        inside = np.arange(a.shape[1])[None, :] < la[:, None]
+        codes = arr.answer
+        if codes.size and int(codes.max()) < len(digit):
+            is_digit = digit[codes] | ~inside
+        else:
+            codes = codes.astype(np.int64)
+            is_digit = np.where(codes < len(digit), digit[np.minimum(codes, len(digit) - 1)], False) | ~inside
         numeric = (la > 0) & is_digit.all(1)
-        src = np.where(inside & numeric[:, None], la[:, None] - 1 - j, j)
-        a = np.take_along_axis(a, np.clip(src, 0, a.shape[1] - 1), axis=1) * inside
     length = 2 + lp + la
     width = int(length.max(initial=2))
     if max_positions is not None and width > max_positions:
@@ -316,21 +321,20 @@ def encode(tokenizer: CharTokenizer, examples: Sequence[Example] | ExampleArrays
             f"an example needs {width} positions (bos + prompt + answer + eos) but StudentConfig.max_positions is "
             f"{max_positions}; raise max_positions"
         )
-    # whole columns at a time into a wide enough scratch matrix: each field's padding lands where
-    # the next field goes and is overwritten by it; what lies past a row's end is cleared last
+    # whole columns at a time into a wide enough scratch matrix; every padding token written is
+    # PAD (0, as _tokens pads), so nothing past a row's end needs clearing
     reach = max(width, int((1 + lp).max(initial=0)) + a.shape[1] + 1)
     ids = np.full((n, reach), PAD, dtype=id_dtype(tokenizer.vocab_size))
     ids[:, 0] = BOS
     flat = ids.reshape(-1)
-    base = np.arange(n, dtype=np.int64) * reach
-    for j in range(p.shape[1]):
-        flat[base + 1 + j] = p[:, j]
-    for j in range(a.shape[1]):
-        flat[base + 1 + lp + j] = a[:, j]
-    flat[base + 1 + lp + la] = EOS
+    wp = int(lp.max(initial=0))
+    ids[:, 1 : 1 + wp] = p[:, :wp]  # every prompt starts at column 1
+    at = np.arange(n, dtype=np.int64) * reach + 1 + lp  # where each row's answer starts
+    flip = numeric if numeric.any() else None
+    for j in range(a.shape[1]):  # answer character j goes to answer position j, or la - 1 - j reversed
+        flat[at + (np.where(flip & (j < la), la - 1 - j, j) if flip is not None else j)] = a[:, j]
+    flat[at + la] = EOS
     ids = ids[:, :width].copy()
-    if n:
-        ids[np.arange(width)[None, :] >= length[:, None]] = PAD
     return TokenRows(ids, 1 + lp, length, arr.skill, arr.difficulty, arr.skills)
 
 
