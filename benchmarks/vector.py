@@ -28,12 +28,22 @@ memory is its own and one that does not fit is reported, not fatal):
   generator through the procedural engine against ``arith-v2``'s vectorised ``generate_many``;
 - ``student``: one CPU thread, the tiny (transformers Llama), plain and population students: CPU ms
   per optimiser step per student, training tokens per CPU second and MFU.
+- ``compile``: does ``torch.compile`` pay for the training step? The plain student's model (mini-batch
+  of ``batch_size`` rows) and the population's (``--compile-p`` members), one optimiser step each
+  (forward, answer loss, backward, ``torch.optim.AdamW(foreach=True)``; the population's own update
+  is the same foreach arithmetic) over a cycle of four row lengths, as a step's mini-batches vary:
+  eager against ``torch.compile`` (inductor) and, on CUDA, ``mode="reduce-overhead"`` (inductor with
+  CUDA graphs). Per mode: the warm-up seconds (the first step of each length, compilation included),
+  the steady-state wall ms per step, training tokens/s and the steps after which compiling pays back
+  its warm-up (warm-up minus eager's, over the per-step saving). Each mode in its own process.
 
 Run (the numbers and machine in benchmarks/README.md; a loaded machine inflates every wall time,
 so each row records the load average):
     python benchmarks/vector.py --parts env,minimal --n 1,16,64 --out benchmarks/results/vector/cpu.json
     python benchmarks/vector.py --parts env,single --n 16 --threads 2 --single-threads 1
     python benchmarks/vector.py --parts env --device cuda --n 1,64,256,1024,4096 --out gpu.json   # a GPU
+    python benchmarks/vector.py --parts compile --threads 1                  # torch.compile on CPU
+    python benchmarks/vector.py --parts compile --device cuda --compile-p 1024   # + CUDA graphs, a GPU
 """
 
 from __future__ import annotations
@@ -87,6 +97,13 @@ class Args:
     """Population sizes for the student part."""
     student_reps: int = 5
     """Interleaved timed repetitions per student (one train call of 512 examples each)."""
+    compile_p: int = 16
+    """Members of the population model in the compile part."""
+    compile_reps: int = 40
+    """Timed optimiser steps per model and mode in the compile part (after the warm-up cycle)."""
+    compile_modes: str = ""
+    """Modes of the compile part (comma separated: eager, default, reduce-overhead, max-autotune, ...);
+    empty: eager and default, plus reduce-overhead (CUDA graphs) on CUDA."""
     matmul_size: int = 1024
     """Side of the reference float32 matmul (CPU; 8192 on CUDA)."""
     worker: str = ""
@@ -165,6 +182,8 @@ def run_config(cfg: dict[str, Any]) -> dict[str, Any]:
     from distillgym.errors import ConfigError
 
     torch.set_num_threads(int(cfg["threads"]))
+    if cfg["kind"] == "compile":
+        return run_compile(cfg)
     kw = {**cfg["env_kwargs"], "device": cfg["device"]}
     out: dict[str, Any] = {**cfg, "load_average_start": os.getloadavg()[0]}
     t0 = time.perf_counter()
@@ -227,6 +246,97 @@ def run_config(cfg: dict[str, Any]) -> dict[str, Any]:
                    host_ms_per_env_step=1000 * sum(hosts) / steps, host_cpu_ms_per_env_step=1000 * sum(host_cpu) / steps,
                    device_seconds_per_step=sum(devices) / len(devices))
     return out
+
+
+COMPILE_LENGTHS = (20, 17, 14, 11)
+"""Row lengths of the compile part's mini-batches, in turn (arith-v2's rows are 6 to 20 positions)."""
+
+
+def run_compile(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The compile part's measurement of one model and mode, in this process."""
+    import torch
+    import torch.nn.functional as F
+
+    from distillgym.students.char_lm import StudentConfig
+    from distillgym.students.population import PopulationLM
+    from distillgym.students.torch_student import PlainConfig, PlainLM, init_weights, make_targets
+
+    dev, P, mode = cfg["device"], int(cfg["p"]), cfg["mode"]
+    scfg = StudentConfig(device=dev)
+    pcfg = PlainConfig.from_student(scfg, 24)
+    B = scfg.batch_size
+    if cfg["model"] == "plain":
+        model = PlainLM(pcfg).to(dev)
+        model.load_state_dict(init_weights(pcfg, 0), strict=True)
+        shape: tuple[int, ...] = (B,)
+    else:
+        model = PopulationLM(pcfg, P).to(dev)
+        for p in range(P):
+            model.set_member(p, init_weights(pcfg, p))
+        shape = (P, B)
+    opt = torch.optim.AdamW(model.parameters(), lr=scfg.lr, weight_decay=scfg.weight_decay, foreach=True)
+    fn = model if mode == "eager" else torch.compile(model, mode=None if mode == "default" else mode)
+    g = torch.Generator().manual_seed(0)
+    batches = []
+    for T in COMPILE_LENGTHS:
+        x = torch.randint(3, pcfg.vocab_size, shape + (T,), generator=g)
+        plen = torch.randint(3, T - 2, shape, generator=g)
+        x, plen, length = x.to(dev), plen.to(dev), torch.full(shape, T, device=dev)
+        batches.append((x, make_targets(x.view(-1, T), plen.view(-1), length.view(-1)).view(x.shape)))
+    sync = torch.cuda.synchronize if dev.startswith("cuda") else (lambda: None)
+
+    def step(k: int) -> None:
+        x, targets = batches[k % len(batches)]
+        logits = fn(x)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    out: dict[str, Any] = {**cfg, "batch_size": B, "lengths": list(COMPILE_LENGTHS)}
+    t0 = time.perf_counter()
+    try:
+        for k in range(len(batches)):
+            step(k)
+        sync()
+    except Exception as err:  # a backend that cannot compile here (no compiler, no CUDA graphs) is reported
+        out["error"] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        return out
+    out["warmup_seconds"] = time.perf_counter() - t0
+    times = []
+    for k in range(int(cfg["reps"])):
+        t0 = time.perf_counter()
+        step(k)
+        sync()
+        times.append(time.perf_counter() - t0)
+    ms = 1000 * statistics.median(times)
+    rows = int(np.prod(shape))
+    out.update(ms_per_step=ms, tokens_per_s=rows * statistics.mean(COMPILE_LENGTHS) / (ms / 1000),
+               peak_memory=_peak_memory(dev))
+    return out
+
+
+def bench_compile(args: Args) -> list[dict[str, Any]]:
+    modes = [m.strip() for m in args.compile_modes.split(",") if m.strip()] or (
+        ["eager", "default"] + (["reduce-overhead"] if args.device.startswith("cuda") else []))
+    rows = []
+    for model in ("plain", "population"):
+        eager = None
+        for mode in modes:
+            row = spawn(dict(kind="compile", model=model, p=1 if model == "plain" else args.compile_p, mode=mode,
+                             device=args.device, threads=args.threads, reps=args.compile_reps))
+            if mode == "eager" and "ms_per_step" in row:
+                eager = row
+            if eager is not None and mode != "eager" and "ms_per_step" in row:
+                saving = eager["ms_per_step"] - row["ms_per_step"]
+                row["speedup"] = eager["ms_per_step"] / row["ms_per_step"]
+                row["break_even_steps"] = ((row["warmup_seconds"] - eager["warmup_seconds"]) * 1000 / saving
+                                           if saving > 0 else None)
+            print(f"[compile] {model} {mode}: " + (f"{row['ms_per_step']:.1f} ms/step, warm-up {row['warmup_seconds']:.1f} s"
+                                                   if "ms_per_step" in row else str(row.get("error"))),
+                  file=sys.stderr, flush=True)
+            rows.append(row)
+    return rows
 
 
 def spawn(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -399,9 +509,9 @@ def main() -> None:
 
     torch.set_num_threads(1)
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}
-    unknown = parts - {"env", "single", "minimal", "data", "student"}
+    unknown = parts - {"env", "single", "minimal", "data", "student", "compile"}
     if unknown:
-        raise SystemExit(f"unknown part(s) {sorted(unknown)}; choose from env, single, minimal, data, student")
+        raise SystemExit(f"unknown part(s) {sorted(unknown)}; choose from env, single, minimal, data, student, compile")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("--device cuda but CUDA is not available")
     peak = device_peak(args.device, args.threads, args.matmul_size)
@@ -423,6 +533,8 @@ def main() -> None:
         result["data"] = bench_data(args)
     if "student" in parts:
         result["student"] = bench_student(args, one)
+    if "compile" in parts:
+        result["compile"] = bench_compile(args)
     result["seconds"] = time.perf_counter() - t0
     result["load_average_end"] = os.getloadavg()
     if emit_json(result, args.out, args.json):
@@ -499,6 +611,21 @@ def main() -> None:
         for r in result["student"]:
             print(f"| {r['student']} | {r['cpu_ms_per_member_step']:.1f} | {r['wall_ms_per_member_step']:.1f} | "
                   f"{r['tokens_per_cpu_s']:,.0f} | {100 * r['mfu']:.1f} % |")
+        print()
+    if "compile" in result:
+        print(f"compile: one optimiser step (batch 128 rows; population: {args.compile_p} members x 128), row lengths "
+              f"{COMPILE_LENGTHS} in turn, {args.device}, {args.threads} thread(s); median wall ms over "
+              f"{args.compile_reps} steps after the warm-up\n")
+        print("| model | mode | warm-up s | ms per step | training tokens/s | speed-up | pays back after (steps) |")
+        print("|---|---|---:|---:|---:|---:|---:|")
+        for r in result["compile"]:
+            if "ms_per_step" not in r:
+                print(f"| {r['model']} | {r['mode']} | {r.get('error')} |||||")
+                continue
+            be = r.get("break_even_steps")
+            print(f"| {r['model']} | {r['mode']} | {r['warmup_seconds']:.1f} | {r['ms_per_step']:.1f} | "
+                  f"{r['tokens_per_s']:,.0f} | {r.get('speedup', 1.0):.2f}x | "
+                  f"{'-' if r['mode'] == 'eager' else ('never' if be is None else f'{be:,.0f}')} |")
 
 
 if __name__ == "__main__":
