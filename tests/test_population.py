@@ -202,6 +202,28 @@ def test_replay_ring_keeps_the_most_recent_rows(v2):
     assert kept == padded
 
 
+def test_population_replay_slices_equal_the_scatter_across_wraps(v2, monkeypatch):
+    """On a CPU the population appends to its replay rings by slice copies; on a GPU by one scatter.
+    Both give the same rings, counts and lengths, including calls that wrap the ring and a call
+    with more rows than its capacity."""
+    sizes = [[30, 12, 0], [40, 45, 7], [120, 3, 50], [5, 60, 49]]
+
+    def rings(scatter: bool) -> list:
+        pop = PopulationStudent(_cfg(replay_capacity=50), v2.alphabet, 3, [1, 2, 3])
+        if scatter:
+            monkeypatch.setattr(pop, "_add_replay_slices", pop._add_replay_scatter)
+        for call, ns in enumerate(sizes):
+            pop.train([_data(v2, p, call, n) if n else None for p, n in enumerate(ns)],
+                      [rng_for(3, call, p) for p in range(3)])
+        return [pop.replay_ids.clone(), pop.replay_plen.clone(), pop.replay_len.clone(), pop.replay_len_cpu.copy(),
+                pop.replay_count.copy()]
+
+    slices, scatter = rings(False), rings(True)
+    assert slices[4].tolist() == [195, 120, 106]
+    for a, b in zip(slices, scatter, strict=True):
+        assert (a == b).all()
+
+
 def test_plain_nan_loss_raises_and_leaves_weights_untouched(v2):
     s = PlainStudent(_cfg(), v2.alphabet)
     with torch.no_grad():

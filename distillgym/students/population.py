@@ -697,6 +697,32 @@ class PopulationStudent:
         if self.config.replay_fraction <= 0 or C == 0 or not members:
             return
         self._grow_replay(max(min(int(self.replay_count[p]) + len(rows[p]), C) for p in members))
+        if self.device.type == "cpu":
+            self._add_replay_slices(rows, members, ids_t, plen_t, len_t, len_np)
+        else:
+            self._add_replay_scatter(rows, members, ids_t, plen_t, len_t, len_np)
+
+    def _add_replay_slices(self, rows: list[TokenRows], members: list[int], ids_t: torch.Tensor,
+                           plen_t: torch.Tensor, len_t: torch.Tensor, len_np: np.ndarray) -> None:
+        """:meth:`_add_replay` as slice copies, a member at a time (its slots are one or two runs of
+        its ring): on a CPU, cheaper than gathering every new row for one scatter."""
+        C = self.capacity
+        for p in members:
+            n = len(rows[p])
+            first = max(0, n - C)  # the rows kept: [first, n)
+            s0 = int((self.replay_count[p] + first) % C)
+            for r0, r1, at in ((first, min(n, first + C - s0), s0), (first + C - s0, n, 0)):
+                if r1 > r0:
+                    self.replay_ids[p, at : at + r1 - r0] = ids_t[p, r0:r1]
+                    self.replay_plen[p, at : at + r1 - r0] = plen_t[p, r0:r1]
+                    self.replay_len[p, at : at + r1 - r0] = len_t[p, r0:r1]
+                    self.replay_len_cpu[p, at : at + r1 - r0] = len_np[p, r0:r1]
+            self.replay_count[p] += n
+
+    def _add_replay_scatter(self, rows: list[TokenRows], members: list[int], ids_t: torch.Tensor,
+                            plen_t: torch.Tensor, len_t: torch.Tensor, len_np: np.ndarray) -> None:
+        """:meth:`_add_replay` as one scatter for every member (one launch on a GPU)."""
+        C = self.capacity
         who, slot, src = [], [], []
         for p in members:
             n = len(rows[p])
