@@ -10,6 +10,7 @@ from distillgym.engines import make_engine
 from distillgym.errors import ConfigError
 from distillgym.seeding import STREAM_TEST, STREAM_TRAIN, STREAM_VAL, rng_for
 from distillgym.tasks import make_suite
+from distillgym.tasks.arith_bugs import numbers_to_codes
 from distillgym.tasks.arith_v2 import ArithmeticSuiteV2, content_fraction_v2, content_fractions
 from distillgym.tasks.arrays import ExampleArrays, codes_to_texts, concat_fields, texts_to_codes
 from distillgym.types import Example, PlanItem
@@ -32,6 +33,22 @@ def test_texts_round_trip_through_code_matrices():
     assert texts_to_codes([])[0].shape == (0, 1) and codes_to_texts(np.zeros((0, 3), np.uint32)) == []
     joined, total = concat_fields([texts_to_codes(["ab", "c"]), texts_to_codes(["x", "yz"])], 2)
     assert codes_to_texts(joined) == ["abx", "cyz"] and total.tolist() == [3, 3]
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint32])
+def test_numbers_to_codes_writes_each_number_as_str_does(dtype):
+    """The generator's and solver's digit writer against ``str``: every width from 1 to 19 digits,
+    values on both sides of 2**32 (its 32-bit path) and of every power of ten, and an empty input."""
+    rng = np.random.default_rng(3)
+    edges = [10**e + d for e in range(19) for d in (-1, 0) if 10**e + d >= 0] + [2**32 - 1, 2**32, 2**63 - 1]
+    for values in (np.array(edges), rng.integers(0, 1000, 500), rng.integers(0, 2**62, 500), np.array([7])):
+        codes, nd = numbers_to_codes(values, dtype)
+        assert codes.dtype == dtype and nd.dtype == np.int64
+        assert codes.shape == (len(values), max(len(str(int(v))) for v in values))
+        assert codes_to_texts(codes) == [str(int(v)) for v in values]
+        assert not codes[np.arange(codes.shape[1])[None, :] >= nd[:, None]].any()
+    codes, nd = numbers_to_codes(np.zeros(0, np.int64), dtype)
+    assert codes.shape == (0, 1) and len(nd) == 0
 
 
 def test_example_arrays_is_a_sequence_of_examples():

@@ -74,16 +74,27 @@ _PLUS, _MINUS, _TIMES, _ASK, _EQ = (ord(c) for c in "+-*?=")
 _POW10 = 10 ** np.arange(19, dtype=np.int64)
 
 
+_POW10_U32 = _POW10[:10].astype(np.uint32)
+
+
 def numbers_to_codes(values: np.ndarray, dtype: type = np.uint32) -> tuple[np.ndarray, np.ndarray]:
     """Decimal digits of non-negative ``values`` as a left-aligned character-code matrix of ``dtype`` and
-    their counts (the arith-v2 generator uses it with ``uint8``)."""
+    their counts (the arith-v2 generator uses it with ``uint8``). Column by column, each a vector over
+    the rows (a digit count by comparisons, each column's digit by one division), in 32-bit unsigned
+    arithmetic when every value fits, which is several times faster than 64-bit division."""
     v = np.asarray(values, dtype=np.int64)
-    nd = np.maximum(np.searchsorted(_POW10, v, side="right"), 1)
-    width = int(nd.max(initial=1))
-    out = np.zeros((len(v), width), dtype)
-    for e in range(width):  # the digit of 10**e sits at column nd - 1 - e
-        rows = np.flatnonzero(nd > e)
-        out[rows, nd[rows] - 1 - e] = 48 + (v[rows] // _POW10[e]) % 10
+    n = len(v)
+    top = int(v.max()) if n else 0
+    width = len(str(max(top, 0)))
+    small = n > 0 and top < 2**32 and int(v.min()) >= 0
+    w, pw = (v.astype(np.uint32), _POW10_U32) if small else (v, _POW10)
+    nd = np.ones(n, np.int64)
+    for e in range(1, width):
+        nd += w >= pw[e]
+    out = np.zeros((n, width), dtype)
+    for c in range(width):  # column c holds the digit of 10 ** (nd - 1 - c), where that is >= 0
+        ex = nd - 1 - c
+        out[:, c] = np.where(ex >= 0, (w // pw[np.maximum(ex, 0)]) % 10 + 48, 0)
     return out, nd
 
 
