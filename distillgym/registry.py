@@ -161,7 +161,8 @@ def resolved_args(
         return _plain(dict(own()), _depth)
     cfg = getattr(part, "config", None)
     if cfg is not None and dataclasses.is_dataclass(cfg) and not inspect.isclass(cfg):
-        return _plain(dataclasses.asdict(cfg), _depth)
+        record = getattr(cfg, "record", None)  # a config that leaves out later fields at their defaults
+        return _plain(record() if callable(record) else dataclasses.asdict(cfg), _depth)
     given = dict(kwargs or {})
     try:
         params = list(inspect.signature(type(part).__init__).parameters.values())[1:]

@@ -397,3 +397,53 @@ def test_population_argument_errors(v2):
         pop.train([_data(v2, 0, 0, 5), None], [None, None])
     with pytest.raises(ConfigError, match="member index"):
         pop.snapshot(2)
+
+
+# ---------------------------------------------------------------------------- torch.compile (opt-in)
+def _has_compiler() -> bool:
+    import os
+    import shutil
+
+    return shutil.which(os.environ.get("CXX", "g++")) is not None
+
+
+@pytest.mark.skipif(not _has_compiler(), reason="torch.compile's CPU backend needs a C++ compiler (g++)")
+def test_compiled_training_is_deterministic_and_close_to_eager(v2):
+    """StudentConfig.compile: the plain student and a population trained through torch.compile give
+    the same numbers run after run, within float rounding of eager training (not bit for bit: fused
+    kernels round differently), and leave the eager parameters they share up to date."""
+    kw = dict(hidden_size=32, intermediate_size=64, num_layers=1)
+    calls = [_data(v2, 0, c, n) for c, n in enumerate((70, 45, 90))]
+
+    def plain(compile: bool) -> tuple[dict, list[float]]:
+        s = PlainStudent(_cfg(compile=compile, **kw), v2.alphabet)
+        losses = [s.train(d, rng_for(5, c)).loss for c, d in enumerate(calls)]
+        return s.state(), losses
+
+    (w1, l1), (w2, l2), (we, le) = plain(True), plain(True), plain(False)
+    assert _max_diff(w1, w2) == 0 and l1 == l2
+    assert _max_diff(w1, we) < 1e-3 and np.allclose(l1, le, atol=1e-4)
+
+    pops = []
+    for compile in (True, True, False):
+        pop = PopulationStudent(_cfg(compile=compile, **kw), v2.alphabet, 2, [0, 0])
+        for c, d in enumerate(calls):  # member 1 gets less data: passes in groups, with gathered weights
+            pop.train([d, d.take(np.arange(len(d) // 2))], [rng_for(5, c), rng_for(6, c)])
+        pops.append([pop.state(p) for p in range(2)])
+    assert all(_max_diff(a, b) == 0 for a, b in zip(pops[0], pops[1], strict=True))
+    assert all(_max_diff(a, b) < 1e-3 for a, b in zip(pops[0], pops[2], strict=True))
+
+
+def test_compile_is_recorded_only_when_on_and_the_tiny_student_refuses_it(v2):
+    import gymnasium as gym
+
+    import distillgym  # noqa: F401
+
+    on = gym.make("distillgym/ArithMix-v2", student_kwargs={"compile": True}).unwrapped.config
+    off = gym.make("distillgym/ArithMix-v2").unwrapped.config
+    assert on["student_kwargs"]["compile"] is True and "compile" not in off["student_kwargs"]
+    assert "compile" not in StudentConfig().record() and StudentConfig(compile=True).record()["compile"] is True
+    with pytest.raises(ConfigError, match="compile must be True or False"):
+        StudentConfig(compile="yes").validate()
+    with pytest.raises(ConfigError, match="not by the tiny"):
+        TinyStudent(StudentConfig(device="cpu", compile=True), v2.alphabet)

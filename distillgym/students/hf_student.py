@@ -8,7 +8,6 @@ distillation). That base is cached on disk, keyed by a hash of the config and th
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -42,6 +41,9 @@ class TinyStudent:
         from transformers.utils import logging as hf_logging
 
         config.validate()
+        if config.compile:
+            raise ConfigError("StudentConfig.compile is supported by the 'plain' and population students, not by the "
+                              "tiny (transformers) student; use student='plain' or leave compile False")
         hf_logging.set_verbosity_error()
         self.config = config
         self.tokenizer = CharTokenizer(alphabet, reverse_answers=config.reverse_answers)
@@ -140,7 +142,7 @@ class TinyStudent:
              "transformers": transformers.__version__},
             sort_keys=True,
         )
-        d = dataclasses.asdict(self.config)
+        d = self.config.record()  # without later fields at their defaults: older bases keep their key
         d.pop("eval_batch_size")
         return hashlib.sha256((json.dumps(d, sort_keys=True) + extra).encode()).hexdigest()[:16]
 

@@ -65,6 +65,7 @@ from distillgym.students.torch_student import (
     batch_plan,
     cell_means,
     check_no_pretraining,
+    compiled,
     encode,
     id_dtype,
     init_weights,
@@ -223,6 +224,7 @@ class PopulationStudent:
         self.device = resolve_device(config.device)
         self.model_config = PlainConfig.from_student(config, self.tokenizer.vocab_size)
         self.model = PopulationLM(self.model_config, self.size).to(self.device)
+        self._train_forward = compiled(self.model) if config.compile else self.model
         self.n_params = sum(int(np.prod(s)) for s in param_shapes(self.model_config).values())
         """Parameters of one member."""
         self._ids_np = id_dtype(self.tokenizer.vocab_size)
@@ -582,7 +584,7 @@ class PopulationStudent:
                 x, plen, length = self._pass_rows(mem_t, idx_t[mem_t, k, :rows_k], T, new_ids_t, new_plen_t, new_len_t)
                 targets = make_targets(x, plen, length)
                 weights = None if direct else self._weights(mem_t, grad=True)
-                logits = self.model(x, weights)
+                logits = self._train_forward(x, weights)
                 loss = member_loss(logits, targets)  # (G,) member means
                 if cell is not None:
                     cell[:, k][mem_t, :rows_k] = row_loss(logits, targets)

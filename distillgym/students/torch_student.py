@@ -477,6 +477,13 @@ def member_grad_norms(grads: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.linalg.vector_norm(per_param, dim=1)
 
 
+def compiled(model: nn.Module) -> Any:
+    """``model`` through ``torch.compile`` (inductor, shapes dynamic from the start: a step's
+    mini-batches vary in rows and length), for ``StudentConfig.compile``. It shares ``model``'s
+    parameters, so states and snapshots are the model's own."""
+    return torch.compile(model, dynamic=True)
+
+
 def check_no_pretraining(cfg: StudentConfig, who: str) -> None:
     if cfg.pretrain_examples:
         raise ConfigError(
@@ -504,6 +511,7 @@ class PlainStudent:
         self.model_config = PlainConfig.from_student(config, self.tokenizer.vocab_size)
         self.model = PlainLM(self.model_config).to(self.device)
         self.model.load_state_dict(init_weights(self.model_config, config.init_seed), strict=True)
+        self._train_forward = compiled(self.model) if config.compile else self.model
         self.n_params = sum(p.numel() for p in self.model.parameters())
         self.step = 0
         self.optimizer = self._new_optimizer()
@@ -604,7 +612,7 @@ class PlainStudent:
                 ids = np.concatenate([np.pad(ids, ((0, 0), (0, w - ids.shape[1]))), r_ids[:, :w]])
                 plen, length = np.concatenate([plen, r_plen]), np.concatenate([length, r_len])
             x, targets = self._tensors(ids, plen, length)
-            logits = self.model(x)
+            logits = self._train_forward(x)
             loss = member_loss(logits[None], targets[None])[0]
             if not torch.isfinite(loss):
                 self.optimizer.zero_grad(set_to_none=True)
