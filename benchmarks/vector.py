@@ -56,6 +56,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -101,6 +102,9 @@ class Args:
     """Members of the population model in the compile part."""
     compile_reps: int = 40
     """Timed optimiser steps per model and mode in the compile part (after the warm-up cycle)."""
+    compile_warm_cache: bool = False
+    """Let the compile part's processes use inductor's on-disk cache (TORCHINDUCTOR_CACHE_DIR or its default);
+    by default each compiling process gets a fresh, empty cache, so its warm-up is a first compilation."""
     compile_modes: str = ""
     """Modes of the compile part (comma separated: eager, default, reduce-overhead, max-autotune, ...);
     empty: eager and default, plus reduce-overhead (CUDA graphs) on CUDA."""
@@ -323,8 +327,11 @@ def bench_compile(args: Args) -> list[dict[str, Any]]:
     for model in ("plain", "population"):
         eager = None
         for mode in modes:
-            row = spawn(dict(kind="compile", model=model, p=1 if model == "plain" else args.compile_p, mode=mode,
-                             device=args.device, threads=args.threads, reps=args.compile_reps))
+            cfg = dict(kind="compile", model=model, p=1 if model == "plain" else args.compile_p, mode=mode,
+                       device=args.device, threads=args.threads, reps=args.compile_reps,
+                       cache="warm" if args.compile_warm_cache else "cold")
+            with tempfile.TemporaryDirectory(prefix="inductor-") as fresh:
+                row = spawn(cfg, None if args.compile_warm_cache else {"TORCHINDUCTOR_CACHE_DIR": fresh})
             if mode == "eager" and "ms_per_step" in row:
                 eager = row
             if eager is not None and mode != "eager" and "ms_per_step" in row:
@@ -339,10 +346,11 @@ def bench_compile(args: Args) -> list[dict[str, Any]]:
     return rows
 
 
-def spawn(cfg: dict[str, Any]) -> dict[str, Any]:
-    """``run_config(cfg)`` in a fresh process (its own peak memory; a crash is reported)."""
+def spawn(cfg: dict[str, Any], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """``run_config(cfg)`` in a fresh process (its own peak memory; a crash is reported), with ``env``
+    added to its environment."""
     proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", json.dumps(cfg)],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, env={**os.environ, **(env or {})})
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode or not lines:
         return {**cfg, "error": (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]}
@@ -615,7 +623,8 @@ def main() -> None:
     if "compile" in result:
         print(f"compile: one optimiser step (batch 128 rows; population: {args.compile_p} members x 128), row lengths "
               f"{COMPILE_LENGTHS} in turn, {args.device}, {args.threads} thread(s); median wall ms over "
-              f"{args.compile_reps} steps after the warm-up\n")
+              f"{args.compile_reps} steps after the warm-up; inductor cache "
+              f"{'warm (as found)' if args.compile_warm_cache else 'empty at start (a first compilation)'}\n")
         print("| model | mode | warm-up s | ms per step | training tokens/s | speed-up | pays back after (steps) |")
         print("|---|---|---:|---:|---:|---:|---:|")
         for r in result["compile"]:
