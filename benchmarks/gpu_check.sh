@@ -18,7 +18,10 @@
 #      memory it needs and the largest N that fits; that refusal is the row);
 #   2. benchmarks/lora_student.py --parts shapes --device cuda for the SmolLM2-135M, Qwen2.5-0.5B and
 #      Qwen2.5-1.5B shapes (random weights built from configs in the script, no download), each with
-#      the baseline path (the id's defaults) and the GPU path (distillgym.students.lora.GPU_KWARGS).
+#      the baseline path (the id's defaults) and the GPU path (distillgym.students.lora.GPU_KWARGS);
+#   3. (after the SmolLM2-135M shape) benchmarks/vector.py --parts compile --device cuda for a population
+#      of 1,024 students: eager, torch.compile and torch.compile with CUDA graphs (mode
+#      "reduce-overhead"), each in its own process (a first compilation each).
 #
 # Needs python3 with torch (CUDA), transformers, peft and numpy (the project's H200 image has them,
 # and not gymnasium). gymnasium and its small dependencies are installed from ./.whl into /tmp/site
@@ -120,6 +123,8 @@ if [ "$DRY" = 1 ]; then
   LKW='{"budget": 64, "examples_per_step": 32, "n_val_per_cell": 1, "n_test_per_cell": 1}'
   VLIMIT=(90 90)  # generous: on a shared CPU a part waits for a core (about 5 CPU s each)
   LLIMIT=90
+  CARGS=(--compile-p 2 --compile-reps 2 --compile-modes eager)  # the plumbing only: no compilation on a CPU
+  CLIMIT=90
 else
   DEV=cuda
   NS="1 16 64 256 1024 4096"
@@ -128,6 +133,8 @@ else
   LKW=''
   VLIMIT=(30 30 30 40 50 60)
   LLIMIT=
+  CARGS=(--compile-p 1024 --compile-reps 20 --compile-modes eager,default,reduce-overhead)
+  CLIMIT=110
 fi
 
 i=0
@@ -145,6 +152,10 @@ for shape in $SHAPES; do
   esac
   run "lora_$shape" "$limit" "$PY" benchmarks/lora_student.py --parts shapes --device $DEV --shapes "$shape" \
     --paths baseline,gpu --shape-env-kwargs "$LKW" --out "$WORK/lora_$shape.json"
+  if [ "$shape" = "${SHAPES%% *}" ]; then  # after the first (the target's) shape
+    run "compile_population" "$CLIMIT" "$PY" benchmarks/vector.py --parts compile --device $DEV \
+      --compile-models population "${CARGS[@]}" --out "$WORK/compile_population.json"
+  fi
 done
 
 echo "done in $(($(date +%s) - START)) s; results in $OUT"

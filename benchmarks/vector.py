@@ -98,6 +98,8 @@ class Args:
     """Population sizes for the student part."""
     student_reps: int = 5
     """Interleaved timed repetitions per student (one train call of 512 examples each)."""
+    compile_models: str = "plain,population"
+    """Models of the compile part (comma separated: plain, population)."""
     compile_p: int = 16
     """Members of the population model in the compile part."""
     compile_reps: int = 40
@@ -324,7 +326,10 @@ def bench_compile(args: Args) -> list[dict[str, Any]]:
     modes = [m.strip() for m in args.compile_modes.split(",") if m.strip()] or (
         ["eager", "default"] + (["reduce-overhead"] if args.device.startswith("cuda") else []))
     rows = []
-    for model in ("plain", "population"):
+    models = [m.strip() for m in args.compile_models.split(",") if m.strip()]
+    if not models or set(models) - {"plain", "population"}:
+        raise SystemExit(f"--compile-models takes plain and/or population, got {args.compile_models!r}")
+    for model in models:
         eager = None
         for mode in modes:
             cfg = dict(kind="compile", model=model, p=1 if model == "plain" else args.compile_p, mode=mode,
