@@ -31,7 +31,7 @@ PINNED = {
 
 @pytest.mark.parametrize("env_id", sorted(PINNED))
 def test_default_config_hash_is_pinned(env_id: str) -> None:
-    if env_id == "distillgym/ReasoningGym-v1":
+    if env_id.startswith("distillgym/ReasoningGym-"):
         pytest.importorskip("reasoning_gym")
     assert HASH_VERSION == 3, "a new hash recipe: re-record PINNED (every hash changes by design)"
     with warnings.catch_warnings():

@@ -122,7 +122,17 @@ def _vector_ids():
     return sorted(VECTOR_ENTRY_POINTS)
 
 
+ID_REGIMES = {
+    "distillgym/ReasoningGym-v2": dict(LEVEL_REGIMES["cell"], suite_kwargs={"skills": ["gcd", "spell_backward"]}),
+}
+"""Ids whose suite has no cells the student learns within the level's regime: a subset of their suite
+whose first cells (the easy cells' indices) it learns (gcd, whose answers are mostly small numbers, and
+the reversal of short words), so that the compared accuracies are well above 0."""
+
+
 def _regime(env_id):
+    if env_id in ID_REGIMES:
+        return ID_REGIMES[env_id]
     level = gym.spec(env_id).kwargs.get("level", "cell")
     return LEVEL_REGIMES.get(level, LEVEL_REGIMES["mix"])
 
@@ -183,6 +193,8 @@ def test_sub_envs_equal_their_single_envs_while_learning(env_id, extra):
     reward, end flag and info (the text report, sampled errors, costs, the final test accuracy).
     (Before the population grouped members by row length, float rounding from padding grew through
     training to several points of accuracy here.)"""
+    if "ReasoningGym" in env_id:
+        pytest.importorskip("reasoning_gym", reason="the reasoning-gym extra is not installed")
     seeds = [3, 4, 5]
     venv = _vec_of(env_id, 3, **_regime(env_id), **(extra or {}))
     obs, _ = venv.reset(seed=seeds)

@@ -157,11 +157,21 @@ ENV_DEFAULTS: dict[str, dict[str, Any]] = {
         budget=32768,
         examples_per_step=1024,
     ),
+    "distillgym/ReasoningGym-v2": dict(
+        suite="reasoning-gym",
+        split="content",
+        student_init="seed",
+        level="cell",
+        student="plain",
+        student_kwargs=dict(batch_size=64),
+        budget=32768,
+        examples_per_step=1024,
+    ),
     **_DATA_AGENT,
 }
 
 VECTOR_ENTRY_POINTS: dict[str, str] = {"distillgym/ArithSkills-v2": _VECTOR, "distillgym/ArithMix-v2": _VECTOR,
-                                       **dict.fromkeys(_DATA_AGENT, _VECTOR)}
+                                       "distillgym/ReasoningGym-v2": _VECTOR, **dict.fromkeys(_DATA_AGENT, _VECTOR)}
 """Ids with a native vector env (``gymnasium.make_vec(id, num_envs=N)``)."""
 
 ENV_IDS = tuple(ENV_DEFAULTS)
