@@ -133,12 +133,19 @@ def _plain(value: Any, depth: int) -> Any:
     if callable(tolist) and hasattr(value, "dtype"):
         return _plain(tolist(), depth)
     if dataclasses.is_dataclass(value) and not inspect.isclass(value):
-        return {"class": class_path(value), "args": _plain(dataclasses.asdict(value), depth)}
+        return {"class": class_path(value), "args": _plain(_fields(value), depth)}
     if inspect.isclass(value) or inspect.isroutine(value):
         return class_path(value)
     if depth <= 0:
         return {"class": class_path(value)}
     return {"class": class_path(value), "args": resolved_args(value, _depth=depth - 1)}
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    """A dataclass's fields as a dict: its own ``record()`` where it has one (``StudentConfig`` leaves out
+    the fields added later while they are at their defaults, so older configs keep their hashes)."""
+    record = getattr(obj, "record", None)
+    return dict(record()) if callable(record) else dataclasses.asdict(obj)
 
 
 def resolved_args(

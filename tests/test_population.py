@@ -249,6 +249,24 @@ def test_population_of_one_equals_the_plain_student(v2):
     assert _max_diff(pop.state(0), one.state()) == 0
 
 
+def test_init_std_scales_the_initial_weights_of_plain_students_and_members(v2):
+    """``StudentConfig.init_std`` is ``PlainConfig.init_std``: the same draws, scaled; a population
+    of one with it trains as the plain student with it (the default 0.02 gives today's weights)."""
+    base = init_weights(PlainStudent(_cfg(), v2.alphabet).model_config, 4)
+    assert _max_diff(PlainStudent(_cfg(init_seed=4), v2.alphabet).state(), base) == 0
+    wide = PlainStudent(_cfg(init_seed=4, init_std=0.1), v2.alphabet)
+    assert wide.model_config.init_std == 0.1
+    for k, v in wide.state().items():
+        torch.testing.assert_close(v, base[k] if k.endswith("norm.weight") else base[k] * 5.0)
+    pop = PopulationStudent(_cfg(init_std=0.1), v2.alphabet, 1, [4])
+    assert _max_diff(pop.state(0), wide.state()) == 0
+    for call in range(2):
+        data = _data(v2, 0, call, 70)
+        (sp,), so = pop.train([data], [rng_for(1, call)]), wide.train(data, rng_for(1, call))
+        assert sp.loss == so.loss
+    assert _max_diff(pop.state(0), wide.state()) == 0
+
+
 def test_members_given_the_plain_students_data_equal_it_bit_for_bit(v2):
     """Every member on the same data as one plain student (100 rows: a partial last mini-batch
     each call), so every pass has the plain student's shapes: the members equal it exactly.

@@ -66,6 +66,9 @@ def trained_student(suite, train_examples):
         (dict(replay_fraction=1.0), r"replay_fraction must be in \[0, 1\)"),
         (dict(replay_capacity=-1), "replay_capacity must be an integer >= 0"),
         (dict(warmup_steps=-1), "warmup_steps must be an integer >= 0"),
+        (dict(lr_decay_steps=-1), "lr_decay_steps must be an integer >= 0"),
+        (dict(lr_final=1.5), r"lr_final must be in \[0, 1\]"),
+        (dict(init_std=-0.1), "init_std must be a finite number >= 0"),
         (dict(pretrain_examples=0.5), "pretrain_examples must be an integer >= 0"),
         (dict(device="tpu"), "device must be 'auto', 'cpu' or 'cuda"),
     ],
@@ -90,6 +93,23 @@ def test_config_from_dict_defaults_and_key():
     assert StudentConfig(device="cpu").key() == StudentConfig(device="auto", eval_batch_size=7).key()
     assert StudentConfig(lr=1e-3).key() != StudentConfig().key()
     assert StudentConfig().key("abc") != StudentConfig().key("abd")
+
+
+def test_fields_added_later_keep_older_keys():
+    """A field of ``OPTIONAL_FIELDS`` at its default is left out of the key, so configurations made
+    before it existed keep their keys (these were recorded before lr_decay_steps, lr_final and
+    init_std were added); off its default it changes the key."""
+    from distillgym.students.char_lm import OPTIONAL_FIELDS
+
+    assert StudentConfig().key() == "c158e501334af38e"
+    assert StudentConfig(batch_size=64).key() == "398ba742a148da35"
+    for name, default in OPTIONAL_FIELDS.items():
+        assert getattr(StudentConfig(), name) == default
+    assert StudentConfig(init_std=0.1).key() != StudentConfig().key()
+    # the env's recorded config (the config hash) reads record(): the same rule
+    assert not set(OPTIONAL_FIELDS) & set(StudentConfig().record())
+    assert StudentConfig(init_std=0.1).record()["init_std"] == 0.1
+    assert StudentConfig(lr_decay_steps=100).key() != StudentConfig().key()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
@@ -225,6 +245,28 @@ def test_warmup_learning_rate(suite):
     s = _student(suite, lr=1e-2, warmup_steps=4)
     assert [s._lr_at(i) for i in range(6)] == pytest.approx([2.5e-3, 5e-3, 7.5e-3, 1e-2, 1e-2, 1e-2])
     assert _student(suite, lr=1e-2, warmup_steps=0)._lr_at(0) == 1e-2
+
+
+def test_cosine_learning_rate_decay():
+    from distillgym.students.char_lm import lr_at
+
+    cfg = StudentConfig(lr=1e-2, warmup_steps=4, lr_decay_steps=14, lr_final=0.1)
+    got = [lr_at(cfg, i) for i in range(20)]
+    assert got[:4] == pytest.approx([2.5e-3, 5e-3, 7.5e-3, 1e-2])  # warm-up as before
+    assert got[4] == 1e-2 and got[9] == pytest.approx(1e-2 * (0.1 + 0.9 * 0.5))  # half-way: the mean
+    assert all(a > b for a, b in zip(got[4:14], got[5:15], strict=False))
+    assert got[14:] == pytest.approx([1e-3] * 6)  # lr * lr_final from lr_decay_steps on
+    # the default keeps the constant rate, and a decay that ends within warm-up is none
+    assert [lr_at(StudentConfig(lr=1e-2, warmup_steps=4), i) for i in (4, 100)] == [1e-2, 1e-2]
+    assert lr_at(StudentConfig(lr=1e-2, warmup_steps=4, lr_decay_steps=3), 50) == 1e-2
+
+
+def test_init_std_is_the_tiny_students_initializer_range(suite):
+    assert _student(suite).model.config.initializer_range == 0.02
+    s = _student(suite, init_std=0.1)
+    assert s.model.config.initializer_range == 0.1
+    w = s.model.model.layers[0].mlp.up_proj.weight
+    assert 0.08 < float(w.detach().std()) < 0.12
 
 
 # ---------------------------------------------------------------------------- divergence

@@ -51,6 +51,12 @@ class StudentConfig:
     """AdamW weight decay."""
     warmup_steps: int = 50
     """Linear warm-up, in optimiser steps, counted from reset."""
+    lr_decay_steps: int = 0
+    """0 (the default): the learning rate stays at ``lr`` after warm-up. Else it falls from ``lr`` at
+    the end of warm-up to ``lr * lr_final`` at optimiser step ``lr_decay_steps`` (counted from reset,
+    warm-up included) along a half cosine, and stays there (:func:`lr_at`)."""
+    lr_final: float = 0.0
+    """The decayed learning rate as a fraction of ``lr`` (only with ``lr_decay_steps``)."""
     batch_size: int = 128
     """Examples per optimiser step."""
     grad_clip: float = 1.0
@@ -64,6 +70,9 @@ class StudentConfig:
     """Most recent examples kept for replay."""
     init_seed: int = 0
     """Seed of the initial weights (the same student starts every episode)."""
+    init_std: float = 0.02
+    """Standard deviation of the initial weight matrices and embedding (the plain student's and
+    the population's ``PlainConfig.init_std``, the tiny student's ``initializer_range``)."""
     pretrain_examples: int = 0
     """Examples of base pre-training (uniform over skills, difficulties <= pretrain_max_difficulty)."""
     pretrain_max_difficulty: int = 0
@@ -89,7 +98,7 @@ class StudentConfig:
             raise ConfigError(
                 f"StudentConfig.hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})"
             )
-        for name in ("lr", "weight_decay", "grad_clip"):
+        for name in ("lr", "weight_decay", "grad_clip", "init_std"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise ConfigError(f"StudentConfig.{name} must be a finite number >= 0, got {v!r}")
@@ -105,7 +114,9 @@ class StudentConfig:
             raise ConfigError(f"StudentConfig.replay_capacity must be an integer >= 0, got {self.replay_capacity!r}")
         if self.lr == 0:
             raise ConfigError("StudentConfig.lr must be > 0")
-        for name in ("warmup_steps", "pretrain_examples", "pretrain_max_difficulty"):
+        if not isinstance(self.lr_final, (int, float)) or not 0 <= self.lr_final <= 1:
+            raise ConfigError(f"StudentConfig.lr_final must be in [0, 1], got {self.lr_final!r}")
+        for name in ("warmup_steps", "lr_decay_steps", "pretrain_examples", "pretrain_max_difficulty"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 0:
                 raise ConfigError(f"StudentConfig.{name} must be an integer >= 0, got {v!r}")
@@ -142,7 +153,7 @@ class StudentConfig:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-OPTIONAL_FIELDS: dict[str, Any] = {"compile": False}
+OPTIONAL_FIELDS: dict[str, Any] = {"compile": False, "lr_decay_steps": 0, "lr_final": 0.0, "init_std": 0.02}
 """Fields added after results and keys were first recorded, with their defaults
 (:meth:`StudentConfig.record` leaves each out at its default)."""
 
@@ -166,9 +177,13 @@ def suite_config(suite: Any, device: str | None, config: StudentConfig | None, f
 
 def lr_at(cfg: StudentConfig, step: int) -> float:
     """Learning rate of optimiser step ``step`` (0-based, counted from reset): linear warm-up over
-    ``warmup_steps`` to ``lr``, then constant."""
+    ``warmup_steps`` to ``lr``, then constant, or, with ``lr_decay_steps`` > ``warmup_steps``, a
+    half cosine from ``lr`` down to ``lr * lr_final`` at step ``lr_decay_steps`` and constant after."""
     if cfg.warmup_steps and step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.lr_decay_steps > cfg.warmup_steps:
+        frac = min(1.0, (step - cfg.warmup_steps) / (cfg.lr_decay_steps - cfg.warmup_steps))
+        return cfg.lr * (cfg.lr_final + (1.0 - cfg.lr_final) * 0.5 * (1.0 + math.cos(math.pi * frac)))
     return cfg.lr
 
 

@@ -77,6 +77,7 @@ class TinyStudent:
             bos_token_id=BOS,
             eos_token_id=EOS,
             tie_word_embeddings=True,
+            initializer_range=c.init_std,
             attn_implementation="sdpa",
         )
         with torch.random.fork_rng(devices=[]):  # initial weights from the seed only

@@ -93,7 +93,8 @@ class PlainConfig:
     @classmethod
     def from_student(cls, cfg: StudentConfig, vocab_size: int) -> PlainConfig:
         return cls(vocab_size=vocab_size, hidden_size=cfg.hidden_size, num_layers=cfg.num_layers,
-                   num_heads=cfg.num_heads, intermediate_size=cfg.intermediate_size, max_positions=cfg.max_positions)
+                   num_heads=cfg.num_heads, intermediate_size=cfg.intermediate_size, max_positions=cfg.max_positions,
+                   init_std=cfg.init_std)
 
     @property
     def head_dim(self) -> int:
