@@ -25,7 +25,7 @@ PINNED = {
     "distillgym/ArithSkills-v2": "739a72fcb6db",
     "distillgym/ArithMix-v2": "5a99d5dae9e0",
     "distillgym/ReasoningGym-v1": "4bfad1b99e72",
-    "distillgym/ReasoningGym-v2": "7cc73dc4f3a8",
+    "distillgym/ReasoningGym-v2": "ea7c2473bae1",
 }
 """uniform's config hash of each id's default configuration (recipe 3)."""
 

@@ -59,6 +59,13 @@ def test_v2_is_the_suite_on_the_plain_student_with_a_native_vector_env():
     try:
         u = env.unwrapped
         assert isinstance(u.student, PlainStudent) and isinstance(u.suite, ReasoningGymSuite)
+        # a plain student of half the default width with wider initial weights (benchmarks/README.md)
+        assert spec.kwargs["student_kwargs"] == dict(batch_size=64, hidden_size=32, intermediate_size=64, num_heads=2,
+                                                     init_std=0.2)
+        cfg = u.student.config
+        assert (cfg.batch_size, cfg.hidden_size, cfg.intermediate_size, cfg.num_heads, cfg.num_layers, cfg.init_std) == (
+            64, 32, 64, 2, 2, 0.2)
+        assert u.student.model_config.init_std == 0.2
         assert u.config["engine"] == "procedural" and env.action_space == gym.spaces.MultiDiscrete([8, 4])
     finally:
         env.close()

@@ -12,6 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import distillgym  # noqa: E402,F401
+from distillgym.envs import ENV_DEFAULTS  # noqa: E402
 from distillgym.errors import ConfigError, InvalidActionError  # noqa: E402
 from distillgym.vector import LazyTexts, PopulationStepError, PopulationVectorEnv  # noqa: E402
 
@@ -123,11 +124,14 @@ def _vector_ids():
 
 
 ID_REGIMES = {
-    "distillgym/ReasoningGym-v2": dict(LEVEL_REGIMES["cell"], suite_kwargs={"skills": ["gcd", "spell_backward"]}),
+    "distillgym/ReasoningGym-v2": dict(
+        LEVEL_REGIMES["cell"], suite_kwargs={"skills": ["gcd", "spell_backward"]},
+        student_kwargs={**ENV_DEFAULTS["distillgym/ReasoningGym-v2"]["student_kwargs"], **LEARN_STUDENT}),
 }
 """Ids whose suite has no cells the student learns within the level's regime: a subset of their suite
 whose first cells (the easy cells' indices) it learns (gcd, whose answers are mostly small numbers, and
-the reversal of short words), so that the compared accuracies are well above 0."""
+the reversal of short words), so that the compared accuracies are well above 0. ReasoningGym-v2 keeps
+its own student (its size and ``init_std``) with the regime's mini-batches and warm-up."""
 
 
 def _regime(env_id):

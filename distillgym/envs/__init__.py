@@ -179,9 +179,9 @@ ENV_DEFAULTS: dict[str, dict[str, Any]] = {
         student_init="seed",
         level="cell",
         student="plain",
-        student_kwargs=dict(batch_size=64),
-        budget=32768,
-        examples_per_step=1024,
+        student_kwargs=dict(batch_size=64, hidden_size=32, intermediate_size=64, num_heads=2, init_std=0.2),
+        budget=49152,
+        examples_per_step=1536,
     ),
     **_DATA_AGENT,
 }
