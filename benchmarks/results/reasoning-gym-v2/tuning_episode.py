@@ -2,10 +2,16 @@
 
     OMP_NUM_THREADS=1 python tuning_episode.py SEED 'JSON of env kwargs' [ENV_ID]
 
-The env defaults to ``distillgym/ReasoningGym-v1``; tuning.jsonl passed ``{"student": "plain", ...}`` (the
-settings each line lists under ``kw``). Prints the validation-accuracy gain (final mean minus the initial
-one), the final test accuracy and test matrix, the validation curve, the episode's process CPU time and wall
-time (around ``run_episode`` only) and the steps' phase seconds.
+The env defaults to ``distillgym/ReasoningGym-v1``. tuning.jsonl's first 11 lines ran it on v1 with
+``{"student": "plain", ...}`` (the settings each line lists under ``kw``, on an AMD EPYC); the others ran
+``distillgym/ReasoningGym-v2`` (their ``env``) on a 2-core Intel Xeon with ``kw`` given over v2's defaults of
+the time (32,768 examples in steps of 1,024, ``student_kwargs={"batch_size": 64}``); their ``settings`` is
+the whole of it (a ``student_kwargs`` given replaces v2's whole dict), so
+``python tuning_episode.py SEED "$settings" distillgym/ReasoningGym-v2`` repeats one at any later default.
+
+Prints the validation-accuracy gain (final mean minus the initial one), the final test accuracy and test
+matrix, the validation curve, the episode's process CPU time and wall time (around ``run_episode`` only)
+and the steps' phase seconds.
 """
 
 from __future__ import annotations
