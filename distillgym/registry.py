@@ -168,8 +168,7 @@ def resolved_args(
         return _plain(dict(own()), _depth)
     cfg = getattr(part, "config", None)
     if cfg is not None and dataclasses.is_dataclass(cfg) and not inspect.isclass(cfg):
-        record = getattr(cfg, "record", None)  # a config that leaves out later fields at their defaults
-        return _plain(record() if callable(record) else dataclasses.asdict(cfg), _depth)
+        return _plain(_fields(cfg), _depth)
     given = dict(kwargs or {})
     try:
         params = list(inspect.signature(type(part).__init__).parameters.values())[1:]
