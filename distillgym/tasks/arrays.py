@@ -114,6 +114,7 @@ class ExampleArrays(Sequence[Example]):
         self.source = source
         self._prompts: list[str] | None = None
         self._answers: list[str] | None = None
+        self._view_of: tuple[ExampleArrays, int] | None = None  # (parent, first row) of a slice of another set
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -148,6 +149,9 @@ class ExampleArrays(Sequence[Example]):
         for p in parts:
             if p.skills != tuple(skills):
                 raise ConfigError(f"cannot concatenate ExampleArrays over skills {p.skills} and {tuple(skills)}")
+        joined = cls._rejoined(parts)
+        if joined is not None:
+            return joined
 
         def pad(mats: list[np.ndarray]) -> np.ndarray:
             width = max(m.shape[1] for m in mats)
@@ -172,8 +176,37 @@ class ExampleArrays(Sequence[Example]):
             sources.pop() if len(sources) == 1 else "mixed",
         )
 
+    @staticmethod
+    def _rejoined(parts: Sequence[ExampleArrays]) -> ExampleArrays | None:
+        """``concat(parts)`` as a view, when the parts are consecutive slices of one set (as
+        :meth:`take` with a slice makes them) with its widths and source; else None."""
+        first = parts[0]._view_of
+        if first is None:
+            return None
+        parent, at = first
+        fields = ("prompt", "prompt_len", "answer", "answer_len", "skill", "difficulty")
+        for p in parts:
+            if p._view_of is None or p._view_of[0] is not parent or p._view_of[1] != at or p.source != parent.source:
+                return None
+            for name in fields:  # still the parent's own memory, at the rows the slice took
+                mine, whole = getattr(p, name), getattr(parent, name)
+                if (mine.shape[1:] != whole.shape[1:] or mine.dtype != whole.dtype
+                        or mine.ctypes.data != whole.ctypes.data + at * whole.strides[0]):
+                    return None
+            at += len(p)
+        return parent.take(slice(first[1], at))
+
     def take(self, index: Any) -> ExampleArrays:
-        """The rows ``index`` (an integer array, a boolean mask or a slice), as arrays."""
+        """The rows ``index`` (an integer array, a boolean mask or a slice), as arrays. A slice with
+        step 1 gives views of these arrays (no copy), which :meth:`concat` joins back without copying."""
+        if isinstance(index, slice) and index.step in (None, 1):
+            lo, hi, _ = index.indices(len(self))
+            hi = max(lo, hi)
+            out = ExampleArrays(self.prompt[lo:hi], self.prompt_len[lo:hi], self.answer[lo:hi], self.answer_len[lo:hi],
+                                self.skill[lo:hi], self.difficulty[lo:hi], self.skills, self.source)
+            parent, at = self._view_of if self._view_of is not None else (self, 0)
+            out._view_of = (parent, at + lo)
+            return out
         idx = np.arange(len(self))[index]
         return ExampleArrays(self.prompt[idx], self.prompt_len[idx], self.answer[idx], self.answer_len[idx],
                              self.skill[idx], self.difficulty[idx], self.skills, self.source)
