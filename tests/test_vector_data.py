@@ -66,6 +66,28 @@ def test_example_arrays_is_a_sequence_of_examples():
         ExampleArrays.from_examples([Example("1=", "1", "nope", 0)], ("add",))
 
 
+def test_slices_are_views_and_concat_joins_consecutive_slices_without_a_copy():
+    exs = [Example(f"{i}+{i}=", str(2 * i), "add", i % 2) for i in range(10)]
+    arr = ExampleArrays.from_examples(exs, ("add",))
+    parts = [arr.take(slice(0, 3)), arr.take(slice(3, 7)), arr.take(slice(7, 10))]
+    assert np.shares_memory(parts[1].prompt, arr.prompt) and list(parts[1]) == exs[3:7]
+    joined = ExampleArrays.concat(parts, arr.skills)
+    assert list(joined) == exs and np.shares_memory(joined.prompt, arr.prompt)
+    assert np.shares_memory(ExampleArrays.concat(parts[1:], arr.skills).answer, arr.answer)
+    nested = parts[1].take(slice(1, 3))  # a slice of a slice is a slice of the whole
+    assert list(ExampleArrays.concat([parts[0], arr.take(slice(3, 4)), nested], arr.skills)) == exs[:6]
+    # anything else is copied: out of order, a gap, another set, a part whose arrays were replaced
+    assert list(ExampleArrays.concat([parts[2], parts[0]], arr.skills)) == exs[7:] + exs[:3]
+    assert list(ExampleArrays.concat([parts[0], parts[2]], arr.skills)) == exs[:3] + exs[7:]
+    other = ExampleArrays.from_examples(exs, ("add",)).take(slice(3, 7))
+    assert not np.shares_memory(ExampleArrays.concat([parts[0], other], arr.skills).prompt, arr.prompt)
+    swapped = arr.take(slice(3, 7))
+    swapped.answer = np.array(swapped.answer)
+    swapped.answer[0, 0] = ord("9")
+    mixed = ExampleArrays.concat([parts[0], swapped, parts[2]], arr.skills)
+    assert mixed.answers()[3] == "9" and arr.answers()[3] == "6" and not np.shares_memory(mixed.answer, arr.answer)
+
+
 # ---------------------------------------------------------------------------- partition hash
 def test_vector_hash_equals_scalar_hash(v2):
     rng = np.random.default_rng(0)
@@ -153,6 +175,33 @@ def test_generation_is_deterministic_and_requests_are_independent(v2):
     assert v2.generate("mul", 1, rng_for(2), 5) == list(v2.generate_arrays("mul", 1, rng_for(2), 5))
 
 
+@pytest.mark.parametrize("split", ["val", "train", None])
+def test_generation_keeps_the_first_items_of_the_part_in_draw_order(v2, split):
+    """A request item's items are the first ``n`` of its part among the items of one block of uniforms
+    ``rng.random((m, k))`` (m from the first round's rule), in draw order, and the stream moves by the
+    whole block: worked out here from the block alone and checked against ``generate_many``, for a part
+    of share 0.1 (most candidates rejected), 0.8 and no split, and two items of one request."""
+    from distillgym.tasks.arith_v2 import _cell_items
+
+    plan = [("sub", 2, 40), ("chain", 1, 25)]
+    got = v2.generate_many([(rng_for(11), plan)], split=split)[0]
+    rng, start = rng_for(11), 0
+    for skill, level, n in plan:
+        share = v2.partition[["train", "val", "test"].index(split)] if split else 1.0
+        m = max(64, int((n + 4 * n**0.5 + 16) / share))
+        prompt, plen, answer, alen = _cell_items(skill, level, rng.random((m, v2.uniforms_per_item(skill, level))))
+        keep = np.ones(m, bool) if split is None else v2.parts_of(prompt, plen) == ["train", "val", "test"].index(split)
+        rows = np.flatnonzero(keep)[:n]
+        assert len(rows) == n  # one round is enough here
+        mine = got.take(slice(start, start + n))
+        assert mine.prompts() == codes_to_texts(prompt[rows].astype(np.uint32))
+        assert mine.answers() == codes_to_texts(answer[rows].astype(np.uint32))
+        start += n
+    after = rng_for(11)
+    v2.generate_many([(after, plan)], split=split)
+    assert after.random() == rng.random()
+
+
 def test_generation_errors(v2):
     with pytest.raises(ConfigError, match="n must be an integer"):
         v2.generate_arrays("add", 0, rng_for(0), -1)
@@ -207,6 +256,82 @@ def test_array_solver_matches_the_scalar_solver_and_rejects_malformed_prompts(v2
     bad = ["c007=", "1-2=", "3*10=", "3*0=", "9-9-1=", "abc", "+1=", "1+=", "5=", "c5", "12+3", "1+2?3="]
     codes, lengths = texts_to_codes(bad)
     assert not v2.solve_arrays(codes, lengths)[2].any()
+
+
+def _mutants(v2, seed: int) -> list[str]:
+    """Generated prompts with one character replaced, inserted or deleted, and some long or zero-led
+    numbers, chains and letters: well-formed and malformed prompts for the array solver."""
+    rng = np.random.default_rng(seed)
+    alpha = list("0123456789+-*?=<>cs") + ["x", "\u0130"]
+    out = []
+    for p in [e.prompt for s, d in v2.cells for e in v2.generate(s, d, rng_for(seed, d), 12)]:
+        q = list(p)
+        k = int(rng.integers(len(q)))
+        r = rng.random()
+        if r < 0.4:
+            q[k] = alpha[int(rng.integers(len(alpha)))]
+        elif r < 0.5:
+            q.insert(k, alpha[int(rng.integers(len(alpha)))])
+        elif r < 0.6 and len(q) > 1:
+            del q[k]
+        out.append("".join(q))
+    digits = list("0123456789")
+    for _ in range(200):
+        a, b = ("".join(rng.choice(digits, int(rng.integers(1, 21)))) for _ in range(2))
+        out.append(a + str(rng.choice(list("+-*?"))) + b + "=")
+        out.append(str(rng.choice(["c", "s"])) + a + "=")
+        out.append(str(int(rng.integers(10))) + "".join(str(rng.choice(["+", "-"])) + str(int(rng.integers(10)))
+                                                   for _ in range(int(rng.integers(1, 8)))) + "=")
+    return out
+
+
+def test_array_solver_agrees_with_the_scalar_solver_on_mutated_prompts(v2):
+    """Every prompt the array solver accepts gets the scalar solver's answer (the array solver is the
+    stricter of the two: no leading zeros, no negative differences, at most 18 digits); it accepts
+    and rejects a good share of the mutants."""
+    prompts = _mutants(v2, 21)
+    codes, lengths = texts_to_codes(prompts)
+    answers, answer_len, ok = v2.solve_arrays(np.pad(codes, ((0, 0), (0, 2))), lengths)  # extra zero columns
+    assert 0.3 < ok.mean() < 0.9
+    texts = codes_to_texts(answers)
+    for p, a, n, good in zip(prompts, texts, answer_len, ok, strict=True):
+        if good:
+            assert v2.solve(p) == a and len(a) == n, p
+        else:
+            assert n == 0 and a == "", p
+
+
+def test_verify_arrays_is_comparing_the_recomputed_digits(v2):
+    """``verify_arrays`` (the gold answer read as a number) equals comparing the gold codes with the
+    codes ``solve_arrays`` writes, on mutated prompts with right, wrong, zero-led, empty, symbol and
+    out-of-range answers, in chunks that split the rows unevenly."""
+    rng = np.random.default_rng(5)
+    prompts = _mutants(v2, 22)
+    codes, lengths = texts_to_codes(prompts)
+    solved, solved_len, ok = v2.solve_arrays(codes, lengths)
+    answers = []
+    for a, good in zip(codes_to_texts(solved), ok, strict=True):
+        r = rng.random()
+        if not good or r < 0.4:
+            answers.append(a if good else str(int(rng.integers(100))))
+        elif r < 0.55:
+            answers.append("0" + a)
+        elif r < 0.65:
+            answers.append(a[:-1] + str(rng.choice(list("0123456789<>=x\u0130"))))
+        elif r < 0.7:
+            answers.append("")
+        else:
+            answers.append(a + "1")
+    gold, gold_len = texts_to_codes(answers)
+    gold = np.pad(gold, ((0, 0), (0, 1)))
+    arr = ExampleArrays(codes, lengths, gold, gold_len, np.zeros(len(prompts), np.int64), np.zeros(len(prompts), np.int64),
+                        v2.skills)
+    width = max(solved.shape[1], gold.shape[1])
+    same = (np.pad(solved, ((0, 0), (0, width - solved.shape[1]))) == np.pad(gold, ((0, 0), (0, width - gold.shape[1])))).all(1)
+    expected = ok & (solved_len == gold_len) & same
+    got = v2.verify_arrays(arr, chunk=97)
+    assert got.tolist() == expected.tolist()
+    assert 0.2 < expected.mean() < 0.8
 
 
 class FakeWrongSuite(ArithmeticSuiteV2):

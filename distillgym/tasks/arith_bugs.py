@@ -79,9 +79,10 @@ _POW10_U32 = _POW10[:10].astype(np.uint32)
 
 def numbers_to_codes(values: np.ndarray, dtype: type = np.uint32) -> tuple[np.ndarray, np.ndarray]:
     """Decimal digits of non-negative ``values`` as a left-aligned character-code matrix of ``dtype`` and
-    their counts (the arith-v2 generator uses it with ``uint8``). Column by column, each a vector over
-    the rows (a digit count by comparisons, each column's digit by one division), in 32-bit unsigned
-    arithmetic when every value fits, which is several times faster than 64-bit division."""
+    their counts (the arith-v2 generator uses it with ``uint8``). Digit counts by comparisons; where every
+    value fits 32 unsigned bits, the rows of each digit count together, each column's digit from one
+    division by a constant power of ten and one by ten (numpy divides by a scalar quickly, by an array
+    or with ``%`` slowly); otherwise column by column in 64-bit arithmetic."""
     v = np.asarray(values, dtype=np.int64)
     n = len(v)
     top = int(v.max()) if n else 0
@@ -92,6 +93,23 @@ def numbers_to_codes(values: np.ndarray, dtype: type = np.uint32) -> tuple[np.nd
     for e in range(1, width):
         nd += w >= pw[e]
     out = np.zeros((n, width), dtype)
+    if small:
+        for m in range(1, width + 1):  # the rows with m digits: column c holds the digit of 10 ** (m - 1 - c)
+            rows = np.flatnonzero(nd == m)
+            if not len(rows):
+                continue
+            if len(rows) == n:
+                rows = None  # every row: no gather, no scatter
+            wm = w if rows is None else w[rows]
+            block = np.empty((len(wm), m), dtype)
+            for c in range(m):
+                q = wm // pw[m - 1 - c]
+                block[:, c] = q - (q // 10) * 10 + 48
+            if rows is None:
+                out[:, :m] = block
+            else:
+                out[rows, :m] = block
+        return out, nd
     for c in range(width):  # column c holds the digit of 10 ** (nd - 1 - c), where that is >= 0
         ex = nd - 1 - c
         out[:, c] = np.where(ex >= 0, (w // pw[np.maximum(ex, 0)]) % 10 + 48, 0)
