@@ -275,18 +275,25 @@ def _lookup(tokenizer: CharTokenizer) -> tuple[np.ndarray, np.ndarray]:
     return ids, digit
 
 
-def _tokens(lut: np.ndarray, codes: np.ndarray, lengths: np.ndarray, what: str, texts: Any) -> np.ndarray:
-    inside = np.arange(codes.shape[1])[None, :] < lengths[:, None]
-    if codes.size and int(codes.max()) < len(lut):  # every code point has a table entry: one lookup
-        tok = lut[codes]
+def _tokens(lut: np.ndarray, codes: np.ndarray, lengths: np.ndarray, what: str, texts: Any
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids of a code matrix, transposed (``(L, n)``: one row per position, so that the
+    reductions and copies below run along whole rows), PAD after each row's length, and the
+    transposed code points. Raises :class:`ConfigError` for a character outside the alphabet."""
+    narrow = codes.size and int(codes.max()) < 256  # code points as bytes: a quarter of the memory to move
+    t = np.ascontiguousarray((codes.astype(np.uint8) if narrow and codes.dtype != np.uint8 else codes).T)
+    inside = np.arange(t.shape[0])[:, None] < lengths[None, :]
+    if t.size and int(t.max()) < len(lut):  # every code point has a table entry: one lookup
+        tok = lut.take(t)
     else:
-        c = codes.astype(np.int64)
-        tok = np.where(c < len(lut), lut[np.minimum(c, len(lut) - 1)], -1)
+        c = t.astype(np.int64)
+        tok = np.where(c < len(lut), lut.take(np.minimum(c, len(lut) - 1)), -1)
     bad = inside & (tok < 0)
     if bad.any():
-        r, j = map(int, np.argwhere(bad)[0])
+        j, r = map(int, np.argwhere(bad)[0])
         raise ConfigError(f"character {chr(int(codes[r, j]))!r} in {what} {texts(r)!r} is not in the student's alphabet")
-    return np.where(inside, tok, PAD)
+    tok[~inside] = PAD
+    return tok, t
 
 
 def encode(tokenizer: CharTokenizer, examples: Sequence[Example] | ExampleArrays,
@@ -303,18 +310,17 @@ def encode(tokenizer: CharTokenizer, examples: Sequence[Example] | ExampleArrays
     tokenizer._vector_lut = (lut, digit)  # type: ignore[attr-defined]
     n = len(arr)
     lp, la = arr.prompt_len, arr.answer_len
-    p = _tokens(lut, arr.prompt, lp, "prompt", lambda r: arr.prompts()[r])
-    a = _tokens(lut, arr.answer, la, "answer", lambda r: arr.answers()[r])
+    p, _ = _tokens(lut, arr.prompt, lp, "prompt", lambda r: arr.prompts()[r])
+    a, a_codes = _tokens(lut, arr.answer, la, "answer", lambda r: arr.answers()[r])
     numeric = np.zeros(n, bool)  # rows whose answer is written with its digits reversed
     if tokenizer.reverse_answers and n:
-        inside = np.arange(a.shape[1])[None, :] < la[:, None]
-        codes = arr.answer
-        if codes.size and int(codes.max()) < len(digit):
-            is_digit = digit[codes] | ~inside
+        outside = np.arange(a.shape[0])[:, None] >= la[None, :]
+        if a_codes.size and int(a_codes.max()) < len(digit):
+            is_digit = digit.take(a_codes) | outside
         else:
-            codes = codes.astype(np.int64)
-            is_digit = np.where(codes < len(digit), digit[np.minimum(codes, len(digit) - 1)], False) | ~inside
-        numeric = (la > 0) & is_digit.all(1)
+            c = a_codes.astype(np.int64)
+            is_digit = np.where(c < len(digit), digit.take(np.minimum(c, len(digit) - 1)), False) | outside
+        numeric = (la > 0) & is_digit.all(0)
     length = 2 + lp + la
     width = int(length.max(initial=2))
     if max_positions is not None and width > max_positions:
@@ -324,16 +330,17 @@ def encode(tokenizer: CharTokenizer, examples: Sequence[Example] | ExampleArrays
         )
     # whole columns at a time into a wide enough scratch matrix; every padding token written is
     # PAD (0, as _tokens pads), so nothing past a row's end needs clearing
-    reach = max(width, int((1 + lp).max(initial=0)) + a.shape[1] + 1)
+    reach = max(width, int((1 + lp).max(initial=0)) + a.shape[0] + 1)
     ids = np.full((n, reach), PAD, dtype=id_dtype(tokenizer.vocab_size))
     ids[:, 0] = BOS
     flat = ids.reshape(-1)
     wp = int(lp.max(initial=0))
-    ids[:, 1 : 1 + wp] = p[:, :wp]  # every prompt starts at column 1
+    ids[:, 1 : 1 + wp] = p[:wp].T  # every prompt starts at column 1
     at = np.arange(n, dtype=np.int64) * reach + 1 + lp  # where each row's answer starts
     flip = numeric if numeric.any() else None
-    for j in range(a.shape[1]):  # answer character j goes to answer position j, or la - 1 - j reversed
-        flat[at + (np.where(flip & (j < la), la - 1 - j, j) if flip is not None else j)] = a[:, j]
+    back = la - 1 if flip is not None else None
+    for j in range(a.shape[0]):  # answer character j goes to answer position j, or la - 1 - j reversed
+        flat[at + (np.where(flip & (j < la), back - j, j) if flip is not None else j)] = a[j]
     flat[at + la] = EOS
     ids = ids[:, :width].copy()
     return TokenRows(ids, 1 + lp, length, arr.skill, arr.difficulty, arr.skills)
