@@ -75,7 +75,8 @@ def _seconds(**values: float) -> dict[str, Seconds]:
 
 
 def _nan_to_none(m: np.ndarray) -> list:
-    return [[None if not math.isfinite(float(x)) else round(float(x), 6) for x in row] for row in m]
+    isfinite = math.isfinite
+    return [[round(x, 6) if isfinite(x) else None for x in row] for row in np.asarray(m, dtype=np.float64).tolist()]
 
 
 class TeachingEnv(gym.Env):

@@ -251,12 +251,10 @@ class MixLevel(ActionLevel):
     def decode(self, action: Any, n: int) -> Plan:
         w = _mix_weights(action, self.shape, "a mix action", "skills x difficulties")
         counts = allocate(w, int(n))
-        items = [
-            PlanItem(self.suite.skills[s], d, int(counts[s, d]))
-            for s in range(self.shape[0])
-            for d in range(self.shape[1])
-            if counts[s, d] > 0
-        ]
+        skills = self.suite.skills
+        s_idx, d_idx = np.nonzero(counts > 0)  # skill-major, as the cells are listed
+        items = [PlanItem(skills[s], d, c)
+                 for s, d, c in zip(s_idx.tolist(), d_idx.tolist(), counts[s_idx, d_idx].tolist(), strict=True)]
         total = w.sum()
         mix = w / total if total > 0 else np.full(self.shape, 1.0 / w.size)
         info: dict[str, Any] = {"allocation": counts.tolist(), "mix": mix.round(6).tolist(), "n": int(n)}

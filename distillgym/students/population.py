@@ -456,10 +456,13 @@ class PopulationStudent:
         docstring, "Equivalence")."""
         out = []
         step = self.member_chunk or len(members) or 1
-        rows = np.zeros_like(lengths) if rows is None else rows
-        for T, r in np.unique(np.stack([lengths, rows], axis=1), axis=0):
-            group = members[(lengths == T) & (rows == r)]
-            out.extend((group[i : i + step], int(T)) for i in range(0, len(group), step))
+        lengths = np.asarray(lengths, np.int64)
+        rows = np.zeros_like(lengths) if rows is None else np.asarray(rows, np.int64)
+        span = int(rows.max(initial=0)) + 1
+        key = lengths * span + rows  # ordered as (length, rows), both >= 0
+        for k in np.unique(key).tolist():
+            group = members[key == k]
+            out.extend((group[i : i + step], int(k // span)) for i in range(0, len(group), step))
         return out
 
     @staticmethod
@@ -897,5 +900,6 @@ def _lr(cfg: StudentConfig, step: np.ndarray) -> np.ndarray:
     """:func:`~distillgym.students.char_lm.lr_at` of each of an array of steps (float64, as the plain
     student's Python floats)."""
     step = np.asarray(step)
-    return np.array([lr_at(cfg, int(s)) for s in step.ravel()], dtype=np.float64).reshape(step.shape)
+    uniq, inverse = np.unique(step, return_inverse=True)  # members mostly share their steps: each distinct one once
+    return np.array([lr_at(cfg, int(s)) for s in uniq], dtype=np.float64)[inverse.reshape(step.shape)]
 
