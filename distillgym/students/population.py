@@ -424,13 +424,21 @@ class PopulationStudent:
         filled = [r for r in rows if len(r)]
         if filled:
             width = max(r.ids.shape[1] for r in filled)
-            member = np.repeat(np.arange(self.size), counts)
-            row = np.arange(len(member)) - np.repeat(np.cumsum(counts) - counts, counts)
-            ids[member, row, :width] = np.concatenate([
+            every = np.concatenate([
                 r.ids if r.ids.shape[1] == width else np.pad(r.ids, ((0, 0), (0, width - r.ids.shape[1])))
                 for r in filled])
-            plen[member, row] = np.concatenate([r.prompt_len for r in filled])
-            length[member, row] = np.concatenate([r.length for r in filled])
+            every_plen = np.concatenate([r.prompt_len for r in filled])
+            every_len = np.concatenate([r.length for r in filled])
+            if (counts == n_max).all():  # every member has n_max rows: whole blocks, no scatter
+                ids[:, :n_max, :width] = every.reshape(self.size, n_max, width)
+                plen[:, :n_max] = every_plen.reshape(self.size, n_max)
+                length[:, :n_max] = every_len.reshape(self.size, n_max)
+            else:
+                member = np.repeat(np.arange(self.size), counts)
+                row = np.arange(len(member)) - np.repeat(np.cumsum(counts) - counts, counts)
+                ids[member, row, :width] = every
+                plen[member, row] = every_plen
+                length[member, row] = every_len
         return ids, plen, length
 
     def _to(self, a: np.ndarray) -> torch.Tensor:
@@ -656,10 +664,11 @@ class PopulationStudent:
                     f"{kind} became {'non-finite' if what[p] == 2 else bad}", int(self.step[p]) + a, a), a)
             else:
                 st.examples = len(rows[p])
-            if cell_np is not None:
-                st.cell_loss = self._cell_loss(rows[p], plans[p], cell_np[p], a)
             self.step[p] += a
             self.adam_step[p] += a
+        if cell_np is not None:
+            for p, cells in self._cell_losses(rows, plans, cell_np, applied).items():
+                stats[p].cell_loss = cells
         self._add_replay(rows, [p for p in range(P) if plans[p] is not None and failed[p] < 0],
                          new_ids_t, new_plen_t, new_len_t, new_len)
         wall = time.perf_counter() - t0
@@ -695,6 +704,37 @@ class PopulationStudent:
         per_pass = losses[:applied, : plan.n_new].reshape(-1)[:n]  # pass k's new rows sit in its first columns
         return cell_means(rows, plan.order[:n], per_pass)
 
+    @classmethod
+    def _cell_losses(cls, rows: list[TokenRows], plans: list[Any], losses: np.ndarray, applied: np.ndarray
+                     ) -> dict[int, dict[tuple[str, int], float]]:
+        """:meth:`_cell_loss` of every member with a plan, from one ``bincount`` over (member, cell):
+        each (member, cell)'s losses are added in the same order as there, so the means are the same."""
+        members = [p for p, plan in enumerate(plans) if plan is not None]
+        if not members:
+            return {}
+        skills = rows[members[0]].skills
+        if any(rows[p].skills != skills for p in members):
+            return {p: cls._cell_loss(rows[p], plans[p], losses[p], int(applied[p])) for p in members}
+        idx, vals = [], []
+        for p in members:
+            plan, a = plans[p], int(applied[p])
+            n = min(len(plan.order), a * plan.n_new)
+            idx.append(plan.order[:n])
+            vals.append(losses[p, :a, : plan.n_new].reshape(-1)[:n])
+        who = np.repeat(np.arange(len(members)), [len(i) for i in idx])
+        skill = np.concatenate([rows[p].skill[i] for p, i in zip(members, idx, strict=True)])
+        level = np.concatenate([rows[p].difficulty[i] for p, i in zip(members, idx, strict=True)])
+        span = int(level.max(initial=0)) + 1
+        per_member = len(skills) * span
+        uniq, inv = np.unique((who * per_member + skill * span + level), return_inverse=True)
+        sums = np.bincount(inv, weights=np.concatenate(vals).astype(np.float64))
+        counts = np.bincount(inv)
+        out: dict[int, dict[tuple[str, int], float]] = {p: {} for p in members}
+        for u, total, c in zip(uniq.tolist(), sums.tolist(), counts.tolist(), strict=True):
+            m, cell = divmod(u, per_member)
+            out[members[m]][(skills[cell // span], cell % span)] = total / c
+        return out
+
     def _add_replay(self, rows: list[TokenRows], members: list[int], ids_t: torch.Tensor, plen_t: torch.Tensor,
                     len_t: torch.Tensor, len_np: np.ndarray) -> None:
         """Append each listed member's new rows to its ring (one scatter for all members)."""
@@ -710,19 +750,22 @@ class PopulationStudent:
     def _add_replay_slices(self, rows: list[TokenRows], members: list[int], ids_t: torch.Tensor,
                            plen_t: torch.Tensor, len_t: torch.Tensor, len_np: np.ndarray) -> None:
         """:meth:`_add_replay` as slice copies, a member at a time (its slots are one or two runs of
-        its ring): on a CPU, cheaper than gathering every new row for one scatter."""
+        its ring), or every member at once when all share their ring position and row count (the
+        common case): on a CPU, cheaper than gathering every new row for one scatter."""
         C = self.capacity
-        for p in members:
-            n = len(rows[p])
+        runs: list[tuple[Any, int, int]] = [(p, int(self.replay_count[p]), len(rows[p])) for p in members]
+        if len(members) == self.size and len({(c, n) for _, c, n in runs}) == 1:
+            runs = [(slice(None), runs[0][1], runs[0][2])]  # every member at one ring position: one copy for all
+        for who, count, n in runs:
             first = max(0, n - C)  # the rows kept: [first, n)
-            s0 = int((self.replay_count[p] + first) % C)
+            s0 = (count + first) % C
             for r0, r1, at in ((first, min(n, first + C - s0), s0), (first + C - s0, n, 0)):
                 if r1 > r0:
-                    self.replay_ids[p, at : at + r1 - r0] = ids_t[p, r0:r1]
-                    self.replay_plen[p, at : at + r1 - r0] = plen_t[p, r0:r1]
-                    self.replay_len[p, at : at + r1 - r0] = len_t[p, r0:r1]
-                    self.replay_len_cpu[p, at : at + r1 - r0] = len_np[p, r0:r1]
-            self.replay_count[p] += n
+                    self.replay_ids[who, at : at + r1 - r0] = ids_t[who, r0:r1]
+                    self.replay_plen[who, at : at + r1 - r0] = plen_t[who, r0:r1]
+                    self.replay_len[who, at : at + r1 - r0] = len_t[who, r0:r1]
+                    self.replay_len_cpu[who, at : at + r1 - r0] = len_np[who, r0:r1]
+            self.replay_count[who] += n
 
     def _add_replay_scatter(self, rows: list[TokenRows], members: list[int], ids_t: torch.Tensor,
                             plen_t: torch.Tensor, len_t: torch.Tensor, len_np: np.ndarray) -> None:
