@@ -38,13 +38,12 @@ vectorised engine (:mod:`distillgym.engines.vectorized`).
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Sequence
 
 import numpy as np
 
 from distillgym.errors import ConfigError
-from distillgym.tasks.arith_bugs import buggy_answers, noisy_answers, numbers_to_codes
+from distillgym.tasks.arith_bugs import _POW10_U32, buggy_answers, noisy_answers, numbers_to_codes
 from distillgym.tasks.arithmetic import _V1_SHAPES, ArithmeticSuiteV1
 from distillgym.tasks.arrays import ExampleArrays, concat_fields
 from distillgym.tasks.base import SPLITS
@@ -107,6 +106,47 @@ def content_fraction_v2(text: str) -> float:
 def _digit_field(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Decimal digits of non-negative ``values`` as a left-aligned ``uint8`` code field, and their counts."""
     return numbers_to_codes(values, np.uint8)
+
+
+def _prompt_of(parts: Sequence[str | np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``concat_fields`` of ``parts`` (one character, or an array of non-negative numbers written in
+    decimal), as ``uint8`` codes and lengths, written a layout at a time: the rows whose numbers have
+    the same digit counts have their characters at the same columns, so each such group is written
+    column by column (digits by scalar divisions) and placed with one row copy."""
+    numbers = [np.asarray(x, np.int64) for x in parts if not isinstance(x, str)]
+    if any(len(v) and (int(v.max()) >= 2**32 or int(v.min()) < 0) for v in numbers):
+        return concat_fields([_const(x, n) if isinstance(x, str) else _digit_field(x) for x in parts], n)
+    small = [v.astype(np.uint32) for v in numbers]
+    counts = [np.ones(n, np.int64) for _ in small]
+    for w, nd in zip(small, counts, strict=True):
+        for e in range(1, len(str(int(w.max()))) if len(w) else 1):
+            nd += w >= _POW10_U32[e]
+    key = np.zeros(n, np.int64)
+    for nd in counts:
+        key = key * 11 + nd
+    length = sum(counts, np.zeros(n, np.int64)) + sum(isinstance(x, str) for x in parts)
+    out = np.zeros((n, max(int(length.max(initial=1)), 1)), np.uint8)
+    for k in np.unique(key).tolist():
+        rows = np.flatnonzero(key == k)
+        whole = len(rows) == n
+        digits = [int(nd[rows[0]]) for nd in counts]
+        block = np.empty((len(rows), int(length[rows[0]])), np.uint8)
+        at, i = 0, 0
+        for x in parts:
+            if isinstance(x, str):
+                block[:, at] = ord(x)
+                at += 1
+                continue
+            m, w = digits[i], small[i] if whole else small[i][rows]
+            for c in range(m):
+                q = w // _POW10_U32[m - 1 - c]
+                block[:, at + c] = q - (q // 10) * 10 + 48
+            at, i = at + m, i + 1
+        if whole:
+            out[:, : block.shape[1]] = block
+        else:
+            out[rows, : block.shape[1]] = block
+    return out, length
 
 
 def _const(ch: str, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -172,11 +212,11 @@ def _cell_items(skill: str, difficulty: int, u: np.ndarray) -> tuple[np.ndarray,
     d0, v = shape[:, 0], u[:, 1:]
     if skill in ("copy", "successor"):
         a = _numbers(v[:, 0], d0) if skill == "copy" else _successor_operands(v, d0)
-        prompt = concat_fields([_const(skill[0], n), _digit_field(a), _const("=", n)], n)
+        prompt = _prompt_of([skill[0], a, "="], n)
         return (*prompt, *_digit_field(a if skill == "copy" else a + 1))
     if skill == "compare":
         a, b = _compare_operands(v, d0, shape[:, 1])
-        prompt = concat_fields([_digit_field(a), _const("?", n), _digit_field(b), _const("=", n)], n)
+        prompt = _prompt_of([a, "?", b, "="], n)
         sym = np.where(a < b, _C["<"], np.where(a > b, _C[">"], _C["="])).astype(np.uint8)
         return (*prompt, sym[:, None], np.ones(n, np.int64))
     if skill == "mul":
@@ -189,7 +229,7 @@ def _cell_items(skill: str, difficulty: int, u: np.ndarray) -> tuple[np.ndarray,
             op, ans = "-", a - b
         else:
             op, ans = "+", a + b
-    prompt = concat_fields([_digit_field(a), _const(op, n), _digit_field(b), _const("=", n)], n)
+    prompt = _prompt_of([a, op, b, "="], n)
     return (*prompt, *_digit_field(ans))
 
 
@@ -348,10 +388,12 @@ def _gold_matches(gold: np.ndarray, gold_len: np.ndarray, result: np.ndarray, sy
     return out
 
 
-def _first_rows(need: int, share: float) -> int:
-    """Candidate rows of a block to make first for a request item that still needs ``need`` items of
-    a part with share ``share``: the expected count plus three standard deviations and two."""
-    return int(math.ceil((need + 3 * math.sqrt(need * (1 - share) / share) + 2) / share))
+def _first_rows(need: np.ndarray, share: np.ndarray) -> np.ndarray:
+    """Candidate rows of a block to make first for request items that still need ``need`` items of
+    a part with share ``share``: the expected count plus three standard deviations and two. Any
+    number gives the same items (the rest of a block is made when an item is short); this one
+    makes the rest rarely needed and the first part not much larger than what is kept."""
+    return np.ceil((need + 3 * np.sqrt(need * (1 - share) / share) + 2) / share).astype(np.int64)
 
 
 class _Accepting:
@@ -514,16 +556,29 @@ class ArithmeticSuiteV2(ArithmeticSuiteV1):
             # 1. one block of uniforms per pending request item, from its own stream, in order
             by_cell: dict[tuple[str, int], list[tuple[int, np.ndarray]]] = {}
             sizes = np.maximum(_ROUND_MIN, ((need[pending] + 4 * need[pending] ** 0.5 + 16) / share[pending]).astype(np.int64))
-            for o, m in zip(pending.tolist(), sizes.tolist(), strict=True):
-                r, skill, level = owners[o][:3]
-                u = requests[r][0].random((m, known[(skill, level)][1]))
-                by_cell.setdefault((skill, level), []).append((o, u))
+            # a request's blocks follow each other in its stream: one draw per request, cut into them
+            pending_list, size_list = pending.tolist(), sizes.tolist()
+            i = 0
+            while i < len(pending_list):
+                r = owners[pending_list[i]][0]
+                j, shapes = i, []
+                while j < len(pending_list) and owners[pending_list[j]][0] == r:
+                    _, skill, level = owners[pending_list[j]][:3]
+                    shapes.append((size_list[j], known[(skill, level)][1]))
+                    j += 1
+                flat = requests[r][0].random(sum(m * k for m, k in shapes))
+                at = 0
+                for o, (m, k) in zip(pending_list[i:j], shapes, strict=True):
+                    by_cell.setdefault(owners[o][1:3], []).append((o, flat[at : at + m * k].reshape(m, k)))
+                    at += m * k
+                i = j
             # 2. items of each cell, a first part of each block (what the item needs, with a margin),
             # then the rest of the blocks of the items still short: an item is a function of its
             # row of uniforms alone, so this keeps what processing whole blocks keeps
             need_round = need.copy()
             for (skill, level), blocks in by_cell.items():
-                first = [min(len(u), _first_rows(int(need[o]), float(share[o]))) for o, u in blocks]
+                mine = np.array([o for o, _ in blocks])
+                first = np.minimum(_first_rows(need[mine], share[mine]), [len(u) for _, u in blocks]).tolist()
                 applies = want is not None and known[(skill, level)][0]
                 state.accept(skill, level, [(o, u[:k]) for (o, u), k in zip(blocks, first, strict=True)], applies)
                 rest = [(o, u[k:]) for (o, u), k in zip(blocks, first, strict=True) if need[o] > 0 and k < len(u)]
