@@ -267,7 +267,7 @@ def id_dtype(vocab_size: int) -> np.dtype:
 def _lookup(tokenizer: CharTokenizer) -> tuple[np.ndarray, np.ndarray]:
     """Code point -> token id (-1: not in the alphabet), and code point -> str.isdigit()."""
     top = max(map(ord, tokenizer.alphabet), default=0) + 1
-    ids = np.full(top, -1, np.int32)
+    ids = np.full(top, -1, np.int16 if max(tokenizer.stoi.values(), default=0) < 2**15 else np.int32)
     digit = np.zeros(top, bool)
     for ch, i in tokenizer.stoi.items():
         ids[ord(ch)] = i
@@ -292,7 +292,10 @@ def _tokens(lut: np.ndarray, codes: np.ndarray, lengths: np.ndarray, what: str, 
     if bad.any():
         j, r = map(int, np.argwhere(bad)[0])
         raise ConfigError(f"character {chr(int(codes[r, j]))!r} in {what} {texts(r)!r} is not in the student's alphabet")
-    tok[~inside] = PAD
+    if PAD == 0:
+        tok *= inside  # PAD after each row's end
+    else:
+        tok[~inside] = PAD
     return tok, t
 
 

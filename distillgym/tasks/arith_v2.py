@@ -126,9 +126,10 @@ def _prompt_of(parts: Sequence[str | np.ndarray], n: int) -> tuple[np.ndarray, n
         key = key * 11 + nd
     length = sum(counts, np.zeros(n, np.int64)) + sum(isinstance(x, str) for x in parts)
     out = np.zeros((n, max(int(length.max(initial=1)), 1)), np.uint8)
-    for k in np.unique(key).tolist():
-        rows = np.flatnonzero(key == k)
-        whole = len(rows) == n
+    layouts = np.flatnonzero(np.bincount(key)).tolist()  # the keys present, in order (small integers)
+    for k in layouts:
+        whole = len(layouts) == 1
+        rows = np.arange(n) if whole else np.flatnonzero(key == k)
         digits = [int(nd[rows[0]]) for nd in counts]
         block = np.empty((len(rows), int(length[rows[0]])), np.uint8)
         at, i = 0, 0
@@ -396,6 +397,16 @@ def _first_rows(need: np.ndarray, share: np.ndarray) -> np.ndarray:
     return np.ceil((need + 3 * np.sqrt(need * (1 - share) / share) + 2) / share).astype(np.int64)
 
 
+def _rows_of(buffer: np.ndarray, seg_at: np.ndarray, skip: np.ndarray | int, rows: np.ndarray, k: int) -> np.ndarray:
+    """Rows ``skip .. skip + rows`` of blocks of ``k`` uniforms a row that start at ``seg_at`` in
+    ``buffer``, one block after another: a ``(rows.sum(), k)`` array (one gather)."""
+    count = rows * k
+    total = int(count.sum())
+    begin = seg_at + np.asarray(skip) * k
+    index = np.arange(total) + np.repeat(begin - (np.cumsum(count) - count), count)
+    return buffer[index].reshape(total // k if k else 0, k)
+
+
 class _Accepting:
     """The acceptance of candidate rows (one round's, a cell at a time) for
     :meth:`ArithmeticSuiteV2.generate_many`: the part check, ``distinct``'s check against the prompts
@@ -410,13 +421,12 @@ class _Accepting:
         self.repeats_ok = np.zeros(len(need), bool)
         self.seen = np.zeros(0, dtype=np.dtype((np.void, (width_p + 1) * 4)))
 
-    def accept(self, skill: str, level: int, blocks: list[tuple[int, np.ndarray]], applies: bool) -> None:
-        """Candidate rows of one cell: ``blocks`` are ``(request item, uniforms)`` in request-item
-        order, each block's rows in draw order, following the rows of its earlier blocks."""
-        items = np.array([o for o, _ in blocks], np.int64)
-        lens = np.array([len(u) for _, u in blocks], np.int64)
+    def accept(self, skill: str, level: int, items: np.ndarray, lens: np.ndarray, u: np.ndarray, applies: bool) -> None:
+        """Candidate rows of one cell: ``u`` holds ``lens[i]`` rows of uniforms of request item
+        ``items[i]`` after each other (items in request-item order, each one's rows in draw order,
+        following its rows accepted or rejected before)."""
         owner = np.repeat(items, lens)
-        p, pl, a, al = _cell_items(skill, level, blocks[0][1] if len(blocks) == 1 else np.concatenate([u for _, u in blocks]))
+        p, pl, a, al = _cell_items(skill, level, u)
         ok = self.suite.parts_of(p, pl) == self.want if applies else np.ones(len(owner), bool)
         if self.distinct:
             dedup = ok & ~self.repeats_ok[owner]
@@ -538,6 +548,11 @@ class ArithmeticSuiteV2(ArithmeticSuiteV1):
                 owners.append((r, skill, int(level), int(n), want is not None and facts[0]))
         n_owners = len(owners)
         asked = np.array([o[3] for o in owners], dtype=np.int64)
+        cells = list(dict.fromkeys((o[1], o[2]) for o in owners))  # the cells asked for, in first-asked order
+        cell_id = {c: i for i, c in enumerate(cells)}
+        owner_cell = np.array([cell_id[(o[1], o[2])] for o in owners], dtype=np.int64)
+        owner_request = np.array([o[0] for o in owners], dtype=np.int64)
+        owner_k = np.array([known[c][1] for c in cells], dtype=np.int64)[owner_cell] if n_owners else asked
         need = asked.copy()
         stale = np.zeros(n_owners, np.int64)
         share = np.array([self.partition[want] if o[4] else 1.0 for o in owners])  # type: ignore[index]
@@ -553,37 +568,37 @@ class ArithmeticSuiteV2(ArithmeticSuiteV1):
             pending = np.flatnonzero(need > 0)
             if not len(pending):
                 break
-            # 1. one block of uniforms per pending request item, from its own stream, in order
-            by_cell: dict[tuple[str, int], list[tuple[int, np.ndarray]]] = {}
+            # 1. one block of uniforms per pending request item, rng.random((m, k)) from its own stream,
+            # in plan order: a request's blocks follow each other in its stream, so one draw per request
+            # into one buffer for the round, each block a segment of it
             sizes = np.maximum(_ROUND_MIN, ((need[pending] + 4 * need[pending] ** 0.5 + 16) / share[pending]).astype(np.int64))
-            # a request's blocks follow each other in its stream: one draw per request, cut into them
-            pending_list, size_list = pending.tolist(), sizes.tolist()
-            i = 0
-            while i < len(pending_list):
-                r = owners[pending_list[i]][0]
-                j, shapes = i, []
-                while j < len(pending_list) and owners[pending_list[j]][0] == r:
-                    _, skill, level = owners[pending_list[j]][:3]
-                    shapes.append((size_list[j], known[(skill, level)][1]))
-                    j += 1
-                flat = requests[r][0].random(sum(m * k for m, k in shapes))
-                at = 0
-                for o, (m, k) in zip(pending_list[i:j], shapes, strict=True):
-                    by_cell.setdefault(owners[o][1:3], []).append((o, flat[at : at + m * k].reshape(m, k)))
-                    at += m * k
-                i = j
+            k_of = owner_k[pending]
+            seg = sizes * k_of
+            seg_at = np.cumsum(seg) - seg
+            buffer = np.empty(int(seg.sum()))
+            per_request = np.bincount(owner_request[pending], weights=seg, minlength=len(requests)).astype(np.int64)
+            at = 0
+            for r in np.flatnonzero(per_request).tolist():
+                requests[r][0].random(out=buffer[at : at + per_request[r]])
+                at += int(per_request[r])
             # 2. items of each cell, a first part of each block (what the item needs, with a margin),
             # then the rest of the blocks of the items still short: an item is a function of its
             # row of uniforms alone, so this keeps what processing whole blocks keeps
             need_round = need.copy()
-            for (skill, level), blocks in by_cell.items():
-                mine = np.array([o for o, _ in blocks])
-                first = np.minimum(_first_rows(need[mine], share[mine]), [len(u) for _, u in blocks]).tolist()
+            first = np.minimum(_first_rows(need[pending], share[pending]), sizes)
+            cell_of = owner_cell[pending]
+            for c in np.unique(cell_of).tolist():
+                skill, level = cells[c]
+                mine = np.flatnonzero(cell_of == c)  # positions in pending, in request-item order
                 applies = want is not None and known[(skill, level)][0]
-                state.accept(skill, level, [(o, u[:k]) for (o, u), k in zip(blocks, first, strict=True)], applies)
-                rest = [(o, u[k:]) for (o, u), k in zip(blocks, first, strict=True) if need[o] > 0 and k < len(u)]
-                if rest:
-                    state.accept(skill, level, rest, applies)
+                k = int(owner_k[pending[mine[0]]])
+                state.accept(skill, level, pending[mine], first[mine], _rows_of(buffer, seg_at[mine], 0, first[mine], k),
+                             applies)
+                short = mine[(need[pending[mine]] > 0) & (first[mine] < sizes[mine])]
+                if len(short):
+                    rest = sizes[short] - first[short]
+                    state.accept(skill, level, pending[short], rest,
+                                 _rows_of(buffer, seg_at[short], first[short], rest, k), applies)
             got = need_round - need
             stale[pending] = np.where(got[pending] == 0, stale[pending] + 1, 0)
             for o in pending[(stale[pending] >= _MAX_EMPTY_ROUNDS) & (need[pending] > 0)]:
@@ -649,7 +664,7 @@ class ArithmeticSuiteV2(ArithmeticSuiteV1):
         codes, lengths, wrong = noisy_answers(examples, uniforms, rate)
         return examples.with_answers(codes, lengths, source="noisy"), wrong
 
-    def verify_arrays(self, examples: ExampleArrays, chunk: int = 32768) -> np.ndarray:
+    def verify_arrays(self, examples: ExampleArrays, chunk: int = 16384) -> np.ndarray:
         """Per row, whether the gold answer equals the answer :meth:`solve_arrays` recomputes
         (in chunks of ``chunk`` rows, so the temporaries stay in cache). The gold answer is read
         as a number and compared with the recomputed one (a comparison symbol as itself), which
