@@ -72,13 +72,16 @@ def content_fractions(codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     The same on every machine (pure uint64 arithmetic, wrapping)."""
     lengths = np.asarray(lengths)
     columns = np.ascontiguousarray(np.asarray(codes).T)  # one contiguous column per position
-    h = np.full(len(lengths), _KEY, dtype=np.uint64)
-    step = np.empty_like(h)
+    n, top = len(lengths), min(columns.shape[0], int(lengths.max(initial=0)))
+    # H[j]: the hash after the first j code points of every row (one xor and one multiply a column);
+    # each row's is then read at its own length
+    H = np.empty((top + 1, n), np.uint64)
+    H[0] = _KEY
     with np.errstate(over="ignore"):
-        for j in range(min(columns.shape[0], int(lengths.max(initial=0)))):
-            np.bitwise_xor(h, columns[j], out=step, casting="unsafe")
-            step *= _FNV_PRIME
-            np.copyto(h, step, where=j < lengths)
+        for j in range(top):
+            np.bitwise_xor(H[j], columns[j], out=H[j + 1], casting="unsafe")
+            H[j + 1] *= _FNV_PRIME
+        h = H[np.minimum(lengths, top), np.arange(n)]
         h ^= h >> np.uint64(30)
         h *= _MIX1
         h ^= h >> np.uint64(27)
