@@ -28,7 +28,11 @@ from distillgym.errors import ConfigError
 from distillgym.runtime import resolve_device
 from distillgym.students.tokenizer import EOS, CharTokenizer
 
-__all__ = ["StudentConfig", "OPTIONAL_FIELDS", "suite_config", "lr_at", "flops_per_token", "greedy_decode"]
+__all__ = ["StudentConfig", "OPTIONAL_FIELDS", "REPLAY_SAMPLING", "suite_config", "lr_at", "flops_per_token", "greedy_decode"]
+
+
+REPLAY_SAMPLING = ("uniform", "cell")
+"""The values of :attr:`StudentConfig.replay_sampling`."""
 
 
 @dataclass
@@ -68,6 +72,13 @@ class StudentConfig:
     replay of data the teacher already chose); 0 trains on the new examples only."""
     replay_capacity: int = 65536
     """Most recent examples kept for replay."""
+    replay_sampling: str = "uniform"
+    """How a mini-batch's replayed rows are drawn from the buffer (the plain and population students):
+    ``"uniform"`` (the default) uniformly over its filled slots, so a cell's share of the replayed
+    rows is its share of the buffer's rows; ``"cell"`` stratified by (skill, level) cell: each
+    replayed row picks one of the cells the buffer holds uniformly, then one of that cell's rows
+    uniformly, so every cell in the buffer keeps an equal share of the replayed rows however many
+    rows of it the teacher gave (:func:`~distillgym.students.torch_student.batch_plan`)."""
     init_seed: int = 0
     """Seed of the initial weights (the same student starts every episode)."""
     init_std: float = 0.02
@@ -112,6 +123,9 @@ class StudentConfig:
             )
         if not isinstance(self.replay_capacity, int) or self.replay_capacity < 0:
             raise ConfigError(f"StudentConfig.replay_capacity must be an integer >= 0, got {self.replay_capacity!r}")
+        if self.replay_sampling not in REPLAY_SAMPLING:
+            raise ConfigError(f"StudentConfig.replay_sampling must be one of {list(REPLAY_SAMPLING)}, got "
+                              f"{self.replay_sampling!r}")
         if self.lr == 0:
             raise ConfigError("StudentConfig.lr must be > 0")
         if not isinstance(self.lr_final, (int, float)) or not 0 <= self.lr_final <= 1:
@@ -153,7 +167,8 @@ class StudentConfig:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-OPTIONAL_FIELDS: dict[str, Any] = {"compile": False, "lr_decay_steps": 0, "lr_final": 0.0, "init_std": 0.02}
+OPTIONAL_FIELDS: dict[str, Any] = {"compile": False, "lr_decay_steps": 0, "lr_final": 0.0, "init_std": 0.02,
+                                   "replay_sampling": "uniform"}
 """Fields added after results and keys were first recorded, with their defaults
 (:meth:`StudentConfig.record` leaves each out at its default)."""
 
