@@ -34,6 +34,9 @@ SmolLM2-v1``                                      135M-Instruct with a LoRA adap
                                -gym               (hidden 32, init_std 0.2) and a native vector env
                                                   (``make_vec``: one population); 49,152 examples in
                                                   32 steps of 1,536
+``distillgym/ReasoningGym-v3`` cell    reasoning  as ReasoningGym-v2 with a late learning-rate decay
+                               -gym               (constant to optimiser step 2,250 of 3,000, then a
+                                                  half cosine to a tenth); native vector env
 ``distillgym/ArithTarget-v1``  mix     arith-v2   as ArithMix-v2, scored on target cells only (add and
                                                   sub: ``eval_weights``); prerequisites must be taught
 ``distillgym/ArithSources-     source  arith-v2   a mix over cells x sources (verified 4 units, buggy 1,
@@ -52,7 +55,7 @@ All of them but ``ArithSkills-SmolLM2-v1`` and the ``ReasoningGym`` ids: 49,152 
 steps of 2,048 (24 steps), 32 validation and 64 test items per cell, 8 sampled errors in each report,
 the ``delta_mean`` reward; the tiny student (v0, v1) or the plain student (v2).
 
-The v2 ids (``ReasoningGym-v2`` too) and the issue-21 ids have a vector entry point: ``gymnasium.make_vec(id, num_envs=N,
+The v2 ids (``ReasoningGym-v2`` and ``-v3`` too) and the issue-21 ids have a vector entry point: ``gymnasium.make_vec(id, num_envs=N,
 vectorization_mode="vector_entry_point")`` (the default mode for them) returns
 :class:`distillgym.vector.PopulationVectorEnv`, whose N students are one population in one batched
 model on one device; ``vectorization_mode="async"`` gives Gymnasium's process-per-env vector env.
@@ -191,11 +194,23 @@ ENV_DEFAULTS: dict[str, dict[str, Any]] = {
         budget=49152,
         examples_per_step=1536,
     ),
+    "distillgym/ReasoningGym-v3": dict(
+        suite="reasoning-gym",
+        split="content",
+        student_init="seed",
+        level="cell",
+        student="plain",
+        student_kwargs=dict(batch_size=64, hidden_size=32, intermediate_size=64, num_heads=2, init_std=0.2,
+                            lr_decay_steps=3000, lr_decay_start=2250, lr_final=0.1),
+        budget=49152,
+        examples_per_step=1536,
+    ),
     **_DATA_AGENT,
 }
 
 VECTOR_ENTRY_POINTS: dict[str, str] = {"distillgym/ArithSkills-v2": _VECTOR, "distillgym/ArithMix-v2": _VECTOR,
-                                       "distillgym/ReasoningGym-v2": _VECTOR, **dict.fromkeys(_DATA_AGENT, _VECTOR)}
+                                       "distillgym/ReasoningGym-v2": _VECTOR, "distillgym/ReasoningGym-v3": _VECTOR,
+                                       **dict.fromkeys(_DATA_AGENT, _VECTOR)}
 """Ids with a native vector env (``gymnasium.make_vec(id, num_envs=N)``)."""
 
 ENV_IDS = tuple(ENV_DEFAULTS)
