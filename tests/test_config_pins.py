@@ -26,6 +26,7 @@ PINNED = {
     "distillgym/ArithMix-v2": "5a99d5dae9e0",
     "distillgym/ReasoningGym-v1": "4bfad1b99e72",
     "distillgym/ReasoningGym-v2": "ea7c2473bae1",
+    "distillgym/ReasoningGym-v3": "8d35b2fdd04b",
 }
 """uniform's config hash of each id's default configuration (recipe 3)."""
 

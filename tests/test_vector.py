@@ -127,11 +127,17 @@ ID_REGIMES = {
     "distillgym/ReasoningGym-v2": dict(
         LEVEL_REGIMES["cell"], suite_kwargs={"skills": ["gcd", "spell_backward"]},
         student_kwargs={**ENV_DEFAULTS["distillgym/ReasoningGym-v2"]["student_kwargs"], **LEARN_STUDENT}),
+    "distillgym/ReasoningGym-v3": dict(
+        LEVEL_REGIMES["cell"], suite_kwargs={"skills": ["gcd", "spell_backward"]},
+        student_kwargs={**ENV_DEFAULTS["distillgym/ReasoningGym-v3"]["student_kwargs"], **LEARN_STUDENT,
+                        "lr_decay_steps": 300, "lr_decay_start": 200}),
 }
 """Ids whose suite has no cells the student learns within the level's regime: a subset of their suite
 whose first cells (the easy cells' indices) it learns (gcd, whose answers are mostly small numbers, and
 the reversal of short words), so that the compared accuracies are well above 0. ReasoningGym-v2 keeps
-its own student (its size and ``init_std``) with the regime's mini-batches and warm-up."""
+its own student (its size and ``init_std``) with the regime's mini-batches and warm-up; ReasoningGym-v3
+also its learning-rate decay, moved to the regime's 336 optimiser steps (from step 200 to 300), so that
+the sub-envs run the stable part, the decay and the decayed rate."""
 
 
 def _regime(env_id):

@@ -28,7 +28,11 @@ from distillgym.errors import ConfigError
 from distillgym.runtime import resolve_device
 from distillgym.students.tokenizer import EOS, CharTokenizer
 
-__all__ = ["StudentConfig", "OPTIONAL_FIELDS", "suite_config", "lr_at", "flops_per_token", "greedy_decode"]
+__all__ = ["StudentConfig", "OPTIONAL_FIELDS", "REPLAY_SAMPLING", "suite_config", "lr_at", "flops_per_token", "greedy_decode"]
+
+
+REPLAY_SAMPLING = ("uniform", "cell")
+"""The values of :attr:`StudentConfig.replay_sampling`."""
 
 
 @dataclass
@@ -57,6 +61,11 @@ class StudentConfig:
     warm-up included) along a half cosine, and stays there (:func:`lr_at`)."""
     lr_final: float = 0.0
     """The decayed learning rate as a fraction of ``lr`` (only with ``lr_decay_steps``)."""
+    lr_decay_start: int = 0
+    """Optimiser step at which the decay begins (only with ``lr_decay_steps``): the learning rate stays
+    at ``lr`` until ``max(warmup_steps, lr_decay_start)``, then falls along the half cosine to
+    ``lr * lr_final`` at ``lr_decay_steps`` (a warm-up, stable, decay schedule). 0, the default: the
+    decay begins where warm-up ends."""
     batch_size: int = 128
     """Examples per optimiser step."""
     grad_clip: float = 1.0
@@ -68,6 +77,13 @@ class StudentConfig:
     replay of data the teacher already chose); 0 trains on the new examples only."""
     replay_capacity: int = 65536
     """Most recent examples kept for replay."""
+    replay_sampling: str = "uniform"
+    """How a mini-batch's replayed rows are drawn from the buffer (the plain and population students):
+    ``"uniform"`` (the default) uniformly over its filled slots, so a cell's share of the replayed
+    rows is its share of the buffer's rows; ``"cell"`` stratified by (skill, level) cell: each
+    replayed row picks one of the cells the buffer holds uniformly, then one of that cell's rows
+    uniformly, so every cell in the buffer keeps an equal share of the replayed rows however many
+    rows of it the teacher gave (:func:`~distillgym.students.torch_student.batch_plan`)."""
     init_seed: int = 0
     """Seed of the initial weights (the same student starts every episode)."""
     init_std: float = 0.02
@@ -112,14 +128,22 @@ class StudentConfig:
             )
         if not isinstance(self.replay_capacity, int) or self.replay_capacity < 0:
             raise ConfigError(f"StudentConfig.replay_capacity must be an integer >= 0, got {self.replay_capacity!r}")
+        if self.replay_sampling not in REPLAY_SAMPLING:
+            raise ConfigError(f"StudentConfig.replay_sampling must be one of {list(REPLAY_SAMPLING)}, got "
+                              f"{self.replay_sampling!r}")
         if self.lr == 0:
             raise ConfigError("StudentConfig.lr must be > 0")
         if not isinstance(self.lr_final, (int, float)) or not 0 <= self.lr_final <= 1:
             raise ConfigError(f"StudentConfig.lr_final must be in [0, 1], got {self.lr_final!r}")
-        for name in ("warmup_steps", "lr_decay_steps", "pretrain_examples", "pretrain_max_difficulty"):
+        for name in ("warmup_steps", "lr_decay_steps", "lr_decay_start", "pretrain_examples", "pretrain_max_difficulty"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 0:
                 raise ConfigError(f"StudentConfig.{name} must be an integer >= 0, got {v!r}")
+        if self.lr_decay_start and self.lr_decay_steps <= self.lr_decay_start:
+            raise ConfigError(
+                f"StudentConfig.lr_decay_start={self.lr_decay_start} needs lr_decay_steps (the step where the decay "
+                f"ends) above it, got lr_decay_steps={self.lr_decay_steps}"
+            )
         if not isinstance(self.compile, bool):
             raise ConfigError(f"StudentConfig.compile must be True or False, got {self.compile!r}")
         resolve_device(self.device)
@@ -153,7 +177,8 @@ class StudentConfig:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-OPTIONAL_FIELDS: dict[str, Any] = {"compile": False, "lr_decay_steps": 0, "lr_final": 0.0, "init_std": 0.02}
+OPTIONAL_FIELDS: dict[str, Any] = {"compile": False, "lr_decay_steps": 0, "lr_final": 0.0, "init_std": 0.02,
+                                   "replay_sampling": "uniform", "lr_decay_start": 0}
 """Fields added after results and keys were first recorded, with their defaults
 (:meth:`StudentConfig.record` leaves each out at its default)."""
 
@@ -177,12 +202,16 @@ def suite_config(suite: Any, device: str | None, config: StudentConfig | None, f
 
 def lr_at(cfg: StudentConfig, step: int) -> float:
     """Learning rate of optimiser step ``step`` (0-based, counted from reset): linear warm-up over
-    ``warmup_steps`` to ``lr``, then constant, or, with ``lr_decay_steps`` > ``warmup_steps``, a
-    half cosine from ``lr`` down to ``lr * lr_final`` at step ``lr_decay_steps`` and constant after."""
+    ``warmup_steps`` to ``lr``, then constant, or, with ``lr_decay_steps`` > ``start`` =
+    ``max(warmup_steps, lr_decay_start)``, constant until ``start``, then a half cosine from ``lr``
+    down to ``lr * lr_final`` at step ``lr_decay_steps`` and constant after."""
     if cfg.warmup_steps and step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
-    if cfg.lr_decay_steps > cfg.warmup_steps:
-        frac = min(1.0, (step - cfg.warmup_steps) / (cfg.lr_decay_steps - cfg.warmup_steps))
+    start = max(cfg.warmup_steps, cfg.lr_decay_start)
+    if cfg.lr_decay_steps > start:
+        if step < start:  # (never when lr_decay_start <= warmup_steps: the formula as before the field)
+            return cfg.lr
+        frac = min(1.0, (step - start) / (cfg.lr_decay_steps - start))
         return cfg.lr * (cfg.lr_final + (1.0 - cfg.lr_final) * 0.5 * (1.0 + math.cos(math.pi * frac)))
     return cfg.lr
 

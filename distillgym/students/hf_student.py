@@ -44,6 +44,10 @@ class TinyStudent:
         if config.compile:
             raise ConfigError("StudentConfig.compile is supported by the 'plain' and population students, not by the "
                               "tiny (transformers) student; use student='plain' or leave compile False")
+        if config.replay_sampling != "uniform":
+            raise ConfigError(f"StudentConfig.replay_sampling={config.replay_sampling!r} is supported by the 'plain' and "
+                              "population students, not by the tiny (transformers) student; use student='plain' or "
+                              "leave replay_sampling 'uniform'")
         hf_logging.set_verbosity_error()
         self.config = config
         self.tokenizer = CharTokenizer(alphabet, reverse_answers=config.reverse_answers)

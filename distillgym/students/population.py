@@ -58,6 +58,7 @@ from distillgym.students.tokenizer import BOS, EOS, PAD, CharTokenizer
 from distillgym.students.torch_student import (
     ADAM_EPS,
     BETAS,
+    CellCodes,
     PlainConfig,
     PlainStudent,
     TokenRows,
@@ -73,6 +74,7 @@ from distillgym.students.torch_student import (
     member_grad_norms,
     member_loss,
     param_shapes,
+    restore_cells,
     rotary_tables,
     row_loss,
 )
@@ -242,6 +244,11 @@ class PopulationStudent:
         self.replay_len = torch.zeros((self.size, 0), dtype=torch.int64, device=self.device)
         self.replay_len_cpu = np.zeros((self.size, 0), np.int64)
         self.replay_count = np.zeros(self.size, np.int64)
+        self.by_cell = config.replay_sampling == "cell"
+        """Whether each replay slot's (skill, level) cell is kept (``replay_sampling="cell"``)."""
+        self.replay_cell_cpu = np.zeros((self.size, 0), np.int64)
+        """(P, slots) each slot's cell code (only with ``by_cell``), numbered per member by ``replay_codes``."""
+        self.replay_codes = [CellCodes() for _ in range(self.size)]
         if member_chunk is not None and (isinstance(member_chunk, bool) or not isinstance(member_chunk, (int, np.integer))
                                          or member_chunk < 1):
             raise ConfigError(f"PopulationStudent member_chunk must be None or an integer >= 1, got {member_chunk!r}")
@@ -278,6 +285,10 @@ class PopulationStudent:
     def _replay_filled(self, i: int) -> int:
         return int(min(self.replay_count[i], self.capacity))
 
+    def _replay_cells(self, i: int) -> np.ndarray | None:
+        """Member i's filled slots' cell codes (``by_cell``), else None (what :func:`batch_plan` takes)."""
+        return self.replay_cell_cpu[i, : self._replay_filled(i)] if self.by_cell else None
+
     def _grow_replay(self, size: int) -> None:
         """Make room for ``size`` replay slots per member (at most the capacity)."""
         have = self.replay_ids.shape[1]
@@ -290,6 +301,8 @@ class PopulationStudent:
         self.replay_plen = torch.cat([self.replay_plen, self.replay_plen.new_zeros((P, grow))], dim=1)
         self.replay_len = torch.cat([self.replay_len, self.replay_len.new_zeros((P, grow))], dim=1)
         self.replay_len_cpu = np.concatenate([self.replay_len_cpu, np.zeros((P, grow), np.int64)], axis=1)
+        if self.by_cell:
+            self.replay_cell_cpu = np.concatenate([self.replay_cell_cpu, np.zeros((P, grow), np.int64)], axis=1)
 
     def state(self, i: int) -> dict[str, torch.Tensor]:
         """A copy of member i's weights (a plain-model state dict)."""
@@ -306,6 +319,7 @@ class PopulationStudent:
         self.adam_step[i] = 0
         self.step[i] = 0
         self.replay_count[i] = 0
+        self.replay_codes[i] = CellCodes()
 
     def reinit(self, i: int, seed: int) -> None:
         """Member i: fresh initial weights drawn from ``seed``, fresh optimiser and replay buffer."""
@@ -333,6 +347,9 @@ class PopulationStudent:
             "length": self.replay_len[i, :m].cpu().numpy(),
             "count": int(self.replay_count[i]),
         }
+        if self.by_cell:  # as ReplayBuffer.snapshot
+            replay["cell"] = self.replay_cell_cpu[i, :m].copy()
+            replay["cells"] = [list(c) for c in self.replay_codes[i].cells]
         return {"weights": self.state(i), "optimizer": optimizer, "step": int(self.step[i]), "replay": replay}
 
     def _param_group(self, lr: float) -> dict[str, Any]:
@@ -373,6 +390,8 @@ class PopulationStudent:
             self.replay_len[i, :m] = torch.from_numpy(length).to(self.device)
             self.replay_len_cpu[i, :m] = length
             self.replay_count[i] = int(replay["count"]) if m == len(ids) else m
+            if self.by_cell:
+                self.replay_cell_cpu[i, :m], self.replay_codes[i] = restore_cells(replay, m)
 
     def member(self, i: int) -> PlainStudent:
         """A separate :class:`PlainStudent` holding member i's state (a copy)."""
@@ -506,7 +525,7 @@ class PopulationStudent:
         for p, r in enumerate(rows):
             if len(r) and rngs[p] is None:
                 raise ConfigError(f"train: member {p} has examples but no random generator")
-            plans.append(batch_plan(len(r), self._replay_filled(p), cfg, rngs[p]) if len(r) else None)
+            plans.append(batch_plan(len(r), self._replay_filled(p), cfg, rngs[p], self._replay_cells(p)) if len(r) else None)
         n_batches = np.array([pl.n_batches if pl else 0 for pl in plans], np.int64)
         K = int(n_batches.max(initial=0))
         stats = [TrainStats() for _ in range(P)]
@@ -742,6 +761,11 @@ class PopulationStudent:
         if self.config.replay_fraction <= 0 or C == 0 or not members:
             return
         self._grow_replay(max(min(int(self.replay_count[p]) + len(rows[p]), C) for p in members))
+        if self.by_cell:  # each kept row's cell into its slot, as ReplayBuffer.add
+            for p in members:
+                n = len(rows[p])
+                keep = np.arange(max(0, n - C), n)
+                self.replay_cell_cpu[p, (self.replay_count[p] + keep) % C] = self.replay_codes[p].of(rows[p])[keep]
         if self.device.type == "cpu":
             self._add_replay_slices(rows, members, ids_t, plen_t, len_t, len_np)
         else:

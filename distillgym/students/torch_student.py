@@ -55,6 +55,7 @@ __all__ = [
     "PlainStudent",
     "TokenRows",
     "ReplayBuffer",
+    "CellCodes",
     "BatchPlan",
     "encode",
     "batch_plan",
@@ -389,13 +390,49 @@ def row_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 # ============================================================================ replay and batches
+class CellCodes:
+    """Numbers for (skill, level) cells in order of first appearance (0, 1, ...): the cell of each
+    replay slot, kept by the buffers of ``StudentConfig.replay_sampling="cell"``. The plain student
+    and a population member add the same rows in the same order, so they number cells alike."""
+
+    def __init__(self, cells: Sequence[Sequence[Any]] = ()) -> None:
+        self.cells: list[tuple[str, int]] = []
+        self.index: dict[tuple[str, int], int] = {}
+        for skill, level in cells:
+            self.code(str(skill), int(level))
+
+    def code(self, skill: str, level: int) -> int:
+        key = (skill, level)
+        if key not in self.index:
+            self.index[key] = len(self.cells)
+            self.cells.append(key)
+        return self.index[key]
+
+    def of(self, rows: TokenRows) -> np.ndarray:
+        """(n,) the code of each row's cell."""
+        if not len(rows):
+            return np.zeros(0, np.int64)
+        span = int(rows.difficulty.max(initial=0)) + 1
+        local = np.asarray(rows.skill, np.int64) * span + np.asarray(rows.difficulty, np.int64)
+        uniq, inv = np.unique(local, return_inverse=True)
+        first = np.full(len(uniq), len(local), np.int64)
+        np.minimum.at(first, inv, np.arange(len(local)))
+        lut = np.zeros(len(uniq), np.int64)
+        for u in np.argsort(first, kind="stable"):  # number new cells in the order the rows bring them
+            lut[u] = self.code(rows.skills[int(uniq[u] // span)], int(uniq[u] % span))
+        return lut[inv]
+
+
 class ReplayBuffer:
     """The episode's earlier training rows, a ring of ``capacity`` rows of ``width`` tokens: the
     k-th row added since :meth:`clear` sits in slot ``k mod capacity``; :meth:`rows` reads slots
-    (uniform sampling over the filled slots is uniform over the most recent ``capacity`` rows)."""
+    (uniform sampling over the filled slots is uniform over the most recent ``capacity`` rows).
+    With ``by_cell`` it also keeps each slot's (skill, level) cell (``cell``, codes of ``codes``)
+    for :func:`batch_plan`'s stratified draw."""
 
-    def __init__(self, capacity: int, width: int, dtype: np.dtype) -> None:
+    def __init__(self, capacity: int, width: int, dtype: np.dtype, by_cell: bool = False) -> None:
         self.capacity, self.width, self.dtype = int(capacity), int(width), np.dtype(dtype)
+        self.by_cell = bool(by_cell)
         self.clear()
 
     def clear(self) -> None:
@@ -403,6 +440,12 @@ class ReplayBuffer:
         self.ids = np.zeros((0, self.width), self.dtype)
         self.prompt_len = np.zeros(0, np.int64)
         self.length = np.zeros(0, np.int64)
+        self.cell = np.zeros(0, np.int64)
+        self.codes = CellCodes()
+
+    def cells(self) -> np.ndarray | None:
+        """The cell code of each filled slot (``by_cell``), else None."""
+        return self.cell[: len(self)] if self.by_cell else None
 
     def __len__(self) -> int:
         return min(self.count, self.capacity)
@@ -420,11 +463,15 @@ class ReplayBuffer:
             self.ids = np.concatenate([self.ids, np.zeros((grow, self.width), self.dtype)])
             self.prompt_len = np.concatenate([self.prompt_len, np.zeros(grow, np.int64)])
             self.length = np.concatenate([self.length, np.zeros(grow, np.int64)])
+            if self.by_cell:
+                self.cell = np.concatenate([self.cell, np.zeros(grow, np.int64)])
         w = rows.ids.shape[1]
         self.ids[slots, :w] = rows.ids[keep]
         self.ids[slots, w:] = PAD
         self.prompt_len[slots] = rows.prompt_len[keep]
         self.length[slots] = rows.length[keep]
+        if self.by_cell:
+            self.cell[slots] = self.codes.of(rows)[keep]
         self.count += n
 
     def rows(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -432,8 +479,12 @@ class ReplayBuffer:
 
     def snapshot(self) -> dict[str, Any]:
         m = len(self)
-        return {"ids": self.ids[:m].copy(), "prompt_len": self.prompt_len[:m].copy(),
+        snap = {"ids": self.ids[:m].copy(), "prompt_len": self.prompt_len[:m].copy(),
                 "length": self.length[:m].copy(), "count": self.count}
+        if self.by_cell:  # each slot's cell code, and the cells those codes name
+            snap["cell"] = self.cell[:m].copy()
+            snap["cells"] = [list(c) for c in self.codes.cells]
+        return snap
 
     def restore(self, snap: dict[str, Any] | None) -> None:
         self.clear()
@@ -446,6 +497,16 @@ class ReplayBuffer:
         self.prompt_len = np.asarray(snap["prompt_len"], np.int64)[:m].copy()
         self.length = np.asarray(snap["length"], np.int64)[:m].copy()
         self.count = int(snap["count"]) if m == len(ids) else m
+        if self.by_cell:
+            self.cell, self.codes = restore_cells(snap, m)
+
+
+def restore_cells(snap: dict[str, Any], m: int) -> tuple[np.ndarray, CellCodes]:
+    """The first ``m`` slots' cell codes and the cell numbering of a replay snapshot; a snapshot
+    without them (taken with ``replay_sampling="uniform"``) puts every row in one unnamed cell."""
+    if "cell" not in snap:
+        return np.zeros(m, np.int64), CellCodes([("", -1)] if m else [])
+    return np.asarray(snap["cell"], np.int64)[:m].copy(), CellCodes(snap.get("cells", []))
 
 
 @dataclass
@@ -466,15 +527,29 @@ class BatchPlan:
         return self.order[k * self.n_new : (k + 1) * self.n_new]
 
 
-def batch_plan(n: int, n_buffer: int, cfg: StudentConfig, rng: np.random.Generator) -> BatchPlan:
+def batch_plan(n: int, n_buffer: int, cfg: StudentConfig, rng: np.random.Generator,
+               cells: np.ndarray | None = None) -> BatchPlan:
     """The random draws of one train call: a permutation of the ``n`` new rows, then (when the
-    buffer holds rows) every batch's replay slots, uniform over the ``n_buffer`` filled ones."""
+    buffer holds rows) every batch's replay slots: uniform over the ``n_buffer`` filled ones, or,
+    with ``cfg.replay_sampling == "cell"``, stratified by ``cells`` (the filled slots' cell codes):
+    one ``integers`` call picks every replayed row's cell uniformly among the cells present (in
+    order of code), a second its row uniformly among that cell's slots (in slot order)."""
     order = rng.permutation(n)
     n_replay = int(round(cfg.batch_size * cfg.replay_fraction)) if n_buffer else 0
     n_new = cfg.batch_size - n_replay
     plan = BatchPlan(order, None, n_new, n_replay)
     if n_replay and plan.n_batches:
-        plan.replay = rng.integers(0, n_buffer, (plan.n_batches, n_replay))
+        shape = (plan.n_batches, n_replay)
+        if cfg.replay_sampling == "cell":
+            if cells is None or len(cells) != n_buffer:
+                raise ConfigError(f"replay_sampling='cell' needs the cell of each of the {n_buffer} filled replay "
+                                  f"slots, got {None if cells is None else len(cells)}")
+            slots = np.argsort(cells, kind="stable")  # slots grouped by cell code, in slot order within
+            _, start, size = np.unique(cells[slots], return_index=True, return_counts=True)
+            c = rng.integers(0, len(size), shape)
+            plan.replay = slots[start[c] + rng.integers(0, size[c])]
+        else:
+            plan.replay = rng.integers(0, n_buffer, shape)
     return plan
 
 
@@ -526,7 +601,8 @@ class PlainStudent:
         self.n_params = sum(p.numel() for p in self.model.parameters())
         self.step = 0
         self.optimizer = self._new_optimizer()
-        self.replay = ReplayBuffer(config.replay_capacity, config.max_positions, id_dtype(self.tokenizer.vocab_size))
+        self.replay = ReplayBuffer(config.replay_capacity, config.max_positions, id_dtype(self.tokenizer.vocab_size),
+                                   by_cell=config.replay_sampling == "cell")
 
     @classmethod
     def for_suite(cls, suite: Any, device: str | None = None, config: StudentConfig | None = None,
@@ -610,7 +686,7 @@ class PlainStudent:
             return stats
         if rng is None:
             rng = np.random.default_rng(self.step)
-        plan = batch_plan(len(rows), len(self.replay), self.config, rng)
+        plan = batch_plan(len(rows), len(self.replay), self.config, rng, self.replay.cells())
         self.model.train()
         losses = []
         cell_rows: list[torch.Tensor] = []
