@@ -171,6 +171,18 @@ _V1 = dict(suite="arith-v1", split="content", student_init="seed")
 _V2 = dict(suite="arith-v2", split="content", student_init="seed", student="plain", engine="vectorized")
 _VECTOR = "distillgym.vector:PopulationVectorEnv"
 
+_REASONING_GYM_V2: dict[str, Any] = dict(
+    suite="reasoning-gym",
+    split="content",
+    student_init="seed",
+    level="cell",
+    student="plain",
+    student_kwargs=dict(batch_size=64, hidden_size=32, intermediate_size=64, num_heads=2, init_std=0.2),
+    budget=49152,
+    examples_per_step=1536,
+)
+"""``ReasoningGym-v2``'s arguments (``ReasoningGym-v3`` is these with a late learning-rate decay)."""
+
 ENV_DEFAULTS: dict[str, dict[str, Any]] = {
     "distillgym/ArithSkills-v0": dict(
         suite="arith", level="cell", split=None, student_init="fixed", observe_loss=False, report_loss=False
@@ -199,27 +211,12 @@ ENV_DEFAULTS: dict[str, dict[str, Any]] = {
         budget=32768,
         examples_per_step=1024,
     ),
-    "distillgym/ReasoningGym-v2": dict(
-        suite="reasoning-gym",
-        split="content",
-        student_init="seed",
-        level="cell",
-        student="plain",
-        student_kwargs=dict(batch_size=64, hidden_size=32, intermediate_size=64, num_heads=2, init_std=0.2),
-        budget=49152,
-        examples_per_step=1536,
-    ),
-    "distillgym/ReasoningGym-v3": dict(
-        suite="reasoning-gym",
-        split="content",
-        student_init="seed",
-        level="cell",
-        student="plain",
-        student_kwargs=dict(batch_size=64, hidden_size=32, intermediate_size=64, num_heads=2, init_std=0.2,
-                            lr_decay_steps=3000, lr_decay_start=2250, lr_final=0.1),
-        budget=49152,
-        examples_per_step=1536,
-    ),
+    "distillgym/ReasoningGym-v2": _REASONING_GYM_V2,
+    "distillgym/ReasoningGym-v3": {  # v2 with a late learning-rate decay
+        **_REASONING_GYM_V2,
+        "student_kwargs": {**_REASONING_GYM_V2["student_kwargs"], "lr_decay_steps": 3000, "lr_decay_start": 2250,
+                           "lr_final": 0.1},
+    },
     **_DATA_AGENT,
 }
 
