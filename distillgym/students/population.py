@@ -745,11 +745,12 @@ class PopulationStudent:
         level = np.concatenate([rows[p].difficulty[i] for p, i in zip(members, idx, strict=True)])
         span = int(level.max(initial=0)) + 1
         per_member = len(skills) * span
-        uniq, inv = np.unique((who * per_member + skill * span + level), return_inverse=True)
-        sums = np.bincount(inv, weights=np.concatenate(vals).astype(np.float64))
-        counts = np.bincount(inv)
+        key = who * per_member + skill * span + level  # (member, skill, level), in that order
+        sums = np.bincount(key, weights=np.concatenate(vals).astype(np.float64))
+        counts = np.bincount(key)
+        present = np.flatnonzero(counts)
         out: dict[int, dict[tuple[str, int], float]] = {p: {} for p in members}
-        for u, total, c in zip(uniq.tolist(), sums.tolist(), counts.tolist(), strict=True):
+        for u, total, c in zip(present.tolist(), sums[present].tolist(), counts[present].tolist(), strict=True):
             m, cell = divmod(u, per_member)
             out[members[m]][(skills[cell // span], cell % span)] = total / c
         return out

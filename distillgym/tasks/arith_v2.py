@@ -56,6 +56,8 @@ _FNV_PRIME = np.uint64(0x100000001B3)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 _POW10 = 10 ** np.arange(19, dtype=np.int64)
+_OFFSET48 = (_POW10 - 1) // 9 * 48
+"""48 * 11...1 (c ones) for c = 0..18: what c digits' code points read as base-10 digits exceed the number."""
 _ROUND_MIN = 64
 """Fewest candidates drawn for one request in one rejection round."""
 _MAX_EMPTY_ROUNDS = 3
@@ -294,16 +296,19 @@ def _solve_values(codes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, n
     rows = np.arange(n)
     body = np.arange(width)[:, None] < (L - 1)[None, :]
     digit = (t - np.uint8(48)) < 10
-    sign = (t == _C["+"]) | (t == _C["-"])
-    is_op = (sign | (t == _C["*"]) | (t == _C["?"])) & body
+    is_op = ((t == _C["+"]) | (t == _C["-"]) | (t == _C["*"]) | (t == _C["?"])) & body
     first = t[0]
     unary = (first == _C["c"]) | (first == _C["s"])
     last = t[np.clip(L - 1, 0, width - 1), rows]
     well = (L >= 3) & (L <= width) & (last == _C["="])
     n_ops = is_op.view(np.uint8).sum(0, dtype=np.uint8 if width < 256 else np.int64).astype(np.int64)
-    op_pos = np.full(n, -1, np.int64)
-    for j in range(width - 1, -1, -1):  # the first operator's column
-        op_pos[is_op[j]] = j
+    if width < 256:  # the first operator's column: the largest of (width - j) over the operators' columns j
+        nearest = (is_op.view(np.uint8) * np.arange(width, 0, -1, dtype=np.uint8)[:, None]).max(0).astype(np.int64)
+        op_pos = np.where(nearest > 0, width - nearest, -1)
+    else:
+        op_pos = np.full(n, -1, np.int64)
+        for j in range(width - 1, -1, -1):
+            op_pos[is_op[j]] = j
     allowed = digit | is_op | ~body  # in the body: digits and operators only (and a leading c or s)
     allowed[0] |= unary
     well &= allowed.all(0)
@@ -312,16 +317,17 @@ def _solve_values(codes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, n
     split = np.where(unary, 0, op_pos)  # a: columns [0, split); b: (split, L - 1)
     count_a = np.clip(split, 0, width)
     count_b = np.maximum(np.minimum(L - 1, width) - np.maximum(split + 1, 0), 0)
-    # V[j]: columns 0..j read as digits (wrapping): a = V[split - 1], b = V[L - 2] - V[split] * 10**count_b
-    digits = t.astype(np.int64) - 48
+    # V[j]: the code points of columns 0..j read as base-10 digits (wrapping): with c digits between two
+    # columns, the number there is the difference of the V's less 48 * 11...1 (c ones), the codes' offset
     V = np.empty((width, n), np.int64)
-    V[0] = digits[0]
+    V[0] = t[0]
     with np.errstate(over="ignore"):
         for j in range(1, width):
             np.multiply(V[j - 1], 10, out=V[j])
-            V[j] += digits[j]
-        a = np.where(count_a > 0, V[np.maximum(split - 1, 0), rows], 0)
-        b = V[np.clip(L - 2, 0, width - 1), rows] - V[np.clip(split, 0, width - 1), rows] * _POW10[np.minimum(count_b, 18)]
+            V[j] += t[j]
+        a = np.where(count_a > 0, V[np.maximum(split - 1, 0), rows] - _OFFSET48[np.minimum(count_a, 18)], 0)
+        b = (V[np.clip(L - 2, 0, width - 1), rows] - V[np.clip(split, 0, width - 1), rows] * _POW10[np.minimum(count_b, 18)]
+             - _OFFSET48[np.minimum(count_b, 18)])
     lead_b = t[np.clip(split + 1, 0, width - 1), rows]
     canon_a = (count_a >= 1) & (count_a <= 18) & ((count_a == 1) | (first != 48))
     canon_b = (count_b >= 1) & (count_b <= 18) & ((count_b == 1) | (lead_b != 48))
@@ -338,12 +344,15 @@ def _solve_values(codes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, n
     c = np.flatnonzero(chain)
     sel_c = np.zeros(n, bool)
     if len(c):
-        dig, off = digits[:, c], ~body[:, c]
-        shape_ok = (digit[0::2, c] | off[0::2]).all(0) & (sign[1::2, c] | off[1::2]).all(0)
+        tc = t[:, c]
+        off = np.arange(width)[:, None] >= (L[c] - 1)[None, :]
+        shape_ok = (((tc[0::2] - np.uint8(48)) < 10) | off[0::2]).all(0)
+        shape_ok &= ((tc[1::2] == _C["+"]) | (tc[1::2] == _C["-"]) | off[1::2]).all(0)
+        dig = tc[0::2].astype(np.int64) - 48  # the terms: even columns
         h = (width - 1) // 2  # sign columns 1, 3, ... that have a term after them
         active = ~off[1 : 2 * h : 2]
-        term = dig[2 : 2 * h + 1 : 2]
-        step = np.where(t[1 : 2 * h : 2][:, c] == _C["-"], -term, term) * active
+        term = dig[1 : h + 1]
+        step = np.where(tc[1 : 2 * h : 2] == _C["-"], -term, term) * active
         running = dig[:1] + np.cumsum(step, axis=0)
         never_negative = ((running >= 0) | ~active).all(0)
         sel_c[c] = shape_ok & never_negative
