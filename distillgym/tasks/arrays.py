@@ -2,8 +2,9 @@
 
 Vectorised data paths (the ``arith-v2`` generator, the plain and population students) pass
 examples around as :class:`ExampleArrays` instead of one :class:`~distillgym.types.Example`
-object each. Texts are stored as ``(n, L)`` ``uint32`` matrices of Unicode code points, left
-aligned and padded with 0 (no suite's alphabet contains ``"\\x00"``), with their lengths;
+object each. Texts are stored as ``(n, L)`` ``uint32`` matrices of Unicode code points (``uint8``
+for the ASCII text of a vectorised generator), left aligned and padded with 0 (no suite's alphabet
+contains ``"\\x00"``), with their lengths;
 numpy converts between such a matrix and a list of strings in one call (a ``<U{L}`` view), so
 no per-example Python code runs until an ``Example`` is asked for.
 
@@ -77,11 +78,18 @@ def concat_fields(fields: Sequence[tuple[np.ndarray, np.ndarray]], n: int) -> tu
     return out[:, : max(int(offset.max(initial=0)), 1)], offset
 
 
+def _code_dtype(codes: np.ndarray) -> type:
+    """``uint8`` for a ``uint8`` matrix (ASCII text from a vectorised generator: a quarter of the
+    memory), else ``uint32``."""
+    return np.uint8 if np.asarray(codes).dtype == np.uint8 else np.uint32
+
+
 class ExampleArrays(Sequence[Example]):
     """``n`` examples as arrays (see the module docstring).
 
-    - ``prompt``: ``(n, Lp)`` ``uint32`` code points; ``prompt_len``: ``(n,)`` lengths;
-    - ``answer``: ``(n, La)`` ``uint32`` code points of the canonical gold answer; ``answer_len``;
+    - ``prompt``: ``(n, Lp)`` ``uint32`` code points (``uint8`` when built from a ``uint8`` matrix, as the
+      vectorised generators do for ASCII text); ``prompt_len``: ``(n,)`` lengths;
+    - ``answer``: ``(n, La)`` code points of the canonical gold answer (``uint32`` or ``uint8`` alike); ``answer_len``;
     - ``skill``: ``(n,)`` index into ``skills``; ``difficulty``: ``(n,)`` level;
     - ``skills``: the skill names; ``source``: the ``Example.source`` of every item.
     """
@@ -102,9 +110,9 @@ class ExampleArrays(Sequence[Example]):
         for name, a in arrays.items():
             if len(a) != n:
                 raise ConfigError(f"ExampleArrays.{name} has {len(a)} rows, prompt_len has {n}")
-        self.prompt = np.ascontiguousarray(prompt, dtype=np.uint32)
+        self.prompt = np.ascontiguousarray(prompt, dtype=_code_dtype(prompt))
         self.prompt_len = np.asarray(prompt_len, dtype=np.int64)
-        self.answer = np.ascontiguousarray(answer, dtype=np.uint32)
+        self.answer = np.ascontiguousarray(answer, dtype=_code_dtype(answer))
         if self.prompt.ndim != 2 or self.answer.ndim != 2:
             raise ConfigError(f"ExampleArrays needs (n, L) code matrices, got {self.prompt.shape} and {self.answer.shape}")
         self.answer_len = np.asarray(answer_len, dtype=np.int64)
@@ -157,7 +165,7 @@ class ExampleArrays(Sequence[Example]):
             width = max(m.shape[1] for m in mats)
             if all(m.shape[1] == width for m in mats):
                 return np.concatenate(mats)
-            out = np.zeros((sum(len(m) for m in mats), width), np.uint32)
+            out = np.zeros((sum(len(m) for m in mats), width), np.result_type(*[m.dtype for m in mats]))
             start = 0
             for m in mats:
                 out[start : start + len(m), : m.shape[1]] = m
