@@ -243,6 +243,7 @@ class PopulationStudent:
         self.replay_plen = torch.zeros((self.size, 0), dtype=torch.int64, device=self.device)
         self.replay_len = torch.zeros((self.size, 0), dtype=torch.int64, device=self.device)
         self.replay_len_cpu = np.zeros((self.size, 0), np.int64)
+        self._pool_len = self.replay_len_cpu
         self.replay_count = np.zeros(self.size, np.int64)
         self.by_cell = config.replay_sampling == "cell"
         """Whether each replay slot's (skill, level) cell is kept (``replay_sampling="cell"``)."""
@@ -290,19 +291,37 @@ class PopulationStudent:
         return self.replay_cell_cpu[i, : self._replay_filled(i)] if self.by_cell else None
 
     def _grow_replay(self, size: int) -> None:
-        """Make room for ``size`` replay slots per member (at most the capacity)."""
+        """Make room for ``size`` replay slots per member: the rings are allocated at their capacity
+        the first time any room is needed (growing them step by step copied every ring each time),
+        their CPU lengths as the first columns of :meth:`_pool_lengths`' buffer."""
         have = self.replay_ids.shape[1]
         if size <= have:
             return
-        new = min(self.capacity, max(size, 2 * have))
-        grow = new - have
+        grow = self.capacity - have
         P, W = self.size, self.config.max_positions
         self.replay_ids = torch.cat([self.replay_ids, self.replay_ids.new_zeros((P, grow, W))], dim=1)
         self.replay_plen = torch.cat([self.replay_plen, self.replay_plen.new_zeros((P, grow))], dim=1)
         self.replay_len = torch.cat([self.replay_len, self.replay_len.new_zeros((P, grow))], dim=1)
-        self.replay_len_cpu = np.concatenate([self.replay_len_cpu, np.zeros((P, grow), np.int64)], axis=1)
+        self._pool_len = np.zeros((P, self.capacity + 1), np.int64)
+        self._pool_len[:, :have] = self.replay_len_cpu
+        self.replay_len_cpu = self._pool_len[:, : self.capacity]
         if self.by_cell:
             self.replay_cell_cpu = np.concatenate([self.replay_cell_cpu, np.zeros((P, grow), np.int64)], axis=1)
+
+    def _pool_lengths(self, new_len: np.ndarray) -> np.ndarray:
+        """``(P, A + new rows)`` row lengths: the replay slots', then ``new_len``'s (the rows a pass's
+        indices address), written after the replay lengths in one kept buffer rather than joined
+        with the whole ring each step."""
+        A = self.replay_ids.shape[1]
+        if A == 0:
+            return new_len
+        k = new_len.shape[1]
+        if self._pool_len.shape[1] < A + k:
+            pool = np.zeros((self.size, A + k), np.int64)
+            pool[:, :A] = self.replay_len_cpu
+            self._pool_len, self.replay_len_cpu = pool, pool[:, :A]
+        self._pool_len[:, A : A + k] = new_len
+        return self._pool_len[:, : A + k]
 
     def state(self, i: int) -> dict[str, torch.Tensor]:
         """A copy of member i's weights (a plain-model state dict)."""
@@ -554,8 +573,7 @@ class PopulationStudent:
                 idx[p, kp - 1, last + n_rep :] = dummy
             rows_in[p, :kp] = n_new + n_rep
             rows_in[p, kp - 1] = last + n_rep
-        pool_len_cpu = np.concatenate([self.replay_len_cpu, new_len], axis=1)
-        sel_len = pool_len_cpu[np.arange(P)[:, None, None], idx]  # (P, K, bs)
+        sel_len = self._pool_lengths(new_len)[np.arange(P)[:, None, None], idx]  # (P, K, bs)
         T_pk = sel_len.max(axis=2)  # each member's own padded length in each pass (the plain student's)
         tokens = sel_len.sum(2)  # (P, K)
         new_ids_t = self._to(new_ids).to(self._ids_torch)
