@@ -657,8 +657,9 @@ class TeachingEnv(gym.Env):
         if self.report_loss:
             S, D = len(self.suite.skills), self.suite.n_difficulties
             cell = np.full((S, D), np.nan)
+            pos = self.__dict__.setdefault("_skill_pos", {name: i for i, name in enumerate(self.suite.skills)})
             for (skill, d), v in (train.cell_loss or {}).items():
-                cell[self.suite.skill_index(skill), d] = v
+                cell[pos[skill] if skill in pos else self.suite.skill_index(skill), d] = v
             info["train_cell_loss"] = _nan_to_none(cell)
         flops = float(getattr(train, "flops", 0.0) or 0.0)
         costs = {

@@ -119,6 +119,15 @@ def test_partition_shares_per_cell(v2, skill, difficulty):
         assert abs(share - want) < 5 * np.sqrt(want * (1 - want) / n), (parts, v2.partition)
 
 
+def test_in_part_is_parts_of_equal_to_the_part(v2):
+    prompts = [e.prompt for s, d in v2.cells for e in v2.generate(s, d, rng_for(8, d), 60)]
+    codes, lengths = texts_to_codes(prompts)
+    parts = v2.parts_of(codes, lengths)
+    assert set(parts.tolist()) == {0, 1, 2}
+    for part in range(3):
+        assert v2.in_part(codes, lengths, part).tolist() == (parts == part).tolist()
+
+
 def test_v2_parts_differ_from_v1(v2):
     v1 = make_suite("arith-v1")
     prompts = [e.prompt for e in v2.generate("copy", 3, rng_for(0), 300)]

@@ -439,7 +439,7 @@ class _Accepting:
         following its rows accepted or rejected before)."""
         owner = np.repeat(items, lens)
         p, pl, a, al = _cell_items(skill, level, u)
-        ok = self.suite.parts_of(p, pl) == self.want if applies else np.ones(len(owner), bool)
+        ok = self.suite.in_part(p, pl, self.want) if applies else np.ones(len(owner), bool)
         if self.distinct:
             dedup = ok & ~self.repeats_ok[owner]
             keys = _row_keys(owner[dedup], _pad_to(p[dedup], self.width_p))
@@ -490,6 +490,19 @@ class ArithmeticSuiteV2(ArithmeticSuiteV1):
         u = content_fractions(codes, lengths)
         p_train, p_val, _ = self.partition
         return (u >= p_train).astype(np.int64) + (u >= p_train + p_val)
+
+    def in_part(self, codes: np.ndarray, lengths: np.ndarray, part: int) -> np.ndarray:
+        """``parts_of(codes, lengths) == part``, from the part's own bounds on the fraction (the same
+        comparisons, fewer passes)."""
+        if self.partition is None:
+            raise ConfigError(f"suite {self.name!r} has no content partition (partition=None)")
+        u = content_fractions(codes, lengths)
+        p_train, p_val, _ = self.partition
+        if part == 0:
+            return u < p_train
+        if part == 1:
+            return (u >= p_train) & (u < p_train + p_val)
+        return u >= p_train + p_val
 
     def cell_size(self, skill: str, difficulty: int) -> int | None:
         """v1's exact count, cached (generation asks for it once per request item)."""
