@@ -378,6 +378,8 @@ class PopulationVectorEnv(gym.vector.VectorEnv):
         self.suite, self.engine = reference.suite, reference.engine
         self.memory = self._plan_memory(reference, self.num_envs, member_chunk)
         self.population = make_population(reference.student, self.num_envs, member_chunk=self.memory["member_chunk"])
+        if hasattr(self.population, "replay_hint"):  # an episode adds at most its budget of rows: rings sized once
+            self.population.replay_hint = int(reference.budget)
         self.single_config = reference.config
         sub_kwargs = {k: v for k, v in env_kwargs.items()
                       if k not in ("suite", "suite_kwargs", "student", "student_kwargs", "engine", "engine_kwargs",

@@ -244,6 +244,7 @@ class PopulationStudent:
         self.replay_len = torch.zeros((self.size, 0), dtype=torch.int64, device=self.device)
         self.replay_len_cpu = np.zeros((self.size, 0), np.int64)
         self._pool_len = self.replay_len_cpu
+        self.replay_hint = 0  # replay slots to allocate at once (see _grow_replay)
         self.replay_count = np.zeros(self.size, np.int64)
         self.by_cell = config.replay_sampling == "cell"
         """Whether each replay slot's (skill, level) cell is kept (``replay_sampling="cell"``)."""
@@ -291,20 +292,22 @@ class PopulationStudent:
         return self.replay_cell_cpu[i, : self._replay_filled(i)] if self.by_cell else None
 
     def _grow_replay(self, size: int) -> None:
-        """Make room for ``size`` replay slots per member: the rings are allocated at their capacity
-        the first time any room is needed (growing them step by step copied every ring each time),
-        their CPU lengths as the first columns of :meth:`_pool_lengths`' buffer."""
+        """Make room for ``size`` replay slots per member (at most the capacity): at least doubling,
+        and at once to ``replay_hint`` slots where a caller knows how many rows an episode adds (the
+        native vector env: its budget, which its memory plan counts), so that the rings are not copied
+        as they fill. The CPU lengths are the first columns of :meth:`_pool_lengths`' buffer."""
         have = self.replay_ids.shape[1]
         if size <= have:
             return
-        grow = self.capacity - have
+        new = min(self.capacity, max(size, 2 * have, self.replay_hint))
+        grow = new - have
         P, W = self.size, self.config.max_positions
         self.replay_ids = torch.cat([self.replay_ids, self.replay_ids.new_zeros((P, grow, W))], dim=1)
         self.replay_plen = torch.cat([self.replay_plen, self.replay_plen.new_zeros((P, grow))], dim=1)
         self.replay_len = torch.cat([self.replay_len, self.replay_len.new_zeros((P, grow))], dim=1)
-        self._pool_len = np.zeros((P, self.capacity + 1), np.int64)
-        self._pool_len[:, :have] = self.replay_len_cpu
-        self.replay_len_cpu = self._pool_len[:, : self.capacity]
+        pool = np.zeros((P, new + 1), np.int64)
+        pool[:, :have] = self.replay_len_cpu
+        self._pool_len, self.replay_len_cpu = pool, pool[:, :new]
         if self.by_cell:
             self.replay_cell_cpu = np.concatenate([self.replay_cell_cpu, np.zeros((P, grow), np.int64)], axis=1)
 
