@@ -281,10 +281,11 @@ def _tokens(lut: np.ndarray, codes: np.ndarray, lengths: np.ndarray, what: str, 
     """Token ids of a code matrix, transposed (``(L, n)``: one row per position, so that the
     reductions and copies below run along whole rows), PAD after each row's length, and the
     transposed code points. Raises :class:`ConfigError` for a character outside the alphabet."""
-    narrow = codes.size and int(codes.max()) < 256  # code points as bytes: a quarter of the memory to move
+    top = int(codes.max()) if codes.size else 0
+    narrow = top < 256  # code points as bytes: a quarter of the memory to move
     t = np.ascontiguousarray((codes.astype(np.uint8) if narrow and codes.dtype != np.uint8 else codes).T)
     inside = np.arange(t.shape[0])[:, None] < lengths[None, :]
-    if t.size and int(t.max()) < len(lut):  # every code point has a table entry: one lookup
+    if t.size and top < len(lut):  # every code point has a table entry: one lookup
         tok = lut.take(t)
     else:
         c = t.astype(np.int64)

@@ -77,6 +77,18 @@ _POW10 = 10 ** np.arange(19, dtype=np.int64)
 _POW10_U32 = _POW10[:10].astype(np.uint32)
 
 
+def digit_block(values: np.ndarray, digits: int, dtype: type = np.uint8) -> np.ndarray:
+    """The decimal digit codes of ``uint32`` ``values`` that all have ``digits`` digits, as an
+    ``(n, digits)`` matrix: column c holds the digit of 10 ** (digits - 1 - c), from one division by
+    that constant power of ten and one by ten (numpy divides by a scalar quickly, by an array or with
+    ``%`` slowly)."""
+    block = np.empty((len(values), digits), dtype)
+    for c in range(digits):
+        q = values // _POW10_U32[digits - 1 - c]
+        block[:, c] = q - (q // 10) * 10 + 48
+    return block
+
+
 def numbers_to_codes(values: np.ndarray, dtype: type = np.uint32) -> tuple[np.ndarray, np.ndarray]:
     """Decimal digits of non-negative ``values`` as a left-aligned character-code matrix of ``dtype`` and
     their counts (the arith-v2 generator uses it with ``uint8``). Digit counts by comparisons; where every
@@ -100,11 +112,7 @@ def numbers_to_codes(values: np.ndarray, dtype: type = np.uint32) -> tuple[np.nd
                 continue
             if len(rows) == n:
                 rows = None  # every row: no gather, no scatter
-            wm = w if rows is None else w[rows]
-            block = np.empty((len(wm), m), dtype)
-            for c in range(m):
-                q = wm // pw[m - 1 - c]
-                block[:, c] = q - (q // 10) * 10 + 48
+            block = digit_block(w if rows is None else w[rows], m, dtype)
             if rows is None:
                 out[:, :m] = block
             else:

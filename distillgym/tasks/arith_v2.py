@@ -43,7 +43,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from distillgym.errors import ConfigError
-from distillgym.tasks.arith_bugs import _POW10_U32, buggy_answers, noisy_answers, numbers_to_codes
+from distillgym.tasks.arith_bugs import _POW10_U32, buggy_answers, digit_block, noisy_answers, numbers_to_codes
 from distillgym.tasks.arithmetic import _V1_SHAPES, ArithmeticSuiteV1
 from distillgym.tasks.arrays import ExampleArrays, concat_fields
 from distillgym.tasks.base import SPLITS
@@ -143,10 +143,8 @@ def _prompt_of(parts: Sequence[str | np.ndarray], n: int) -> tuple[np.ndarray, n
                 block[:, at] = ord(x)
                 at += 1
                 continue
-            m, w = digits[i], small[i] if whole else small[i][rows]
-            for c in range(m):
-                q = w // _POW10_U32[m - 1 - c]
-                block[:, at + c] = q - (q // 10) * 10 + 48
+            m = digits[i]
+            block[:, at : at + m] = digit_block(small[i] if whole else small[i][rows], m)
             at, i = at + m, i + 1
         if whole:
             out[:, : block.shape[1]] = block
