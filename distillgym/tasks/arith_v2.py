@@ -83,13 +83,30 @@ def content_fractions(codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         for j in range(top):
             np.bitwise_xor(H[j], columns[j], out=H[j + 1], casting="unsafe")
             H[j + 1] *= _FNV_PRIME
-        h = H[np.minimum(lengths, top), np.arange(n)]
+    return _fractions(_pick(H, np.minimum(lengths, top), np.arange(n)))
+
+
+def _fractions(h: np.ndarray) -> np.ndarray:
+    """:func:`content_fractions`' last part: the SplitMix64 finaliser of the FNV-1a hashes ``h``
+    (``uint64``, changed in place), top 53 bits / 2**53."""
+    with np.errstate(over="ignore"):
         h ^= h >> np.uint64(30)
         h *= _MIX1
         h ^= h >> np.uint64(27)
         h *= _MIX2
         h ^= h >> np.uint64(31)
     return (h >> np.uint64(11)).astype(np.float64) / float(2**53)
+
+
+def _block_fractions(block: np.ndarray) -> np.ndarray:
+    """:func:`content_fractions` of the rows of a code matrix whose rows all have its width as
+    their length (no per-row length to read the hash at)."""
+    h = np.full(len(block), _KEY, np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(block.shape[1]):
+            h ^= block[:, j]
+            h *= _FNV_PRIME
+    return _fractions(h)
 
 
 def content_fraction_v2(text: str) -> float:
@@ -113,14 +130,17 @@ def _digit_field(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return numbers_to_codes(values, np.uint8)
 
 
-def _prompt_of(parts: Sequence[str | np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
+def _prompt_of(parts: Sequence[str | np.ndarray], n: int, hashed: bool = False
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """``concat_fields`` of ``parts`` (one character, or an array of non-negative numbers written in
-    decimal), as ``uint8`` codes and lengths, written a layout at a time: the rows whose numbers have
-    the same digit counts have their characters at the same columns, so each such group is written
-    column by column (digits by scalar divisions) and placed with one row copy."""
+    decimal), as ``uint8`` codes and lengths, and where ``hashed`` the rows' :func:`content_fractions`
+    (else None), written a layout at a time: the rows whose numbers have the same digit counts have
+    their characters at the same columns, so each such group is written column by column (digits by
+    scalar divisions), hashed over its one length and placed with one row copy."""
     numbers = [np.asarray(x, np.int64) for x in parts if not isinstance(x, str)]
     if any(len(v) and (int(v.max()) >= 2**32 or int(v.min()) < 0) for v in numbers):
-        return concat_fields([_const(x, n) if isinstance(x, str) else _digit_field(x) for x in parts], n)
+        codes, length = concat_fields([_const(x, n) if isinstance(x, str) else _digit_field(x) for x in parts], n)
+        return codes, length, content_fractions(codes, length) if hashed else None
     small = [v.astype(np.uint32) for v in numbers]
     counts = [np.ones(n, np.int64) for _ in small]
     for w, nd in zip(small, counts, strict=True):
@@ -131,6 +151,7 @@ def _prompt_of(parts: Sequence[str | np.ndarray], n: int) -> tuple[np.ndarray, n
         key = key * 11 + nd
     length = sum(counts, np.zeros(n, np.int64)) + sum(isinstance(x, str) for x in parts)
     out = np.zeros((n, max(int(length.max(initial=1)), 1)), np.uint8)
+    frac = np.empty(n) if hashed else None
     layouts = np.flatnonzero(np.bincount(key)).tolist()  # the keys present, in order (small integers)
     for k in layouts:
         whole = len(layouts) == 1
@@ -150,7 +171,9 @@ def _prompt_of(parts: Sequence[str | np.ndarray], n: int) -> tuple[np.ndarray, n
             out[:, : block.shape[1]] = block
         else:
             out[rows, : block.shape[1]] = block
-    return out, length
+        if frac is not None:
+            frac[rows] = _block_fractions(block)
+    return out, length, frac
 
 
 def _const(ch: str, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -158,15 +181,30 @@ def _const(ch: str, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _uniform_int(u: np.ndarray, low: np.ndarray | int, high: np.ndarray | int) -> np.ndarray:
-    """Integers uniform in [low, high) from uniforms ``u`` in [0, 1)."""
+    """Integers uniform in [low, high) from uniforms ``u`` in [0, 1): ``low + min(floor(u * span),
+    span - 1)`` (in place where the bounds are numbers)."""
+    if np.ndim(low) == 0 and np.ndim(high) == 0:
+        low, span = int(low), int(high) - int(low)
+        x = (u * span).astype(np.int64)
+        np.minimum(x, span - 1, out=x)
+        if low:
+            x += low
+        return x
     low = np.asarray(low, dtype=np.int64)
     span = np.asarray(high, dtype=np.int64) - low
-    return low + np.minimum((u * span).astype(np.int64), span - 1)
+    x = (u * span).astype(np.int64)
+    np.minimum(x, span - 1, out=x)
+    x += low
+    return x
+
+
+_LOW = np.where(np.arange(19) == 1, 0, _POW10[np.maximum(np.arange(19) - 1, 0)])
+"""The smallest number with d digits, per d (1 digit: 0)."""
 
 
 def _numbers(u: np.ndarray, digits: np.ndarray) -> np.ndarray:
     """Uniform numbers with exactly ``digits`` digits each (1 digit: 0..9), as v1's ``_number``."""
-    return _uniform_int(u, np.where(digits == 1, 0, _POW10[np.maximum(digits - 1, 0)]), _POW10[digits])
+    return _uniform_int(u, _LOW.take(digits), _POW10.take(digits))
 
 
 def _successor_operands(u: np.ndarray, d: np.ndarray) -> np.ndarray:
@@ -197,6 +235,24 @@ def _compare_operands(u: np.ndarray, da: np.ndarray, db: np.ndarray) -> tuple[np
 def _cell_items(skill: str, difficulty: int, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Items of a cell from a block of uniforms ``u`` (one row per item): prompt codes, prompt
     lengths, answer codes, answer lengths."""
+    prompt, plen, _, values, symbolic = _cell_values(skill, difficulty, u)
+    return (prompt, plen, *_answer_codes(values, symbolic))
+
+
+def _answer_codes(values: np.ndarray, symbolic: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Answer codes and lengths from :func:`_cell_values`' answers: a comparison's symbol code, else
+    the number's decimal digits."""
+    if symbolic:
+        return values.astype(np.uint8)[:, None], np.ones(len(values), np.int64)
+    return _digit_field(values)
+
+
+def _cell_values(skill: str, difficulty: int, u: np.ndarray, hashed: bool = False
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, bool]:
+    """:func:`_cell_items` up to the answers' values: prompt codes, prompt lengths, where ``hashed``
+    the prompts' :func:`content_fractions` (else None), each item's answer (a number, or for
+    ``compare`` the symbol's code point) and whether the answers are symbols. Generation writes
+    the answers of the items it keeps only."""
     n = len(u)
     if skill == "chain":
         terms = difficulty + 3
@@ -210,31 +266,29 @@ def _cell_items(skill: str, difficulty: int, u: np.ndarray) -> tuple[np.ndarray,
             prompt[:, 2 * k - 1] = np.where(minus, _C["-"], _C["+"])
             prompt[:, 2 * k] = 48 + t
         prompt[:, -1] = _C["="]
-        return (prompt, np.full(n, 2 * terms, np.int64), *_digit_field(total))
+        return prompt, np.full(n, 2 * terms, np.int64), _block_fractions(prompt) if hashed else None, total, False
     options = np.array(_V1_SHAPES[skill][difficulty], dtype=np.int64)
-    shape = options[_uniform_int(u[:, 0], 0, len(options))]
-    d0, v = shape[:, 0], u[:, 1:]
+    pick = _uniform_int(u[:, 0], 0, len(options))
+    d0, v = options[:, 0].take(pick), u[:, 1:]
+    d1 = options[:, 1].take(pick) if options.shape[1] > 1 else None  # the second number's digits
     if skill in ("copy", "successor"):
         a = _numbers(v[:, 0], d0) if skill == "copy" else _successor_operands(v, d0)
-        prompt = _prompt_of([skill[0], a, "="], n)
-        return (*prompt, *_digit_field(a if skill == "copy" else a + 1))
+        return (*_prompt_of([skill[0], a, "="], n, hashed), a if skill == "copy" else a + 1, False)
     if skill == "compare":
-        a, b = _compare_operands(v, d0, shape[:, 1])
-        prompt = _prompt_of([a, "?", b, "="], n)
-        sym = np.where(a < b, _C["<"], np.where(a > b, _C[">"], _C["="])).astype(np.uint8)
-        return (*prompt, sym[:, None], np.ones(n, np.int64))
+        a, b = _compare_operands(v, d0, d1)
+        sym = np.where(a < b, _C["<"], np.where(a > b, _C[">"], _C["="]))
+        return (*_prompt_of([a, "?", b, "="], n, hashed), sym, True)
     if skill == "mul":
         a, b = _numbers(v[:, 0], d0), _uniform_int(v[:, 1], 1, 10)
         op, ans = "*", a * b
     else:
-        a, b = _numbers(v[:, 0], d0), _numbers(v[:, 1], shape[:, 1])
+        a, b = _numbers(v[:, 0], d0), _numbers(v[:, 1], d1)
         if skill == "sub":
             a, b = np.maximum(a, b), np.minimum(a, b)
             op, ans = "-", a - b
         else:
             op, ans = "+", a + b
-    prompt = _prompt_of([a, op, b, "="], n)
-    return (*prompt, *_digit_field(ans))
+    return (*_prompt_of([a, op, b, "="], n, hashed), ans, False)
 
 
 def _pad_to(m: np.ndarray, width: int) -> np.ndarray:
@@ -258,6 +312,11 @@ digit, 2-5 the operators + - * ?."""
 _KIND[48:58] = 1
 for _k, _ch in enumerate("+-*?"):
     _KIND[ord(_ch)] = 2 + _k
+
+
+def _pick(m: np.ndarray, j: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``m[j, rows]`` of a C-contiguous 2-D ``m``, as one flat ``take`` (faster than the 2-D fancy index)."""
+    return m.reshape(-1).take(j * m.shape[1] + rows)
 
 
 def _small_codes(codes: np.ndarray) -> np.ndarray:
@@ -297,7 +356,7 @@ def _solve_values(codes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, n
     is_op = ((t == _C["+"]) | (t == _C["-"]) | (t == _C["*"]) | (t == _C["?"])) & body
     first = t[0]
     unary = (first == _C["c"]) | (first == _C["s"])
-    last = t[np.clip(L - 1, 0, width - 1), rows]
+    last = _pick(t, np.clip(L - 1, 0, width - 1), rows)
     well = (L >= 3) & (L <= width) & (last == _C["="])
     n_ops = is_op.view(np.uint8).sum(0, dtype=np.uint8 if width < 256 else np.int64).astype(np.int64)
     if width < 256:  # the first operator's column: the largest of (width - j) over the operators' columns j
@@ -323,19 +382,20 @@ def _solve_values(codes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, n
         for j in range(1, width):
             np.multiply(V[j - 1], 10, out=V[j])
             V[j] += t[j]
-        a = np.where(count_a > 0, V[np.maximum(split - 1, 0), rows] - _OFFSET48[np.minimum(count_a, 18)], 0)
-        b = (V[np.clip(L - 2, 0, width - 1), rows] - V[np.clip(split, 0, width - 1), rows] * _POW10[np.minimum(count_b, 18)]
-             - _OFFSET48[np.minimum(count_b, 18)])
-    lead_b = t[np.clip(split + 1, 0, width - 1), rows]
+        a = np.where(count_a > 0, _pick(V, np.maximum(split - 1, 0), rows) - _OFFSET48.take(np.minimum(count_a, 18)), 0)
+        b = (_pick(V, np.clip(L - 2, 0, width - 1), rows) - _pick(V, np.clip(split, 0, width - 1), rows) * _POW10.take(np.minimum(count_b, 18))
+             - _OFFSET48.take(np.minimum(count_b, 18)))
+    lead_b = _pick(t, np.clip(split + 1, 0, width - 1), rows)
     canon_a = (count_a >= 1) & (count_a <= 18) & ((count_a == 1) | (first != 48))
     canon_b = (count_b >= 1) & (count_b <= 18) & ((count_b == 1) | (lead_b != 48))
-    op = t[np.maximum(op_pos, 0), rows]
+    op = _pick(t, np.maximum(op_pos, 0), rows)
     sel_u = well & unary & (n_ops == 0) & canon_b
     sel_b = binary & canon_a & canon_b
     sel_b &= ~((op == _C["-"]) & (a < b)) & ~((op == _C["*"]) & ~((b >= 1) & (b <= 9) & (count_b == 1)))
     with np.errstate(over="ignore"):
         result = np.where(sel_u, np.where(first == _C["s"], b + 1, b), 0)
-        arith = np.select([op == _C["+"], op == _C["-"], op == _C["*"]], [a + b, a - b, a * b], 0)
+        # the operator's result where op is + - or * (rows with another op never read it)
+        arith = np.where(op == _C["+"], a + b, np.where(op == _C["-"], a - b, a * b))
     result = np.where(sel_b & (op != _C["?"]), arith, result)
     symbol = np.where(sel_b & (op == _C["?"]), np.where(a < b, _C["<"], np.where(a > b, _C[">"], _C["="])), 0)
     # chains: one-digit terms at even body columns, + or - at odd ones, the running total never below 0
@@ -385,7 +445,7 @@ def _gold_matches(gold: np.ndarray, gold_len: np.ndarray, result: np.ndarray, sy
         for j in range(1, len(G)):
             np.multiply(G[j - 1], 10, out=G[j])
             G[j] += digit[j]
-    value = G[np.clip(glen - 1, 0, len(G) - 1), np.arange(n)]
+    value = _pick(G, np.clip(glen - 1, 0, len(G) - 1), np.arange(n))
     num_ok = numeric & decimal & (value == result)
     out = clean & np.where(is_sym, sym_ok, num_ok)
     odd = ~is_sym & ~numeric  # a value outside [0, 10**18): compare the digits solve_arrays would write
@@ -436,8 +496,8 @@ class _Accepting:
         ``items[i]`` after each other (items in request-item order, each one's rows in draw order,
         following its rows accepted or rejected before)."""
         owner = np.repeat(items, lens)
-        p, pl, a, al = _cell_items(skill, level, u)
-        ok = self.suite.in_part(p, pl, self.want) if applies else np.ones(len(owner), bool)
+        p, pl, frac, values, symbolic = _cell_values(skill, level, u, hashed=applies)
+        ok = self.suite._in_part_of(frac, self.want) if applies else np.ones(len(owner), bool)
         if self.distinct:
             dedup = ok & ~self.repeats_ok[owner]
             keys = _row_keys(owner[dedup], _pad_to(p[dedup], self.width_p))
@@ -454,10 +514,11 @@ class _Accepting:
         take = np.flatnonzero(ok & (rank < np.repeat(self.need[items], lens)))
         o = owner[take]
         dest = self.start[o] + self.filled[o] + rank[take]
+        a, al = _answer_codes(values[take], symbolic)  # the kept items' answers only
         self.out["prompt"][dest, : p.shape[1]] = p[take]
-        self.out["answer"][dest, : a.shape[1]] = a[take]
+        self.out["answer"][dest, : a.shape[1]] = a
         self.out["plen"][dest] = pl[take]
-        self.out["alen"][dest] = al[take]
+        self.out["alen"][dest] = al
         got = np.bincount(o, minlength=len(self.need))
         if self.distinct:
             new = take[~self.repeats_ok[o]]
@@ -494,8 +555,11 @@ class ArithmeticSuiteV2(ArithmeticSuiteV1):
         comparisons, fewer passes)."""
         if self.partition is None:
             raise ConfigError(f"suite {self.name!r} has no content partition (partition=None)")
-        u = content_fractions(codes, lengths)
-        p_train, p_val, _ = self.partition
+        return self._in_part_of(content_fractions(codes, lengths), part)
+
+    def _in_part_of(self, u: np.ndarray, part: int) -> np.ndarray:
+        """:meth:`in_part` from the rows' :func:`content_fractions` ``u``."""
+        p_train, p_val, _ = self.partition  # type: ignore[misc]
         if part == 0:
             return u < p_train
         if part == 1:
@@ -559,26 +623,36 @@ class ArithmeticSuiteV2(ArithmeticSuiteV1):
         want = None if split is None else SPLITS.index(split)
         owners: list[tuple[int, str, int, int, bool]] = []  # (request, skill, level, n, split applies)
         known = self.__dict__.setdefault("_cell_facts", {})  # (skill, level) -> (partitioned, uniforms per item)
+        part = want is not None
         for r, (_, plan) in enumerate(requests):
             for skill, level, n in plan:
                 facts = known.get((skill, level)) if type(level) is int else None
                 if facts is None:
                     self.check_cell(skill, level)
-                    facts = known[(skill, int(level))] = (self.partitioned(skill, int(level)),
-                                                          self.uniforms_per_item(skill, int(level)))
-                if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+                    level = int(level)
+                    facts = known.get((skill, level))
+                    if facts is None:
+                        facts = known[(skill, level)] = (self.partitioned(skill, level),
+                                                         self.uniforms_per_item(skill, level))
+                if type(n) is not int:  # plain ints (the common case) need no conversion
+                    if isinstance(n, bool) or not isinstance(n, np.integer):
+                        raise ConfigError(f"n must be an integer >= 0, got {n!r}")
+                    n = int(n)
+                if n < 0:
                     raise ConfigError(f"n must be an integer >= 0, got {n!r}")
-                owners.append((r, skill, int(level), int(n), want is not None and facts[0]))
+                owners.append((r, skill, level, n, part and facts[0]))
         n_owners = len(owners)
-        asked = np.array([o[3] for o in owners], dtype=np.int64)
-        cells = list(dict.fromkeys((o[1], o[2]) for o in owners))  # the cells asked for, in first-asked order
+        owner_request_l, skill_l, level_l, asked_l, applies_l = zip(*owners, strict=True) if owners else ((),) * 5
+        asked = np.array(asked_l, dtype=np.int64)
+        owner_cells = list(zip(skill_l, level_l, strict=True))
+        cells = list(dict.fromkeys(owner_cells))  # the cells asked for, in first-asked order
         cell_id = {c: i for i, c in enumerate(cells)}
-        owner_cell = np.array([cell_id[(o[1], o[2])] for o in owners], dtype=np.int64)
-        owner_request = np.array([o[0] for o in owners], dtype=np.int64)
+        owner_cell = np.array([cell_id[c] for c in owner_cells], dtype=np.int64)
+        owner_request = np.array(owner_request_l, dtype=np.int64)
         owner_k = np.array([known[c][1] for c in cells], dtype=np.int64)[owner_cell] if n_owners else asked
         need = asked.copy()
         stale = np.zeros(n_owners, np.int64)
-        share = np.array([self.partition[want] if o[4] else 1.0 for o in owners])  # type: ignore[index]
+        share = np.where(np.array(applies_l, dtype=bool), self.partition[want] if part else 1.0, 1.0)  # type: ignore[index]
         # every request item's rows go to their final place as they are accepted: owner o's rows
         # start at start[o] (owners are in request and plan order), in the order they are kept
         start = np.concatenate([[0], np.cumsum(asked)])
@@ -634,10 +708,11 @@ class ArithmeticSuiteV2(ArithmeticSuiteV1):
                         "of draws; the cell's item space is too small for its partition"
                     )
         # 3. back to requests: each request's rows are one range of the output, in plan order
-        skill_of = np.repeat(np.array([self.skill_index(o[1]) for o in owners], dtype=np.int64), asked)
-        level_of = np.repeat(np.array([o[2] for o in owners], dtype=np.int64), asked)
-        request_of = np.array([o[0] for o in owners], dtype=np.int64)
-        bounds = start[np.searchsorted(request_of, np.arange(len(requests) + 1))]
+        cell_skill = np.array([self.skill_index(c[0]) for c in cells], dtype=np.int64)
+        cell_level = np.array([c[1] for c in cells], dtype=np.int64)
+        skill_of = np.repeat(cell_skill[owner_cell] if n_owners else owner_cell, asked)
+        level_of = np.repeat(cell_level[owner_cell] if n_owners else owner_cell, asked)
+        bounds = start[np.searchsorted(owner_request, np.arange(len(requests) + 1))]
         prompt, answer = _trim(out["prompt"], out["plen"]), _trim(out["answer"], out["alen"])
         whole = ExampleArrays(prompt, out["plen"], answer, out["alen"], skill_of, level_of, self.skills)
         result = []
