@@ -667,8 +667,10 @@ class PopulationVectorEnv(gym.vector.VectorEnv):
         try:
             if resetting:
                 self._start_episodes(resetting, {})
-            jobs = {i: (envs[i]._val, envs[i]._report_rng(ts[i])) for i in stepping}
-            jobs.update({i: (envs[i]._val, rng_for(envs[i]._episode_seed, STREAM_EPISODE, 0)) for i in resetting})
+            # the report's generator only picks sampled errors, which a vector env without reports skips
+            jobs = {i: (envs[i]._val, envs[i]._report_rng(ts[i]) if self.reports else None) for i in stepping}
+            jobs.update({i: (envs[i]._val, rng_for(envs[i]._episode_seed, STREAM_EPISODE, 0) if self.reports else None)
+                         for i in resetting})
             reports = self._evaluate(jobs, resident=True)
             what = "scoring the test set of"
             tests = self._final_tests([i for i in stepping if envs[i]._ends(made[i][2], ts[i])])

@@ -929,6 +929,7 @@ class PopulationStudent:
                 scored = targets != -100
                 correct[mem_t, c0 : c0 + rows] = ((logits.argmax(-1) == targets) | ~scored).all(-1)
                 loss[mem_t, c0 : c0 + rows] = row_loss(logits, targets)
+                del x, targets, logits, scored  # freed before the next chunk allocates (its memory, its time)
         out = correct.cpu().numpy(), loss.cpu().numpy().astype(np.float64)
         self._note("eval_device", clock)
         return out
