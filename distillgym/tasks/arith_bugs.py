@@ -79,13 +79,18 @@ _POW10_U32 = _POW10[:10].astype(np.uint32)
 
 def digit_block(values: np.ndarray, digits: int, dtype: type = np.uint8) -> np.ndarray:
     """The decimal digit codes of ``uint32`` ``values`` that all have ``digits`` digits, as an
-    ``(n, digits)`` matrix: column c holds the digit of 10 ** (digits - 1 - c), from one division by
-    that constant power of ten and one by ten (numpy divides by a scalar quickly, by an array or with
-    ``%`` slowly)."""
+    ``(n, digits)`` matrix. Column c's digit is ``q_c - 10 * q_(c-1)`` with ``q_c`` the value divided
+    by the constant 10 ** (digits - 1 - c) (numpy divides by a scalar quickly, by an array or with
+    ``%`` slowly), so each column costs one division."""
     block = np.empty((len(values), digits), dtype)
-    for c in range(digits):
-        q = values // _POW10_U32[digits - 1 - c]
-        block[:, c] = q - (q // 10) * 10 + 48
+    if not digits:
+        return block
+    prev = values // _POW10_U32[digits - 1]  # the leading digit
+    block[:, 0] = prev + 48
+    for c in range(1, digits):
+        q = values // _POW10_U32[digits - 1 - c] if c < digits - 1 else values
+        block[:, c] = q - prev * 10 + 48
+        prev = q
     return block
 
 

@@ -247,6 +247,31 @@ def _answer_codes(values: np.ndarray, symbolic: bool) -> tuple[np.ndarray, np.nd
     return _digit_field(values)
 
 
+def _put_digits(out: np.ndarray, dest: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Write the decimal digit codes of non-negative ``values`` left-aligned into the rows ``dest``
+    of the ``uint8`` matrix ``out`` (its other columns left as they are) and return the digit
+    counts: :func:`_digit_field` placed, with the rows of each digit count written straight to
+    their place."""
+    v = np.asarray(values, np.int64)
+    if len(v) and (int(v.max()) >= 2**32 or int(v.min()) < 0):
+        codes, nd = _digit_field(v)
+        out[dest, : codes.shape[1]] = codes
+        return nd
+    w = v.astype(np.uint32)
+    width = len(str(int(w.max()))) if len(w) else 1
+    nd = np.ones(len(w), np.int64)
+    for e in range(1, width):
+        nd += w >= _POW10_U32[e]
+    for m in range(1, width + 1):
+        rows = np.flatnonzero(nd == m) if width > 1 else None
+        if rows is None or len(rows) == len(w):
+            out[dest, :m] = digit_block(w, m)
+            break
+        if len(rows):
+            out[dest[rows], :m] = digit_block(w[rows], m)
+    return nd
+
+
 def _cell_values(skill: str, difficulty: int, u: np.ndarray, hashed: bool = False
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, bool]:
     """:func:`_cell_items` up to the answers' values: prompt codes, prompt lengths, where ``hashed``
@@ -397,7 +422,8 @@ def _solve_values(codes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, n
         # the operator's result where op is + - or * (rows with another op never read it)
         arith = np.where(op == _C["+"], a + b, np.where(op == _C["-"], a - b, a * b))
     result = np.where(sel_b & (op != _C["?"]), arith, result)
-    symbol = np.where(sel_b & (op == _C["?"]), np.where(a < b, _C["<"], np.where(a > b, _C[">"], _C["="])), 0)
+    # "<" "=" ">" are the code points 60, 61, 62
+    symbol = np.where(sel_b & (op == _C["?"]), _C["="] + (a > b).astype(np.int64) - (a < b), 0)
     # chains: one-digit terms at even body columns, + or - at odd ones, the running total never below 0
     c = np.flatnonzero(chain)
     sel_c = np.zeros(n, bool)
@@ -406,7 +432,7 @@ def _solve_values(codes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, n
         off = np.arange(width)[:, None] >= (L[c] - 1)[None, :]
         shape_ok = (((tc[0::2] - np.uint8(48)) < 10) | off[0::2]).all(0)
         shape_ok &= ((tc[1::2] == _C["+"]) | (tc[1::2] == _C["-"]) | off[1::2]).all(0)
-        dig = tc[0::2].astype(np.int64) - 48  # the terms: even columns
+        dig = tc[0::2].astype(np.int32) - 48  # the terms: even columns (int32: sums of at most width terms)
         h = (width - 1) // 2  # sign columns 1, 3, ... that have a term after them
         active = ~off[1 : 2 * h : 2]
         term = dig[1 : h + 1]
@@ -438,14 +464,16 @@ def _gold_matches(gold: np.ndarray, gold_len: np.ndarray, result: np.ndarray, sy
     sym_ok = (glen == 1) & (t[0] == symbol)
     numeric = ~is_sym & (result >= 0) & (result < _POW10[18])
     decimal = (((t - np.uint8(48)) < 10) | ~inside).all(0) & (glen >= 1) & (glen <= 18) & ((glen == 1) | (t[0] != 48))
-    digit = t.astype(np.int64) - 48
-    G = np.empty((min(width, 18), n), np.int64)  # G[j]: the answer's columns 0..j read as digits
-    G[0] = digit[0]
+    # G[j]: the answer's code points in columns 0..j read as base-10 digits (wrapping), less the
+    # codes' offset 48 * 11...1 below: the number, for a decimal answer of at most 18 digits
+    G = np.empty((min(width, 18), n), np.int64)
+    G[0] = t[0]
     with np.errstate(over="ignore"):
         for j in range(1, len(G)):
             np.multiply(G[j - 1], 10, out=G[j])
-            G[j] += digit[j]
-    value = _pick(G, np.clip(glen - 1, 0, len(G) - 1), np.arange(n))
+            G[j] += t[j]
+        last = np.clip(glen - 1, 0, len(G) - 1)
+        value = _pick(G, last, np.arange(n)) - _OFFSET48.take(last + 1)
     num_ok = numeric & decimal & (value == result)
     out = clean & np.where(is_sym, sym_ok, num_ok)
     odd = ~is_sym & ~numeric  # a value outside [0, 10**18): compare the digits solve_arrays would write
@@ -514,11 +542,13 @@ class _Accepting:
         take = np.flatnonzero(ok & (rank < np.repeat(self.need[items], lens)))
         o = owner[take]
         dest = self.start[o] + self.filled[o] + rank[take]
-        a, al = _answer_codes(values[take], symbolic)  # the kept items' answers only
         self.out["prompt"][dest, : p.shape[1]] = p[take]
-        self.out["answer"][dest, : a.shape[1]] = a
         self.out["plen"][dest] = pl[take]
-        self.out["alen"][dest] = al
+        if symbolic:  # the kept items' answers only, written to their rows
+            self.out["answer"][dest, 0] = values[take]
+            self.out["alen"][dest] = 1
+        else:
+            self.out["alen"][dest] = _put_digits(self.out["answer"], dest, values[take])
         got = np.bincount(o, minlength=len(self.need))
         if self.distinct:
             new = take[~self.repeats_ok[o]]
