@@ -244,6 +244,7 @@ class PopulationStudent:
         self.replay_len = torch.zeros((self.size, 0), dtype=torch.int64, device=self.device)
         self.replay_len_cpu = np.zeros((self.size, 0), np.int64)
         self._pool_len = self.replay_len_cpu
+        self._joined: tuple[list[TokenRows], TokenRows] | None = None  # _encode_many's last rows and their block
         self.replay_hint = 0  # replay slots to allocate at once (see _grow_replay)
         self.replay_count = np.zeros(self.size, np.int64)
         self.by_cell = config.replay_sampling == "cell"
@@ -312,9 +313,9 @@ class PopulationStudent:
             self.replay_cell_cpu = np.concatenate([self.replay_cell_cpu, np.zeros((P, grow), np.int64)], axis=1)
 
     def _pool_lengths(self, new_len: np.ndarray) -> np.ndarray:
-        """``(P, A + new rows)`` row lengths: the replay slots', then ``new_len``'s (the rows a pass's
-        indices address), written after the replay lengths in one kept buffer rather than joined
-        with the whole ring each step."""
+        """A C-contiguous ``(P, >= A + new rows)`` array of row lengths: the replay slots', then
+        ``new_len``'s (the rows a pass's indices address; columns after them unused), written after
+        the replay lengths in one kept buffer rather than joined with the whole ring each step."""
         A = self.replay_ids.shape[1]
         if A == 0:
             return new_len
@@ -324,7 +325,7 @@ class PopulationStudent:
             pool[:, :A] = self.replay_len_cpu
             self._pool_len, self.replay_len_cpu = pool, pool[:, :A]
         self._pool_len[:, A : A + k] = new_len
-        return self._pool_len[:, : A + k]
+        return self._pool_len
 
     def state(self, i: int) -> dict[str, torch.Tensor]:
         """A copy of member i's weights (a plain-model state dict)."""
@@ -447,6 +448,7 @@ class PopulationStudent:
             n = 0 if e is None else len(e)
             out.append(every.take(slice(start, start + n)) if n else self.encode(None))
             start += n
+        self._joined = (out, every)  # _stack_rows reads the members' rows back as this one block
         return out
 
     def _per_member(self, what: str, values: Sequence[Any]) -> None:
@@ -463,23 +465,28 @@ class PopulationStudent:
         plen = np.zeros((self.size, n_max + extra), np.int64)
         length = np.zeros((self.size, n_max + extra), np.int64)
         filled = [r for r in rows if len(r)]
-        if filled:
+        joined = getattr(self, "_joined", None)
+        self._joined = None
+        if filled and joined is not None and joined[0] is rows:  # the slices of one encoded block, in order
+            every, every_plen, every_len = joined[1].ids, joined[1].prompt_len, joined[1].length
+            width = every.shape[1]
+        elif filled:
             width = max(r.ids.shape[1] for r in filled)
             every = np.concatenate([
                 r.ids if r.ids.shape[1] == width else np.pad(r.ids, ((0, 0), (0, width - r.ids.shape[1])))
                 for r in filled])
             every_plen = np.concatenate([r.prompt_len for r in filled])
             every_len = np.concatenate([r.length for r in filled])
-            if (counts == n_max).all():  # every member has n_max rows: whole blocks, no scatter
-                ids[:, :n_max, :width] = every.reshape(self.size, n_max, width)
-                plen[:, :n_max] = every_plen.reshape(self.size, n_max)
-                length[:, :n_max] = every_len.reshape(self.size, n_max)
-            else:
-                member = np.repeat(np.arange(self.size), counts)
-                row = np.arange(len(member)) - np.repeat(np.cumsum(counts) - counts, counts)
-                ids[member, row, :width] = every
-                plen[member, row] = every_plen
-                length[member, row] = every_len
+        if filled and (counts == n_max).all():  # every member has n_max rows: whole blocks, no scatter
+            ids[:, :n_max, :width] = every.reshape(self.size, n_max, width)
+            plen[:, :n_max] = every_plen.reshape(self.size, n_max)
+            length[:, :n_max] = every_len.reshape(self.size, n_max)
+        elif filled:
+            member = np.repeat(np.arange(self.size), counts)
+            row = np.arange(len(member)) - np.repeat(np.cumsum(counts) - counts, counts)
+            ids[member, row, :width] = every
+            plen[member, row] = every_plen
+            length[member, row] = every_len
         return ids, plen, length
 
     def _to(self, a: np.ndarray) -> torch.Tensor:
@@ -576,7 +583,8 @@ class PopulationStudent:
                 idx[p, kp - 1, last + n_rep :] = dummy
             rows_in[p, :kp] = n_new + n_rep
             rows_in[p, kp - 1] = last + n_rep
-        sel_len = self._pool_lengths(new_len)[np.arange(P)[:, None, None], idx]  # (P, K, bs)
+        pool = self._pool_lengths(new_len)
+        sel_len = pool.reshape(-1).take(idx + (np.arange(P) * pool.shape[1])[:, None, None])  # (P, K, bs): pool[p, idx[p]]
         T_pk = sel_len.max(axis=2)  # each member's own padded length in each pass (the plain student's)
         tokens = sel_len.sum(2)  # (P, K)
         new_ids_t = self._to(new_ids).to(self._ids_torch)
