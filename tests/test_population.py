@@ -293,6 +293,22 @@ def test_training_groups_keep_each_members_own_number_of_rows(v2):
                                                                                                   ([0, 1, 2], 9)]
 
 
+def test_stacked_rows_from_the_encoded_block_equal_the_joined_members(v2):
+    """``_stack_rows`` reads members' rows back from the one block ``_encode_many`` cut them from;
+    the same arrays as joining the members' rows, for equal and unequal row counts and an empty member."""
+    pop = PopulationStudent(_cfg(), v2.alphabet, 4, [1, 2, 3, 4])
+    for sizes in ((30, 30, 30, 30), (12, 0, 40, 7)):
+        data = [_data(v2, p, 1, n) if n else None for p, n in enumerate(sizes)]
+        rows = pop._encode_many(data)
+        assert pop._joined is not None and pop._joined[0] is rows
+        via_block = pop._stack_rows(rows)
+        assert pop._joined is None
+        joined = pop._stack_rows(rows)  # no block now: the members' rows joined
+        for a, b in zip(via_block, joined, strict=True):
+            np.testing.assert_array_equal(a, b)
+        assert [int((via_block[2][p] > 0).sum()) for p in range(4)] == list(sizes)
+
+
 @pytest.mark.parametrize("member_chunk", [None, 1, 2])
 def test_members_equal_separately_trained_plain_students_bit_for_bit(v2, member_chunk):
     """P students with their own seeds, data (of different sizes, cells and row lengths) and

@@ -105,6 +105,38 @@ def test_vector_hash_equals_scalar_hash(v2):
     assert [v2.part_of(t) for t in texts] == [("train", "val", "test")[i] for i in v2.parts_of(codes, lengths)]
 
 
+def test_generators_digit_and_hash_helpers_agree_with_the_general_ones(v2):
+    """The generator's shortcuts against the general functions they stand for: ``digit_block``
+    (numbers of one digit count) and ``_put_digits`` (digits written straight to their rows, the
+    other columns untouched) against ``str``; ``_block_fractions`` (every row as long as the
+    block) against ``content_fractions`` and the scalar hash."""
+    from distillgym.tasks.arith_bugs import digit_block
+    from distillgym.tasks.arith_v2 import _block_fractions, _put_digits
+
+    rng = np.random.default_rng(11)
+    for m in range(1, 11):
+        low = 0 if m == 1 else 10 ** (m - 1)
+        values = rng.integers(low, min(10**m, 2**32), 300).astype(np.uint32)
+        values[:2] = low, min(10**m, 2**32) - 1
+        assert codes_to_texts(digit_block(values, m)) == [str(int(v)) for v in values]
+    edges = [10**e + d for e in range(19) for d in (-1, 0) if 10**e + d >= 0] + [2**32 - 1, 2**32]
+    for values in (rng.integers(0, 10**6, 400), np.array(edges), np.array([5]), np.zeros(0, np.int64)):
+        out = np.full((len(values) + 5, 21), 7, np.uint8)  # 7: a code no digit writes
+        dest = rng.permutation(len(out))[: len(values)]
+        nd = _put_digits(out, dest, values)
+        assert nd.tolist() == [len(str(int(v))) for v in values]
+        assert [bytes(out[r, :k]).decode() for r, k in zip(dest, nd, strict=True)] == [str(int(v)) for v in values]
+        untouched = np.ones(out.shape, bool)
+        for r, k in zip(dest, nd, strict=True):
+            untouched[r, :k] = False
+        assert (out[untouched] == 7).all()
+    for width in (1, 6, 13):
+        block = rng.integers(40, 127, (200, width)).astype(np.uint8)
+        fast = _block_fractions(block)
+        np.testing.assert_array_equal(fast, content_fractions(block, np.full(200, width)))
+        assert fast.tolist() == [content_fraction_v2(bytes(row).decode()) for row in block]
+
+
 @pytest.mark.parametrize("skill,difficulty", V2_CELLS)
 def test_partition_shares_per_cell(v2, skill, difficulty):
     """Distinct items of a cell fall into the parts in the declared shares (within 5 binomial

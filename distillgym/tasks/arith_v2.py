@@ -255,7 +255,9 @@ def _put_digits(out: np.ndarray, dest: np.ndarray, values: np.ndarray) -> np.nda
     v = np.asarray(values, np.int64)
     if len(v) and (int(v.max()) >= 2**32 or int(v.min()) < 0):
         codes, nd = _digit_field(v)
-        out[dest, : codes.shape[1]] = codes
+        for m in np.unique(nd).tolist():  # each row's digits only
+            rows = np.flatnonzero(nd == m)
+            out[dest[rows], :m] = codes[rows, :m]
         return nd
     w = v.astype(np.uint32)
     width = len(str(int(w.max()))) if len(w) else 1
