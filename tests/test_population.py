@@ -299,11 +299,10 @@ def test_stacked_rows_from_the_encoded_block_equal_the_joined_members(v2):
     pop = PopulationStudent(_cfg(), v2.alphabet, 4, [1, 2, 3, 4])
     for sizes in ((30, 30, 30, 30), (12, 0, 40, 7)):
         data = [_data(v2, p, 1, n) if n else None for p, n in enumerate(sizes)]
-        rows = pop._encode_many(data)
-        assert pop._joined is not None and pop._joined[0] is rows
-        via_block = pop._stack_rows(rows)
-        assert pop._joined is None
-        joined = pop._stack_rows(rows)  # no block now: the members' rows joined
+        rows, block = pop._encode_many(data)
+        assert block is not None and len(block) == sum(sizes)
+        via_block = pop._stack_rows(rows, block=block)
+        joined = pop._stack_rows(rows)  # no block: the members' rows joined
         for a, b in zip(via_block, joined, strict=True):
             np.testing.assert_array_equal(a, b)
         assert [int((via_block[2][p] > 0).sum()) for p in range(4)] == list(sizes)

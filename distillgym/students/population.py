@@ -244,7 +244,6 @@ class PopulationStudent:
         self.replay_len = torch.zeros((self.size, 0), dtype=torch.int64, device=self.device)
         self.replay_len_cpu = np.zeros((self.size, 0), np.int64)
         self._pool_len = self.replay_len_cpu
-        self._joined: tuple[list[TokenRows], TokenRows] | None = None  # _encode_many's last rows and their block
         self.replay_hint = 0  # replay slots to allocate at once (see _grow_replay)
         self.replay_count = np.zeros(self.size, np.int64)
         self.by_cell = config.replay_sampling == "cell"
@@ -306,9 +305,7 @@ class PopulationStudent:
         self.replay_ids = torch.cat([self.replay_ids, self.replay_ids.new_zeros((P, grow, W))], dim=1)
         self.replay_plen = torch.cat([self.replay_plen, self.replay_plen.new_zeros((P, grow))], dim=1)
         self.replay_len = torch.cat([self.replay_len, self.replay_len.new_zeros((P, grow))], dim=1)
-        pool = np.zeros((P, new + 1), np.int64)
-        pool[:, :have] = self.replay_len_cpu
-        self._pool_len, self.replay_len_cpu = pool, pool[:, :new]
+        self._new_pool(new + 1, have, new)
         if self.by_cell:
             self.replay_cell_cpu = np.concatenate([self.replay_cell_cpu, np.zeros((P, grow), np.int64)], axis=1)
 
@@ -321,11 +318,16 @@ class PopulationStudent:
             return new_len
         k = new_len.shape[1]
         if self._pool_len.shape[1] < A + k:
-            pool = np.zeros((self.size, A + k), np.int64)
-            pool[:, :A] = self.replay_len_cpu
-            self._pool_len, self.replay_len_cpu = pool, pool[:, :A]
+            self._new_pool(A + k, A, A)
         self._pool_len[:, A : A + k] = new_len
         return self._pool_len
+
+    def _new_pool(self, width: int, keep: int, slots: int) -> None:
+        """A fresh ``(P, width)`` length buffer holding the first ``keep`` replay lengths, whose first
+        ``slots`` columns become ``replay_len_cpu``."""
+        pool = np.zeros((self.size, width), np.int64)
+        pool[:, :keep] = self.replay_len_cpu[:, :keep]
+        self._pool_len, self.replay_len_cpu = pool, pool[:, :slots]
 
     def state(self, i: int) -> dict[str, torch.Tensor]:
         """A copy of member i's weights (a plain-model state dict)."""
@@ -436,28 +438,31 @@ class PopulationStudent:
         return encode(self.tokenizer, examples if examples is not None else [],
                       max_positions=self.config.max_positions)
 
-    def _encode_many(self, examples: Sequence[Sequence[Example] | ExampleArrays | None]) -> list[TokenRows]:
-        """:meth:`encode` of every member's examples: one vectorised call when they are all arrays
-        over the same skills (the same rows as one call each)."""
+    def _encode_many(self, examples: Sequence[Sequence[Example] | ExampleArrays | None]
+                     ) -> tuple[list[TokenRows], TokenRows | None]:
+        """:meth:`encode` of every member's examples, and the one block they are consecutive slices of
+        when they were encoded in one vectorised call (all arrays over the same skills: the same rows
+        as one call each), else None."""
         arrays = [e for e in examples if e is not None and len(e)]
         if len(arrays) < 2 or not all(isinstance(e, ExampleArrays) and e.skills == arrays[0].skills for e in arrays):
-            return [self.encode(e) for e in examples]
+            return [self.encode(e) for e in examples], None
         every = self.encode(ExampleArrays.concat(arrays, arrays[0].skills))
         out, start = [], 0
         for e in examples:
             n = 0 if e is None else len(e)
             out.append(every.take(slice(start, start + n)) if n else self.encode(None))
             start += n
-        self._joined = (out, every)  # _stack_rows reads the members' rows back as this one block
-        return out
+        return out, every
 
     def _per_member(self, what: str, values: Sequence[Any]) -> None:
         if len(values) != self.size:
             raise ConfigError(f"{what} needs one entry per member ({self.size}), got {len(values)}")
 
-    def _stack_rows(self, rows: list[TokenRows], extra: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _stack_rows(self, rows: list[TokenRows], extra: int = 1, block: TokenRows | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(P, n_max + extra, max_positions) ids and (P, n_max + extra) prompt/row lengths; rows
-        beyond a member's own are padding (length 0: nothing scored)."""
+        beyond a member's own are padding (length 0: nothing scored). ``block``: the block that ``rows``
+        are consecutive slices of (:meth:`_encode_many`), read instead of joining them again."""
         counts = np.array([len(r) for r in rows], np.int64)
         n_max = int(counts.max(initial=0))
         W = self.config.max_positions
@@ -465,10 +470,8 @@ class PopulationStudent:
         plen = np.zeros((self.size, n_max + extra), np.int64)
         length = np.zeros((self.size, n_max + extra), np.int64)
         filled = [r for r in rows if len(r)]
-        joined = getattr(self, "_joined", None)
-        self._joined = None
-        if filled and joined is not None and joined[0] is rows:  # the slices of one encoded block, in order
-            every, every_plen, every_len = joined[1].ids, joined[1].prompt_len, joined[1].length
+        if filled and block is not None:  # the rows are consecutive slices of this block, in order
+            every, every_plen, every_len = block.ids, block.prompt_len, block.length
             width = every.shape[1]
         elif filled:
             width = max(r.ids.shape[1] for r in filled)
@@ -549,7 +552,7 @@ class PopulationStudent:
         cfg, P, dev = self.config, self.size, self.device
         self._per_member("train: examples", examples)
         self._per_member("train: rngs", rngs)
-        rows = self._encode_many(examples)
+        rows, block = self._encode_many(examples)
         plans = []
         for p, r in enumerate(rows):
             if len(r) and rngs[p] is None:
@@ -561,7 +564,7 @@ class PopulationStudent:
         if K == 0:
             return stats
         bs, A = cfg.batch_size, self.replay_ids.shape[1]
-        new_ids, new_plen, new_len = self._stack_rows(rows)
+        new_ids, new_plen, new_len = self._stack_rows(rows, block=block)
         dummy = A + new_ids.shape[1] - 1  # an all-padding row
         # pass k of member p: its new rows, then its replayed rows (the plain student's batch),
         # then padding rows up to the pass's largest batch (a member's group holds only members with

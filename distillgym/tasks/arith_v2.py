@@ -333,14 +333,6 @@ def _trim(codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return codes[:, : max(int(lengths.max(initial=1)), 1)]
 
 
-_KIND = np.zeros(256, np.uint8)
-"""Character classes of the solver for code points below 256 (larger ones are other): 0 other, 1 a
-digit, 2-5 the operators + - * ?."""
-_KIND[48:58] = 1
-for _k, _ch in enumerate("+-*?"):
-    _KIND[ord(_ch)] = 2 + _k
-
-
 def _pick(m: np.ndarray, j: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """``m[j, rows]`` of a C-contiguous 2-D ``m``, as one flat ``take`` (faster than the 2-D fancy index)."""
     return m.reshape(-1).take(j * m.shape[1] + rows)
@@ -666,12 +658,10 @@ class ArithmeticSuiteV2(ArithmeticSuiteV1):
                     if facts is None:
                         facts = known[(skill, level)] = (self.partitioned(skill, level),
                                                          self.uniforms_per_item(skill, level))
-                if type(n) is not int:  # plain ints (the common case) need no conversion
-                    if isinstance(n, bool) or not isinstance(n, np.integer):
-                        raise ConfigError(f"n must be an integer >= 0, got {n!r}")
+                if type(n) is not int or n < 0:  # plain ints (the common case) need no conversion
+                    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+                        raise ConfigError(f"plan item ({skill!r}, {level!r}, n={n!r}): n must be an integer >= 0")
                     n = int(n)
-                if n < 0:
-                    raise ConfigError(f"n must be an integer >= 0, got {n!r}")
                 owners.append((r, skill, level, n, part and facts[0]))
         n_owners = len(owners)
         owner_request_l, skill_l, level_l, asked_l, applies_l = zip(*owners, strict=True) if owners else ((),) * 5
