@@ -549,7 +549,7 @@ class PopulationStudent:
         Raises :class:`PopulationDivergedError` (see the module docstring)."""
         t0 = time.perf_counter()
         c0 = self._clock()
-        cfg, P, dev = self.config, self.size, self.device
+        cfg, P = self.config, self.size
         self._per_member("train: examples", examples)
         self._per_member("train: rngs", rngs)
         rows, block = self._encode_many(examples)
@@ -621,6 +621,59 @@ class PopulationStudent:
             schedule.append((len(groups) == 1 and len(groups[0][0]) == P, entries))
         members_t = self._to(np.concatenate(flat)) if flat else None
         c_loop = self._note("train_host", c0)
+        failed, what, loss_np, cell_np = self._passes(schedule, K, members_t, idx_t, (new_ids_t, new_plen_t, new_len_t),
+                                                      active_t, scal_t, track_cells)
+        c_back = self._note("train_device", c_loop)
+        applied = np.where(failed >= 0, failed, n_batches)
+        errors: dict[int, TrainingDivergedError] = {}
+        for p in range(P):
+            if plans[p] is None:
+                continue
+            st = stats[p]
+            a = int(applied[p])
+            st.optimizer_steps = a
+            st.tokens = int(tokens[p, :a].sum())
+            st.flops = st.tokens * self.flops_per_token()
+            st.loss = float(loss_np[:a, p].mean()) if a else float("nan")
+            if failed[p] >= 0:
+                kind = "training loss" if what[p] == 1 else "gradient norm"
+                bad = loss_np[failed[p], p] if what[p] == 1 else float("nan")
+                errors[p] = TrainingDivergedError(diverged_message(
+                    f"{kind} became {'non-finite' if what[p] == 2 else bad}", int(self.step[p]) + a, a), a)
+            else:
+                st.examples = len(rows[p])
+            self.step[p] += a
+            self.adam_step[p] += a
+        if cell_np is not None:
+            for p, cells in self._cell_losses(rows, plans, cell_np, applied).items():
+                stats[p].cell_loss = cells
+        self._add_replay(rows, [p for p in range(P) if plans[p] is not None and failed[p] < 0],
+                         new_ids_t, new_plen_t, new_len_t, new_len)
+        wall = time.perf_counter() - t0
+        self._note("train_host", c_back)
+        trained = sum(pl is not None for pl in plans)
+        for p in range(P):
+            if plans[p] is not None:
+                stats[p].seconds = wall
+                stats[p].extra["share_seconds"] = wall / trained
+        if errors:
+            raise PopulationDivergedError(errors, stats)
+        return stats
+
+    def _passes(self, schedule: list[tuple[bool, list[tuple[np.ndarray, int, int, int]]]], K: int,
+                members_t: torch.Tensor | None, idx_t: torch.Tensor, new: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+                active_t: torch.Tensor, scal_t: dict[str, torch.Tensor], track_cells: bool
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """The ``K`` training passes of :meth:`train` (its ``schedule`` of member groups; ``idx_t``:
+        each member's rows per pass; ``scal_t``: the AdamW scalars per member and pass), on the device.
+        Returns, on the host: the pass each member diverged at (-1: none), what diverged (1: loss,
+        2: gradient norm), the (K, P) pass losses and the (P, K, batch) row losses (or None).
+        A method of its own so that the passes' temporaries are released when it returns, inside
+        the training's device time."""
+        cfg, P, dev = self.config, self.size, self.device
+        bs = cfg.batch_size
+        new_ids_t, new_plen_t, new_len_t = new
+        b1, b2 = BETAS
         alive = torch.ones(P, dtype=torch.bool, device=dev)
         failed_at = torch.full((P,), -1, dtype=torch.int64, device=dev)
         failed_what = torch.zeros(P, dtype=torch.int64, device=dev)  # 1: loss, 2: gradient norm
@@ -696,42 +749,7 @@ class PopulationStudent:
         what = failed_what.cpu().numpy()
         loss_np = losses.cpu().numpy().astype(np.float64)
         cell_np = cell.cpu().numpy() if cell is not None else None  # (P, K, bs)
-        c_back = self._note("train_device", c_loop)
-        applied = np.where(failed >= 0, failed, n_batches)
-        errors: dict[int, TrainingDivergedError] = {}
-        for p in range(P):
-            if plans[p] is None:
-                continue
-            st = stats[p]
-            a = int(applied[p])
-            st.optimizer_steps = a
-            st.tokens = int(tokens[p, :a].sum())
-            st.flops = st.tokens * self.flops_per_token()
-            st.loss = float(loss_np[:a, p].mean()) if a else float("nan")
-            if failed[p] >= 0:
-                kind = "training loss" if what[p] == 1 else "gradient norm"
-                bad = loss_np[failed[p], p] if what[p] == 1 else float("nan")
-                errors[p] = TrainingDivergedError(diverged_message(
-                    f"{kind} became {'non-finite' if what[p] == 2 else bad}", int(self.step[p]) + a, a), a)
-            else:
-                st.examples = len(rows[p])
-            self.step[p] += a
-            self.adam_step[p] += a
-        if cell_np is not None:
-            for p, cells in self._cell_losses(rows, plans, cell_np, applied).items():
-                stats[p].cell_loss = cells
-        self._add_replay(rows, [p for p in range(P) if plans[p] is not None and failed[p] < 0],
-                         new_ids_t, new_plen_t, new_len_t, new_len)
-        wall = time.perf_counter() - t0
-        self._note("train_host", c_back)
-        trained = sum(pl is not None for pl in plans)
-        for p in range(P):
-            if plans[p] is not None:
-                stats[p].seconds = wall
-                stats[p].extra["share_seconds"] = wall / trained
-        if errors:
-            raise PopulationDivergedError(errors, stats)
-        return stats
+        return failed, what, loss_np, cell_np
 
     def _pass_rows(self, mem_t: torch.Tensor, sel: torch.Tensor, T: int, new_ids: torch.Tensor,
                    new_plen: torch.Tensor, new_len: torch.Tensor) -> tuple[torch.Tensor, ...]:
