@@ -259,8 +259,9 @@ class PopulationStudent:
         a smaller chunk bounds the activation memory and changes no number."""
         self.timing: dict[str, float] = {}
         """Seconds accumulated by phase: ``train_host`` (batch planning, bookkeeping), ``train_device``
-        (the optimiser passes until their results are back on the host), ``eval_host``,
-        ``eval_device`` (teacher-forced scoring) and ``decode`` (greedy decoding); read and clear it."""
+        (the optimiser passes until their results are back on the host and their temporaries are
+        released), ``eval_host``, ``eval_device`` (teacher-forced scoring, its chunks' tensors
+        released inside it) and ``decode`` (greedy decoding); read and clear it."""
         self._eval_sets: dict[str, dict[str, Any]] = {}
         for p, seed in enumerate(seeds):
             self.reinit(p, seed)
