@@ -12,6 +12,7 @@ after 25 optimiser steps, which training amplified in an environment.)
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -308,11 +309,22 @@ def test_stacked_rows_from_the_encoded_block_equal_the_joined_members(v2):
         assert [int((via_block[2][p] > 0).sum()) for p in range(4)] == list(sizes)
 
 
-@pytest.mark.parametrize("member_chunk", [None, 1, 2])
-def test_members_equal_separately_trained_plain_students_bit_for_bit(v2, member_chunk):
+@contextlib.contextmanager
+def _torch_threads(n):
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+@pytest.mark.parametrize("member_chunk,threads", [(None, 1), (1, 1), (2, 1), (None, 2), (2, 2)])
+def test_members_equal_separately_trained_plain_students_bit_for_bit(v2, member_chunk, threads):
     """P students with their own seeds, data (of different sizes, cells and row lengths) and
-    generators, trained in one population (in passes of at most ``member_chunk`` members), equal
-    P plain students trained alone: weights, losses, cell losses, scores and greedy answers.
+    generators, trained in one population (in passes of at most ``member_chunk`` members; with two
+    torch threads, the members split across two threads of one torch thread each), equal P plain
+    students trained alone: weights, losses, cell losses, scores and greedy answers.
     (Before the population grouped members by row length this held only to about 3e-5; before it
     grouped them by number of rows too, only to float32 rounding on an Intel Xeon.)"""
     P, seeds = 3, [11, 12, 13]
@@ -323,7 +335,10 @@ def test_members_equal_separately_trained_plain_students_bit_for_bit(v2, member_
         assert _max_diff(start[p], singles[p].state()) == 0
     for call in range(3):
         data = [_data(v2, p, call, 50 + 23 * p) for p in range(P)]
-        got = pop.train(data, [rng_for(100 + p, call) for p in range(P)])
+        with _torch_threads(threads):
+            got = pop.train(data, [rng_for(100 + p, call) for p in range(P)])
+            assert torch.get_num_threads() == threads  # the split passes give torch its threads back
+        assert (pop._threads is not None) == (threads > 1)  # the passes ran in the pool's threads
         want = [singles[p].train(data[p], rng_for(100 + p, call)) for p in range(P)]
         for g, w in zip(got, want, strict=True):
             assert (g.optimizer_steps, g.tokens, g.examples) == (w.optimizer_steps, w.tokens, w.examples)
@@ -396,14 +411,15 @@ def test_member_without_data_is_untouched_and_reinit_is_per_member(v2):
     assert int(pop.step[1]) > 0
 
 
-def test_a_diverging_member_stops_and_the_others_train_on(v2):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_diverging_member_stops_and_the_others_train_on(v2, threads):
     pop = PopulationStudent(_cfg(), v2.alphabet, 3, [1, 2, 3])
     singles = [PlainStudent(_cfg(init_seed=s), v2.alphabet) for s in (1, 3)]
     with torch.no_grad():
         pop.model.weight("embed.weight")[1, pop.tokenizer.stoi["+"], 0] = float("nan")
     poisoned = pop.snapshot(1)
     data = [v2.generate_arrays("add", 1, rng_for(p), 60) for p in range(3)]
-    with pytest.raises(PopulationDivergedError, match="member 1") as err:
+    with pytest.raises(PopulationDivergedError, match="member 1") as err, _torch_threads(threads):
         pop.train(data, [rng_for(10 + p) for p in range(3)])
     assert set(err.value.errors) == {1} and err.value.errors[1].applied == 0
     assert "loss became nan" in str(err.value.errors[1])

@@ -41,6 +41,7 @@ after the others' training and replay are complete.
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -263,6 +264,10 @@ class PopulationStudent:
         released), ``eval_host``, ``eval_device`` (teacher-forced scoring, its chunks' tensors
         released inside it) and ``decode`` (greedy decoding); read and clear it."""
         self._eval_sets: dict[str, dict[str, Any]] = {}
+        self.split_passes = True
+        """Split a training pass's members across threads when torch has more than one (see
+        :meth:`_pass_workers`); False runs every pass on torch's own threads."""
+        self._threads: tuple[int, concurrent.futures.ThreadPoolExecutor] | None = None
         for p, seed in enumerate(seeds):
             self.reinit(p, seed)
 
@@ -685,64 +690,89 @@ class PopulationStudent:
         shapes = [(P,) + (1,) * (p.dim() - 1) for p in params]
         bufs: list[torch.Tensor] | None = None
         self.model.train()
-        for k in range(K):
-            direct, groups = schedule[k]  # direct: every member in one group, in order
-            loss_k = torch.zeros(P, dtype=torch.float32, device=dev)
-            for p in params:
-                p.grad = None
+        workers = self._pass_workers(P)
+
+        def run(mem_t: torch.Tensor, T: int, rows_k: int, direct: bool) -> None:
+            """One group's forward and backward: its members' losses, row losses and gradients."""
+            x, plen, length = self._pass_rows(mem_t, idx_t[mem_t, k, :rows_k], T, new_ids_t, new_plen_t, new_len_t)
+            targets = make_targets(x, plen, length)
+            weights = None if direct else self._weights(mem_t, grad=True)
+            logits = self._train_forward(x, weights)
+            loss = member_loss(logits, targets)  # (G,) member means
+            if cell is not None:
+                cell[:, k][mem_t, :rows_k] = row_loss(logits, targets)
+            torch.where(alive[mem_t], loss, torch.zeros_like(loss)).sum().backward()
+            loss_k[mem_t] = loss.detach()
             if not direct:
-                if bufs is None:
-                    bufs = [torch.zeros_like(p) for p in params]
-                else:
-                    torch._foreach_zero_(bufs)
-            for members, T, rows_k, at in groups:
-                mem_t = everyone if direct else members_t[at : at + len(members)]  # type: ignore[index]
-                x, plen, length = self._pass_rows(mem_t, idx_t[mem_t, k, :rows_k], T, new_ids_t, new_plen_t, new_len_t)
-                targets = make_targets(x, plen, length)
-                weights = None if direct else self._weights(mem_t, grad=True)
-                logits = self._train_forward(x, weights)
-                loss = member_loss(logits, targets)  # (G,) member means
-                if cell is not None:
-                    cell[:, k][mem_t, :rows_k] = row_loss(logits, targets)
-                torch.where(alive[mem_t], loss, torch.zeros_like(loss)).sum().backward()
-                loss_k[mem_t] = loss.detach()
+                for buf, w in zip(bufs, weights, strict=True):  # type: ignore[arg-type]
+                    buf.index_copy_(0, mem_t, w.grad)
+
+        threads = torch.get_num_threads()
+        if workers > 1:  # the members split across threads of one torch thread each (see _pass_workers)
+            torch.set_num_threads(1)
+        try:
+            for k in range(K):
+                direct, groups = schedule[k]  # direct: every member in one group, in order
+                direct = direct and workers == 1
+                loss_k = torch.zeros(P, dtype=torch.float32, device=dev)
+                for p in params:
+                    p.grad = None
                 if not direct:
-                    for buf, w in zip(bufs, weights, strict=True):  # type: ignore[arg-type]
-                        buf.index_copy_(0, mem_t, w.grad)
-            grads = [p.grad for p in params] if direct else bufs
-            act = active_t[:, k] & alive
-            norm = member_grad_norms(grads)  # (P,) each member's global gradient norm
-            loss_ok, norm_ok = torch.isfinite(loss_k), torch.isfinite(norm)
-            fails = act & ~(loss_ok & norm_ok)
-            failed_at = torch.where(fails, k, failed_at)
-            failed_what = torch.where(fails, torch.where(loss_ok, 2, 1), failed_what)
-            alive = alive & ~fails
-            upd = act & ~fails
-            coef = torch.ones_like(norm)
-            if cfg.grad_clip > 0:
-                coef = torch.clamp(cfg.grad_clip / (norm + 1e-6), max=1.0)
-            coef = torch.where(upd, coef, torch.zeros_like(coef))  # non-updating members: zero gradient
-            one = torch.ones_like(coef)
-            wdf = torch.where(upd, scal_t["wdf"][:, k], one)
-            w1 = torch.where(upd, torch.full_like(coef, 1 - b1), torch.zeros_like(coef))
-            f2 = torch.where(upd, torch.full_like(coef, b2), one)
-            neg_step = torch.where(upd, scal_t["neg_step"][:, k], torch.zeros_like(coef))
-            bc2 = scal_t["bc2_sqrt"][:, k]
-            with torch.no_grad():  # AdamW (torch.optim.AdamW's single-tensor update), every parameter at once
-                gs = torch._foreach_mul(grads, [coef.view(s) for s in shapes])  # type: ignore[arg-type]
-                for g in gs:  # clipped gradient; zero for members not updating (a diverged member's may be NaN)
-                    torch.nan_to_num_(g, nan=0.0, posinf=0.0, neginf=0.0)
-                torch._foreach_mul_(params, [wdf.view(s) for s in shapes])  # decoupled weight decay
-                torch._foreach_lerp_(self.exp_avg, gs, [w1.view(s) for s in shapes])
-                torch._foreach_mul_(self.exp_avg_sq, [f2.view(s) for s in shapes])
-                torch._foreach_addcmul_(self.exp_avg_sq, gs, gs, value=1 - b2)
-                denom = torch._foreach_sqrt(self.exp_avg_sq)
-                torch._foreach_div_(denom, [bc2.view(s) for s in shapes])
-                torch._foreach_add_(denom, ADAM_EPS)
-                upd_t = torch._foreach_mul(self.exp_avg, [neg_step.view(s) for s in shapes])
-                torch._foreach_div_(upd_t, denom)
-                torch._foreach_add_(params, upd_t)
-            losses[k] = loss_k
+                    if bufs is None:
+                        bufs = [torch.zeros_like(p) for p in params]
+                    else:
+                        torch._foreach_zero_(bufs)
+                jobs = []
+                for members, T, rows_k, at in groups:
+                    mem_t = everyone if direct else members_t[at : at + len(members)]  # type: ignore[index]
+                    size = -(-len(members) // workers)
+                    jobs.extend((mem_t[i : i + size], T, rows_k) for i in range(0, len(members), size))
+                if workers > 1 and len(jobs) > 1:
+                    pool = self._pool(workers)
+                    running = [pool.submit(run, *job, False) for job in jobs]
+                    concurrent.futures.wait(running)  # every job ends before a failure is raised
+                    for job in running:
+                        job.result()
+                else:
+                    for mem_t, T, rows_k in jobs:
+                        run(mem_t, T, rows_k, direct)
+                grads = [p.grad for p in params] if direct else bufs
+                act = active_t[:, k] & alive
+                norm = member_grad_norms(grads)  # (P,) each member's global gradient norm
+                loss_ok, norm_ok = torch.isfinite(loss_k), torch.isfinite(norm)
+                fails = act & ~(loss_ok & norm_ok)
+                failed_at = torch.where(fails, k, failed_at)
+                failed_what = torch.where(fails, torch.where(loss_ok, 2, 1), failed_what)
+                alive = alive & ~fails
+                upd = act & ~fails
+                coef = torch.ones_like(norm)
+                if cfg.grad_clip > 0:
+                    coef = torch.clamp(cfg.grad_clip / (norm + 1e-6), max=1.0)
+                coef = torch.where(upd, coef, torch.zeros_like(coef))  # non-updating members: zero gradient
+                one = torch.ones_like(coef)
+                wdf = torch.where(upd, scal_t["wdf"][:, k], one)
+                w1 = torch.where(upd, torch.full_like(coef, 1 - b1), torch.zeros_like(coef))
+                f2 = torch.where(upd, torch.full_like(coef, b2), one)
+                neg_step = torch.where(upd, scal_t["neg_step"][:, k], torch.zeros_like(coef))
+                bc2 = scal_t["bc2_sqrt"][:, k]
+                with torch.no_grad():  # AdamW (torch.optim.AdamW's single-tensor update), every parameter at once
+                    gs = torch._foreach_mul(grads, [coef.view(s) for s in shapes])  # type: ignore[arg-type]
+                    for g in gs:  # clipped gradient; zero for members not updating (a diverged member's may be NaN)
+                        torch.nan_to_num_(g, nan=0.0, posinf=0.0, neginf=0.0)
+                    torch._foreach_mul_(params, [wdf.view(s) for s in shapes])  # decoupled weight decay
+                    torch._foreach_lerp_(self.exp_avg, gs, [w1.view(s) for s in shapes])
+                    torch._foreach_mul_(self.exp_avg_sq, [f2.view(s) for s in shapes])
+                    torch._foreach_addcmul_(self.exp_avg_sq, gs, gs, value=1 - b2)
+                    denom = torch._foreach_sqrt(self.exp_avg_sq)
+                    torch._foreach_div_(denom, [bc2.view(s) for s in shapes])
+                    torch._foreach_add_(denom, ADAM_EPS)
+                    upd_t = torch._foreach_mul(self.exp_avg, [neg_step.view(s) for s in shapes])
+                    torch._foreach_div_(upd_t, denom)
+                    torch._foreach_add_(params, upd_t)
+                losses[k] = loss_k
+        finally:
+            if workers > 1:
+                torch.set_num_threads(threads)
         for p in params:
             p.grad = None
         # ---- back on the host, once per call
@@ -751,6 +781,25 @@ class PopulationStudent:
         loss_np = losses.cpu().numpy().astype(np.float64)
         cell_np = cell.cpu().numpy() if cell is not None else None  # (P, K, bs)
         return failed, what, loss_np, cell_np
+
+    def _pass_workers(self, P: int) -> int:
+        """Threads a training pass's members are split across: on a CPU with more than one torch
+        thread (and no compiled model), as many as torch's threads, each running its members'
+        forward and backward with one torch thread. Attention's CPU kernel does not use a second
+        thread at these shapes (benchmarks/README.md, issue 19), members in threads of their own
+        do; the members' numbers are the same either way (a member's products never mix with
+        another's, as with ``member_chunk``). 1: the passes as they were."""
+        if not self.split_passes or self.device.type != "cpu" or self.config.compile or P < 2:
+            return 1
+        return max(1, min(torch.get_num_threads(), P))
+
+    def _pool(self, workers: int) -> concurrent.futures.ThreadPoolExecutor:
+        """The thread pool of :meth:`_pass_workers` (made on first use, kept for the population's life)."""
+        if self._threads is None or self._threads[0] != workers:
+            if self._threads is not None:
+                self._threads[1].shutdown()
+            self._threads = (workers, concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="population-pass"))
+        return self._threads[1]
 
     def _pass_rows(self, mem_t: torch.Tensor, sel: torch.Tensor, T: int, new_ids: torch.Tensor,
                    new_plen: torch.Tensor, new_len: torch.Tensor) -> tuple[torch.Tensor, ...]:
