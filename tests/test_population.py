@@ -351,7 +351,8 @@ def test_members_equal_separately_trained_plain_students_bit_for_bit(v2, member_
         assert _max_diff(pop.state(p), start[p]) > 1e-2  # training moved them
         assert int(pop.step[p]) == singles[p].step and pop._replay_filled(p) == len(singles[p].replay)
     val = [v2.generate_arrays(*v2.cells[4 + 9 * p], rng_for(7, p), 40 + 30 * p, split="val") for p in range(P)]
-    scored = pop.score_and_loss(val)
+    with _torch_threads(threads):
+        scored = pop.score_and_loss(val)
     answers = pop.predict([[e.prompt for e in v] for v in val], v2.max_answer_len + 1)
     for p in range(P):
         correct, loss = singles[p].score_and_loss(val[p])

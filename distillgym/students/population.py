@@ -783,9 +783,9 @@ class PopulationStudent:
         return failed, what, loss_np, cell_np
 
     def _pass_workers(self, P: int) -> int:
-        """Threads a training pass's members are split across: on a CPU with more than one torch
-        thread (and no compiled model), as many as torch's threads, each running its members'
-        forward and backward with one torch thread. Attention's CPU kernel does not use a second
+        """Threads the members of a training pass or a scoring chunk are split across: on a CPU with
+        more than one torch thread (and no compiled model), as many as torch's threads, each running
+        its members' forward (and backward) with one torch thread. Attention's CPU kernel does not use a second
         thread at these shapes (benchmarks/README.md, issue 19), members in threads of their own
         do; the members' numbers are the same either way (a member's products never mix with
         another's, as with ``member_chunk``). 1: the passes as they were."""
@@ -993,22 +993,43 @@ class PopulationStudent:
         loss = torch.zeros((self.size, n_max), dtype=torch.float32, device=self.device)
         E = self.config.eval_batch_size
         everyone = torch.arange(self.size, device=self.device)
+        workers = self._pass_workers(self.size)
+
+        @torch.no_grad()  # grad mode is per thread: the pool's threads need it too
+        def run(members: np.ndarray, c0: int, rows: int, Tg: int) -> None:
+            direct = len(members) == self.size
+            mem_t = everyone if direct else self._to(members)
+            m = mem_t[:, None]
+            x = ids[m, torch.arange(c0, c0 + rows, device=self.device)[None, :], :Tg].long()
+            targets = make_targets(x, plen[mem_t, c0 : c0 + rows], length[mem_t, c0 : c0 + rows])
+            logits = self.model(x, None if direct else self._weights(mem_t, grad=False))
+            scored = targets != -100
+            correct[mem_t, c0 : c0 + rows] = ((logits.argmax(-1) == targets) | ~scored).all(-1)
+            loss[mem_t, c0 : c0 + rows] = row_loss(logits, targets)
+
+        jobs = []
         for c0 in range(0, n_max, E):
             on = np.flatnonzero(counts > c0)
             ends = np.minimum(counts[on], c0 + E)
             T = np.array([max(int(length_cpu[p, c0:e].max()), 1) for p, e in zip(on, ends, strict=True)], np.int64)
             for members, Tg in self._groups(on, T):
-                direct = len(members) == self.size
-                mem_t = everyone if direct else self._to(members)
                 rows = int(min(counts[members].max(), c0 + E)) - c0
-                m = mem_t[:, None]
-                x = ids[m, torch.arange(c0, c0 + rows, device=self.device)[None, :], :Tg].long()
-                targets = make_targets(x, plen[mem_t, c0 : c0 + rows], length[mem_t, c0 : c0 + rows])
-                logits = self.model(x, None if direct else self._weights(mem_t, grad=False))
-                scored = targets != -100
-                correct[mem_t, c0 : c0 + rows] = ((logits.argmax(-1) == targets) | ~scored).all(-1)
-                loss[mem_t, c0 : c0 + rows] = row_loss(logits, targets)
-                del x, targets, logits, scored  # freed before the next chunk allocates (its memory, its time)
+                size = -(-len(members) // workers)  # members split across the threads (see _pass_workers)
+                jobs.extend((members[i : i + size], c0, rows, Tg) for i in range(0, len(members), size))
+        if workers > 1 and len(jobs) > 1:
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                pool = self._pool(workers)
+                running = [pool.submit(run, *job) for job in jobs]
+                concurrent.futures.wait(running)
+                for job in running:
+                    job.result()
+            finally:
+                torch.set_num_threads(threads)
+        else:
+            for job in jobs:  # each chunk's tensors are freed before the next allocates (its memory, its time)
+                run(*job)
         out = correct.cpu().numpy(), loss.cpu().numpy().astype(np.float64)
         self._note("eval_device", clock)
         return out
