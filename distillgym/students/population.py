@@ -28,7 +28,14 @@ number in exact arithmetic, change MKL's float32 summation on an Intel Xeon with
 EPYC they did not. Grouping by length only drifted at rounding there, issue 19.) Evaluation chunks
 and greedy decoding group by length only: a forward pass's rows are independent, and trailing rows
 change no number there. On a GPU batched and single kernels may still round differently.
-tests/test_population.py checks it (``== 0``, with ``member_chunk`` None, 1 and 2).
+tests/test_population.py checks it (``== 0``, with ``member_chunk`` None, 1 and 2, and with two
+torch threads).
+
+**Threads.** With more than one torch thread on a CPU, the members of each training pass and
+scoring chunk are split across that many Python threads, each running its members' products with
+one torch thread (:meth:`PopulationStudent._pass_workers`): attention's CPU kernel does not use a
+second thread at these shapes, members in threads of their own do. The numbers are the same (a
+member's products never mix with another's). ``split_passes = False`` turns it off.
 
 **Lockstep.** All members step together: mini-batch k of every member runs in pass k. A member
 with fewer mini-batches (fewer examples, or a first call with an empty replay buffer) sits
