@@ -434,6 +434,26 @@ def test_a_diverging_member_stops_and_the_others_train_on(v2, threads):
         assert _max_diff(pop.state(p), single.state()) == 0 and pop._replay_filled(p) == 60
 
 
+def test_a_failing_job_in_a_thread_raises_after_every_job_and_gives_torch_its_threads_back(v2):
+    """With two torch threads a pass's 3 members run as two jobs (2 + 1 members) in the pool's
+    threads; a job's error reaches the caller once both jobs have ended, and torch's thread count,
+    set to one for the passes, is restored."""
+    pop = PopulationStudent(_cfg(), v2.alphabet, 3, [1, 2, 3])
+    seen = []
+
+    def fails(x, weights=None):
+        seen.append(x.shape[0])
+        raise RuntimeError("a pass job failed")
+
+    pop._train_forward = fails
+    data = [v2.generate_arrays("add", 1, rng_for(p), 60) for p in range(3)]
+    with _torch_threads(2):
+        with pytest.raises(RuntimeError, match="a pass job failed"):
+            pop.train(data, [rng_for(10 + p) for p in range(3)])
+        assert torch.get_num_threads() == 2
+    assert sorted(seen) == [1, 2]
+
+
 def test_population_argument_errors(v2):
     with pytest.raises(ConfigError, match="size must be an integer"):
         PopulationStudent(_cfg(), v2.alphabet, 0)

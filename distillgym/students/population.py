@@ -34,8 +34,9 @@ torch threads).
 **Threads.** With more than one torch thread on a CPU, the members of each training pass and
 scoring chunk are split across that many Python threads, each running its members' products with
 one torch thread (:meth:`PopulationStudent._pass_workers`): attention's CPU kernel does not use a
-second thread at these shapes, members in threads of their own do. The numbers are the same (a
-member's products never mix with another's). ``split_passes = False`` turns it off.
+second thread at these shapes, members in threads of their own do. A member's numbers are then those
+of one torch thread (its products never mix with another member's), which the tests compare with
+plain students on one thread. ``split_passes = False`` turns it off.
 
 **Lockstep.** All members step together: mini-batch k of every member runs in pass k. A member
 with fewer mini-batches (fewer examples, or a first call with an empty replay buffer) sits
@@ -735,11 +736,7 @@ class PopulationStudent:
                     size = -(-len(members) // workers)
                     jobs.extend((mem_t[i : i + size], T, rows_k) for i in range(0, len(members), size))
                 if workers > 1 and len(jobs) > 1:
-                    pool = self._pool(workers)
-                    running = [pool.submit(run, *job, False) for job in jobs]
-                    concurrent.futures.wait(running)  # every job ends before a failure is raised
-                    for job in running:
-                        job.result()
+                    self._in_threads(workers, run, [(*job, False) for job in jobs])
                 else:
                     for mem_t, T, rows_k in jobs:
                         run(mem_t, T, rows_k, direct)
@@ -794,19 +791,24 @@ class PopulationStudent:
         more than one torch thread (and no compiled model), as many as torch's threads, each running
         its members' forward (and backward) with one torch thread. Attention's CPU kernel does not use a second
         thread at these shapes (benchmarks/README.md, issue 19), members in threads of their own
-        do; the members' numbers are the same either way (a member's products never mix with
-        another's, as with ``member_chunk``). 1: the passes as they were."""
+        do; a member's numbers are those of one torch thread (its products never mix with another's,
+        as with ``member_chunk``). Up to ``workers`` jobs hold activations at once. 1: the passes
+        as they were."""
         if not self.split_passes or self.device.type != "cpu" or self.config.compile or P < 2:
             return 1
         return max(1, min(torch.get_num_threads(), P))
 
-    def _pool(self, workers: int) -> concurrent.futures.ThreadPoolExecutor:
-        """The thread pool of :meth:`_pass_workers` (made on first use, kept for the population's life)."""
+    def _in_threads(self, workers: int, fn: Any, jobs: Sequence[tuple[Any, ...]]) -> None:
+        """``fn(*job)`` for every job in a pool of ``workers`` threads (made on first use, kept for the
+        population's life); every job ends before the first failure is raised."""
         if self._threads is None or self._threads[0] != workers:
             if self._threads is not None:
                 self._threads[1].shutdown()
             self._threads = (workers, concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="population-pass"))
-        return self._threads[1]
+        running = [self._threads[1].submit(fn, *job) for job in jobs]
+        concurrent.futures.wait(running)
+        for job in running:
+            job.result()
 
     def _pass_rows(self, mem_t: torch.Tensor, sel: torch.Tensor, T: int, new_ids: torch.Tensor,
                    new_plen: torch.Tensor, new_len: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -1027,11 +1029,7 @@ class PopulationStudent:
             threads = torch.get_num_threads()
             torch.set_num_threads(1)
             try:
-                pool = self._pool(workers)
-                running = [pool.submit(run, *job) for job in jobs]
-                concurrent.futures.wait(running)
-                for job in running:
-                    job.result()
+                self._in_threads(workers, run, jobs)
             finally:
                 torch.set_num_threads(threads)
         else:
