@@ -50,8 +50,9 @@ after the others' training and replay are complete.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -207,6 +208,20 @@ class PopulationLM(nn.Module):
             x = x + _linear(F.silu(gate) * up, weight(b + "mlp.down.weight"))
         x = _rms_norm(x, weight("norm.weight"), cfg.rms_eps)
         return _linear(x, emb)  # tied output embedding: (P, B, T, V)
+
+
+@contextlib.contextmanager
+def _one_torch_thread(on: bool) -> Iterator[None]:
+    """torch at one intra-op thread inside the block (when ``on``), its own count restored after."""
+    if not on:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 # ============================================================================ the population student
@@ -715,10 +730,7 @@ class PopulationStudent:
                 for buf, w in zip(bufs, weights, strict=True):  # type: ignore[arg-type]
                     buf.index_copy_(0, mem_t, w.grad)
 
-        threads = torch.get_num_threads()
-        if workers > 1:  # the members split across threads of one torch thread each (see _pass_workers)
-            torch.set_num_threads(1)
-        try:
+        with _one_torch_thread(workers > 1):  # the members split across threads of one torch thread each
             for k in range(K):
                 direct, groups = schedule[k]  # direct: every member in one group, in order
                 direct = direct and workers == 1
@@ -735,11 +747,7 @@ class PopulationStudent:
                     mem_t = everyone if direct else members_t[at : at + len(members)]  # type: ignore[index]
                     size = -(-len(members) // workers)
                     jobs.extend((mem_t[i : i + size], T, rows_k) for i in range(0, len(members), size))
-                if workers > 1 and len(jobs) > 1:
-                    self._in_threads(workers, run, [(*job, False) for job in jobs])
-                else:
-                    for mem_t, T, rows_k in jobs:
-                        run(mem_t, T, rows_k, direct)
+                self._run_jobs(workers, run, [(*job, direct) for job in jobs])
                 grads = [p.grad for p in params] if direct else bufs
                 act = active_t[:, k] & alive
                 norm = member_grad_norms(grads)  # (P,) each member's global gradient norm
@@ -774,9 +782,6 @@ class PopulationStudent:
                     torch._foreach_div_(upd_t, denom)
                     torch._foreach_add_(params, upd_t)
                 losses[k] = loss_k
-        finally:
-            if workers > 1:
-                torch.set_num_threads(threads)
         for p in params:
             p.grad = None
         # ---- back on the host, once per call
@@ -789,18 +794,23 @@ class PopulationStudent:
     def _pass_workers(self, P: int) -> int:
         """Threads the members of a training pass or a scoring chunk are split across: on a CPU with
         more than one torch thread (and no compiled model), as many as torch's threads, each running
-        its members' forward (and backward) with one torch thread. Attention's CPU kernel does not use a second
-        thread at these shapes (benchmarks/README.md, issue 19), members in threads of their own
-        do; a member's numbers are those of one torch thread (its products never mix with another's,
-        as with ``member_chunk``). Up to ``workers`` jobs hold activations at once. 1: the passes
-        as they were."""
+        its members' forward (and backward) with one torch thread. Attention's CPU kernel does not
+        use a second thread at these shapes (benchmarks/README.md, issue 19), members in threads of
+        their own do; a member's numbers are those of one torch thread (its products never mix with
+        another's, as with ``member_chunk``). Up to ``workers`` jobs hold activations at once.
+        1: the passes as they were."""
         if not self.split_passes or self.device.type != "cpu" or self.config.compile or P < 2:
             return 1
         return max(1, min(torch.get_num_threads(), P))
 
-    def _in_threads(self, workers: int, fn: Any, jobs: Sequence[tuple[Any, ...]]) -> None:
-        """``fn(*job)`` for every job in a pool of ``workers`` threads (made on first use, kept for the
-        population's life); every job ends before the first failure is raised."""
+    def _run_jobs(self, workers: int, fn: Any, jobs: Sequence[tuple[Any, ...]]) -> None:
+        """``fn(*job)`` for every job: in turn, or with ``workers`` > 1 and more than one job in a pool
+        of that many threads (made on first use, kept for the population's life), where every job
+        ends before the first failure is raised."""
+        if workers == 1 or len(jobs) < 2:
+            for job in jobs:
+                fn(*job)
+            return
         if self._threads is None or self._threads[0] != workers:
             if self._threads is not None:
                 self._threads[1].shutdown()
@@ -1025,16 +1035,8 @@ class PopulationStudent:
                 rows = int(min(counts[members].max(), c0 + E)) - c0
                 size = -(-len(members) // workers)  # members split across the threads (see _pass_workers)
                 jobs.extend((members[i : i + size], c0, rows, Tg) for i in range(0, len(members), size))
-        if workers > 1 and len(jobs) > 1:
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)
-            try:
-                self._in_threads(workers, run, jobs)
-            finally:
-                torch.set_num_threads(threads)
-        else:
-            for job in jobs:  # each chunk's tensors are freed before the next allocates (its memory, its time)
-                run(*job)
+        with _one_torch_thread(workers > 1 and len(jobs) > 1):
+            self._run_jobs(workers, run, jobs)  # each job's tensors are freed when it returns (its memory, its time)
         out = correct.cpu().numpy(), loss.cpu().numpy().astype(np.float64)
         self._note("eval_device", clock)
         return out
